@@ -1,0 +1,90 @@
+"""Specification of load_model: the offline checkpoint, untrained architectures, and clear errors."""
+
+import pytest
+import torch
+
+import freezelab as fl
+
+
+def test_minilm_preset_is_a_real_pretrained_bert_offline(minilm, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, tokenizer = minilm
+    assert type(model).__name__ == "BertForSequenceClassification"
+    assert not fl.is_untrained(model)
+    assert model.freezelab_new_weights == ["classifier.bias", "classifier.weight"]
+    assert tokenizer("Hello world")["input_ids"] == [101, 7592, 2088, 102]
+
+
+def test_pretrained_weights_are_not_random(minilm):
+    model, _ = minilm
+    untrained, _ = fl.load_model("minilm-l6", random_weights=True)
+    ids = torch.tensor([[101, 7592, 2088, 102]])
+    with torch.no_grad():
+        word = model.bert.embeddings.word_embeddings.weight
+        assert not torch.equal(word, untrained.bert.embeddings.word_embeddings.weight)
+        # The checkpoint's pooler was never trained (sentence-transformers uses mean pooling): bias exactly zero.
+        assert torch.count_nonzero(model.bert.pooler.dense.bias) == 0
+        assert model(input_ids=ids).logits.shape == (1, 2)
+
+
+def test_same_seed_same_head(minilm):
+    a, _ = fl.load_model("minilm-l6", seed=3)
+    b, _ = fl.load_model("minilm-l6", seed=3)
+    c, _ = fl.load_model("minilm-l6", seed=4)
+    assert torch.equal(a.classifier.weight, b.classifier.weight)
+    assert not torch.equal(a.classifier.weight, c.classifier.weight)
+
+
+def test_num_labels_sets_the_head(minilm):
+    model, _ = fl.load_model("minilm-l6", num_labels=3)
+    assert model.classifier.out_features == 3
+
+
+@pytest.mark.parametrize("name, blocks, total", [
+    ("bert-base-uncased", 12, 109_483_778),
+    ("distilbert-base-uncased", 6, 66_955_010),
+])
+def test_architectures_build_untrained_with_no_download(name, blocks, total, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, tokenizer = fl.load_model(name, random_weights=True)
+    assert fl.is_untrained(model) and model.config.freezelab_untrained
+    assert fl.anatomy(model).num_blocks == blocks
+    assert model.num_parameters() == total
+    assert tokenizer is not None and tokenizer.vocab_size == 30_522
+
+
+def test_offline_hub_id_gives_a_short_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(fl.ModelNotAvailableError) as caught:
+        fl.load_model("bert-base-uncased")
+    message = str(caught.value)
+    assert "offline (HF_HUB_OFFLINE=1)" in message
+    assert "load_model('minilm-l6')" in message and "hf download bert-base-uncased" in message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_local_folder_with_safetensors_loads(tmp_path, minilm):
+    model, tokenizer = minilm
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    again, _ = fl.load_model(str(tmp_path))
+    assert again.freezelab_new_weights == []
+    assert torch.equal(again.classifier.weight, model.classifier.weight)
+
+
+def test_pickled_weights_are_refused(tmp_path, minilm):
+    model, _ = minilm
+    model.config.save_pretrained(tmp_path)
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(fl.ModelNotAvailableError, match="cannot load"):
+        fl.load_model(str(tmp_path))
+
+
+def test_a_missing_folder_is_a_clear_error():
+    with pytest.raises(fl.ModelNotAvailableError, match="cannot load './no-such-model'"):
+        fl.load_model("./no-such-model")
+
+
+def test_bad_num_labels():
+    with pytest.raises(ValueError, match="num_labels must be a positive whole number, got 0"):
+        fl.load_model("minilm-l6", num_labels=0)
