@@ -222,9 +222,12 @@ class FreezePlan:
         plans = [cls.full_finetune(a), cls.head_only(a)]
         if POOLER in a.rows:
             plans.append(cls.feature_extractor(a))
-        plans += [cls.train_top(a, n) for n in (1, 2, a.num_blocks // 2) if n < a.num_blocks]
+        plans += [cls.train_top(a, n) for n in (1, 2) if n < a.num_blocks]
         plans += [cls.freeze_bottom(a, a.num_blocks // 2)]
-        return {p.name: p for p in plans}
+        unique = {}
+        for plan in plans:  # on small models some recipes coincide: keep the first label
+            unique.setdefault((plan.frozen, plan.patterns), plan)
+        return {p.name: p for p in unique.values()}
 
     # --- JSON ------------------------------------------------------------------
     def to_dict(self) -> dict:

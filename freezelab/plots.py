@@ -1,0 +1,141 @@
+"""Drawing the anatomy grid: one heatmap function, several measures.
+
+For: `trainable_heatmap` (colour = trainable fraction of each cell, the picture
+behind every freezing decision) and `grid_heatmap`, the same drawing for any
+per-cell value (later: weight change after training). Figures are plain
+plotly; `update_trainable` redraws one in place, which is what the live
+widget calls on every click.
+
+Not for: widgets and their wiring (`freezelab.widgets`) or computing the
+values (`freezelab.anatomy`, and the probes).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import plotly.graph_objects as go
+from torch import nn
+
+from .anatomy import Anatomy, anatomy, frozen_names
+from .plans import FreezePlan
+
+# Okabe-Ito sky blue (frozen) and orange (trainable): distinct for every common colour-vision
+# deficiency, and light enough for black cell labels.
+FROZEN_COLOUR, TRAINABLE_COLOUR, HALF_COLOUR = "#56B4E9", "#E69F00", "#e6e6e6"
+TRAINABLE_SCALE = [[0.0, FROZEN_COLOUR], [0.5, HALF_COLOUR], [1.0, TRAINABLE_COLOUR]]
+
+
+def percent(part: float, whole: float, digits: int = 2) -> str:
+    """'16.28%', with more digits where rounding would print a partial share as 0% or 100%."""
+    share = 100 * part / whole
+    for d in range(digits, 7):
+        text = f"{share:.{d}f}"
+        if share in (0, 100) or float(text) not in (0, 100):
+            return text + "%"
+    return text + "%"
+
+
+def human(n: float) -> str:
+    """23837184 -> '23.8M', 1538 -> '1.5K', 770 -> '770'."""
+    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= size:
+            return f"{n / size:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+@lru_cache(maxsize=16)
+def _static_parts(a: Anatomy) -> tuple[np.ndarray, list[list[str]], list[list[str]]]:
+    """What does not change with the plan: totals, cell labels, parameter names per cell (cached per anatomy)."""
+    total, _ = a.matrices()
+    names = [["" for _ in a.columns] for _ in a.rows]
+    for p in a.params:
+        i, j = a.rows.index(p.row), a.columns.index(p.column)
+        names[i][j] += ("<br>" if names[i][j] else "") + p.name
+    labels = [["" if np.isnan(t) else human(t) for t in row] for row in total]
+    return total, labels, names
+
+
+def _trainable_parts(a: Anatomy, frozen: frozenset[str]) -> dict:
+    """Everything in the trainable heatmap that depends on the plan."""
+    total, labels, names = _static_parts(a)
+    _, trainable = a.matrices(frozen)
+    fraction = trainable / total
+    hover = [[("" if np.isnan(t) else
+               f"<b>{row} / {column}</b><br>{tr:,.0f} of {t:,.0f} parameters trainable ({percent(tr, t, 0)})"
+               f"<br><span style='font-size:10px'>{names[i][j]}</span>")
+              for j, (column, t, tr) in enumerate(zip(a.columns, total[i], trainable[i]))]
+             for i, row in enumerate(a.rows)]
+    row_total, row_trainable = np.nansum(total, axis=1), np.nansum(trainable, axis=1)
+    notes = [f"{human(t)} · {percent(tr, t, 0)} trainable" for t, tr in zip(row_total, row_trainable)]
+    all_total, all_trainable = row_total.sum(), row_trainable.sum()
+    title = f"{all_trainable:,.0f} of {all_total:,.0f} parameters trainable ({percent(all_trainable, all_total)})"
+    if all_trainable == 0:
+        title += " · nothing trains"
+    return {"z": fraction, "hover": hover, "notes": notes, "title": title}
+
+
+def grid_heatmap(a: Anatomy, values: np.ndarray, *, title: str, hover: list[list[str]], notes: list[str],
+                 colorscale, zmin: float, zmax: float, colorbar: dict, widget: bool = False) -> go.Figure:
+    """Draw any rows x columns measure on the anatomy grid (embeddings at the bottom, head at the top).
+
+    `values` is NaN where a cell does not exist: those cells stay blank.
+    `notes` are written beside each row; `hover` is the text of each cell.
+    """
+    _, labels, _ = _static_parts(a)
+    heatmap = go.Heatmap(
+        z=values, x=list(a.columns), y=list(a.rows), zmin=zmin, zmax=zmax, colorscale=colorscale,
+        text=labels, texttemplate="%{text}", textfont={"size": 9, "color": "black"}, customdata=hover,
+        hovertemplate="%{customdata}<extra></extra>", hoverongaps=False, xgap=2, ygap=2, colorbar=colorbar,
+    )
+    # The notes beside the rows are the tick labels of a right-hand axis that mirrors the rows:
+    # one property to update per redraw (an annotation per row would cost one each).
+    anchor = go.Scatter(x=[a.columns[0]] * len(a.rows), y=list(a.rows), yaxis="y2", mode="markers",
+                        marker={"opacity": 0}, hoverinfo="skip", showlegend=False)
+    figure = (go.FigureWidget if widget else go.Figure)([heatmap, anchor])
+    figure.update_layout(
+        title={"text": title, "x": 0.01, "font": {"size": 15}},
+        xaxis={"title": "sub-module kind", "tickangle": -40, "side": "bottom", "showgrid": False},
+        yaxis={"title": "layer (data flows upward)", "showgrid": False},
+        yaxis2={"overlaying": "y", "matches": "y", "side": "right", "tickmode": "array", "tickvals": list(a.rows),
+                "ticktext": notes, "showgrid": False, "tickfont": {"size": 10}},
+        height=140 + 24 * len(a.rows), width=980, margin={"l": 110, "r": 260, "t": 50, "b": 110},
+        plot_bgcolor="white",
+    )
+    return figure
+
+
+def trainable_heatmap(model_or_anatomy: nn.Module | Anatomy, plan: FreezePlan | None = None,
+                      widget: bool = False) -> go.Figure:
+    """The anatomy grid coloured by trainable fraction: blue frozen, orange trainable, grey in between.
+
+    Pass a model (its current `requires_grad` is drawn) or an anatomy with a
+    plan (nothing is applied to any model). Hover shows exact counts and the
+    parameter names; each row's total is written beside it; the title gives
+    the overall count.
+    """
+    a = model_or_anatomy if isinstance(model_or_anatomy, Anatomy) else anatomy(model_or_anatomy)
+    if plan is not None:
+        frozen = plan.frozen_names(a)
+    elif isinstance(model_or_anatomy, nn.Module):
+        frozen = frozen_names(model_or_anatomy)
+    else:
+        frozen = frozenset()
+    parts = _trainable_parts(a, frozen)
+    return grid_heatmap(
+        a, parts["z"], title=parts["title"], hover=parts["hover"], notes=parts["notes"],
+        colorscale=TRAINABLE_SCALE, zmin=0, zmax=1, widget=widget,
+        colorbar={"title": {"text": "trainable<br>fraction"}, "tickvals": [0, 0.5, 1],
+                  "ticktext": ["0 frozen", "0.5", "1 trainable"], "len": 0.6, "x": 1.22, "xanchor": "left"},
+    )
+
+
+def update_trainable(figure: go.Figure, a: Anatomy, frozen: frozenset[str]) -> None:
+    """Redraw a `trainable_heatmap` figure in place for another frozen set (one batched message to the browser)."""
+    parts = _trainable_parts(a, frozen)
+    with figure.batch_update():
+        figure.data[0].z = parts["z"]
+        figure.data[0].customdata = parts["hover"]
+        figure.layout.title.text = parts["title"]
+        figure.layout.yaxis2.ticktext = parts["notes"]

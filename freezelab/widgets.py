@@ -1,0 +1,180 @@
+"""FreezePicker: pick which layers to freeze and watch the trainable-parameter heatmap follow.
+
+For: notebooks. One toggle per row of the anatomy grid, a preset menu (the
+common plans and the tutorial recipes as printed), a "freeze embeddings +
+bottom k" slider, the heatmap and a one-line summary, all kept in step.
+Nothing touches the model's weights or `requires_grad` until `.apply()`.
+
+Live path: a plotly `FigureWidget` updated with `batch_update()` where it
+works (JupyterLab 4, Binder); else, chosen automatically (Colab's
+ipywidgets 7, no anywidget), a plain figure redrawn inside an
+`ipywidgets.Output`. Only API shared by ipywidgets 7 and 8 is used.
+
+Not for: training or plotting outside a notebook (`freezelab.plots`).
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+
+import ipywidgets as W
+import torch
+from IPython.display import display
+
+from .anatomy import EMBEDDINGS, anatomy
+from .plans import FreezePlan
+from .plots import TRAINABLE_COLOUR, FROZEN_COLOUR, trainable_heatmap, update_trainable
+from .recipes import RECIPES
+
+CUSTOM = "(custom)"
+
+
+def figurewidget_works() -> bool:
+    """True where plotly's FigureWidget can render: anywidget present, ipywidgets 8, not on Colab."""
+    if "google.colab" in sys.modules:
+        return False  # Colab ships ipywidgets 7 and has open FigureWidget reports
+    try:
+        import anywidget  # noqa: F401  (plotly's FigureWidget is built on it)
+    except ImportError:
+        return False
+    return int(W.__version__.split(".")[0]) >= 8
+
+
+class FreezePicker:
+    """Widget: choose a `FreezePlan` for `model`; `.plan` reads or sets it, `.apply()` applies it.
+
+    live: "auto" (FigureWidget where it works, else redraw in an Output),
+    "figurewidget" or "output".
+    """
+
+    def __init__(self, model, plan: FreezePlan | None = None, live: str = "auto"):
+        self.model = model
+        self.anatomy = anatomy(model)  # computed once; every click reuses it
+        self.presets = {**FreezePlan.presets(self.anatomy), **recipe_presets(model, self.anatomy)}
+        # Resolved once: a click compares sets, it does not re-resolve plans.
+        self._preset_sets = {label: plan.frozen_names(self.anatomy) for label, plan in self.presets.items()}
+        self._row_sets = {row: frozenset(self.anatomy.names_in(row=row)) for row in self.anatomy.rows}
+        self._sizes = {p.name: p.numel for p in self.anatomy.params}
+        self._frozen = (plan or FreezePlan.from_model(model)).frozen_names(self.anatomy)
+        self._syncing = False
+        self.live = ("figurewidget" if figurewidget_works() else "output") if live == "auto" else live
+        if self.live not in {"figurewidget", "output"}:
+            raise ValueError(f"live must be 'auto', 'figurewidget' or 'output', got {live!r}")
+
+        a = self.anatomy
+        self.toggles = {row: W.ToggleButton(description=row, tooltip=f"freeze or unfreeze {row}",
+                                            layout=W.Layout(width="128px")) for row in reversed(a.rows)}
+        self.preset = W.Dropdown(options=[CUSTOM, *self.presets], description="preset",
+                                 layout=W.Layout(width="460px"))
+        self.slider = W.IntSlider(min=0, max=a.num_blocks, description="bottom k",
+                                  tooltip="freeze the embeddings and blocks 0 ... k-1",
+                                  continuous_update=False, layout=W.Layout(width="460px"))
+        self.summary = W.HTML()
+        self.figure = trainable_heatmap(a, FreezePlan.from_names(a, self._frozen), widget=self.live == "figurewidget")
+        self.output = W.Output() if self.live == "output" else None
+
+        for row, toggle in self.toggles.items():
+            toggle.observe(lambda change, row=row: self._on_toggle(row, change["new"]), names="value")
+        self.preset.observe(lambda change: self._on_preset(change["new"]), names="value")
+        self.slider.observe(lambda change: self._on_slider(change["new"]), names="value")
+        self._refresh()
+
+        controls = W.VBox([W.HTML("<b>frozen rows</b> (blue = frozen)"), *self.toggles.values()])
+        view = self.figure if self.output is None else self.output
+        self.widget = W.VBox([W.VBox([self.preset, self.slider]), W.HBox([controls, view]), self.summary])
+
+    # --- state --------------------------------------------------------------------
+    @property
+    def plan(self) -> FreezePlan:
+        """The plan the controls show, in canonical form (nothing is applied)."""
+        label = self.preset.value
+        return FreezePlan.from_names(self.anatomy, self._frozen, name="" if label == CUSTOM else label)
+
+    @plan.setter
+    def plan(self, plan: FreezePlan) -> None:
+        self._frozen = plan.frozen_names(self.anatomy)  # validates: a bad plan raises, state unchanged
+        self._refresh()
+
+    def apply(self):
+        """Apply the current plan to the model (sets requires_grad) and return the model."""
+        return self.plan.apply(self.model)
+
+    # --- events -------------------------------------------------------------------
+    def _on_toggle(self, row: str, frozen: bool) -> None:
+        if self._syncing:
+            return
+        names = self._row_sets[row]
+        self._frozen = self._frozen | names if frozen else self._frozen - names
+        self._refresh()
+
+    def _on_preset(self, label: str) -> None:
+        if not self._syncing and label != CUSTOM:
+            self._frozen = self._preset_sets[label]
+            self._refresh()
+
+    def _on_slider(self, k: int) -> None:
+        if not self._syncing:
+            self._frozen = FreezePlan.freeze_bottom(self.anatomy, k).frozen_names(self.anatomy)
+            self._refresh()
+
+    # --- drawing ------------------------------------------------------------------
+    def _bottom_k(self) -> int:
+        """How many blocks, counted from the bottom, are frozen together with the embeddings."""
+        rows = [EMBEDDINGS] + [f"block {i}" for i in range(self.anatomy.num_blocks)]
+        k = 0
+        for row in rows:
+            if not self._row_sets[row] <= self._frozen:
+                break
+            k += 1
+        return max(k - 1, 0)
+
+    def _refresh(self) -> None:
+        """Move every control to the current state and redraw: one batched figure update."""
+        self._syncing = True
+        try:
+            for row, toggle in self.toggles.items():
+                names = self._row_sets[row]
+                whole, some = names <= self._frozen, bool(names & self._frozen)
+                toggle.value = whole
+                toggle.description = f"{row} ❄" if whole else (f"{row} (part)" if some else row)
+                toggle.style.button_color = FROZEN_COLOUR if whole else ("#e6e6e6" if some else TRAINABLE_COLOUR)
+            match = [label for label, frozen in self._preset_sets.items() if frozen == self._frozen]
+            self.preset.value = match[0] if match else CUSTOM
+            self.slider.value = self._bottom_k()
+        finally:
+            self._syncing = False
+        update_trainable(self.figure, self.anatomy, frozenset(self._frozen))
+        trainable = self.anatomy.total - sum(self._sizes[name] for name in self._frozen)
+        self.summary.value = _summary_html(trainable, self.anatomy.total)
+        if self.output is not None:
+            with self.output:
+                self.output.clear_output(wait=True)
+                display(self.figure)
+
+    def _ipython_display_(self):
+        display(self.widget)
+
+
+def _summary_html(trainable: int, total: int) -> str:
+    share = 100 * trainable / total
+    text = f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {share:.4f}"
+    if trainable == 0:
+        text += " <b>(nothing is trainable: training would not change the model)</b>"
+    return f"<code>{text}</code>"
+
+
+def recipe_presets(model, a) -> dict[str, FreezePlan]:
+    """The printed recipes that run without crashing, as plans read back from a scratch copy of the model."""
+    with torch.device("meta"):  # same structure, no memory or time spent on weights
+        scratch = type(model)(copy.deepcopy(model.config))
+    presets = {}
+    for recipe in RECIPES.values():
+        for p in scratch.parameters():
+            p.requires_grad_(True)
+        try:
+            plan = recipe.run_as_printed(scratch)
+        except Exception:  # the recipes that crash as printed are shown in notebook 02, not offered here
+            continue
+        presets[f"as printed: {recipe.key}"] = FreezePlan.from_names(a, plan.frozen_names(a), name=recipe.key)
+    return presets

@@ -1,0 +1,139 @@
+"""Specification of the heatmap and the FreezePicker, in the kernel (the browser test is test_browser.py)."""
+
+import math
+
+import ipywidgets as W
+import numpy as np
+import pytest
+
+import freezelab as fl
+from freezelab import FreezePlan
+from freezelab.plots import percent, trainable_heatmap
+from freezelab.widgets import FreezePicker
+from conftest import tiny_model
+
+
+def cell(figure, a, row, column):
+    return figure.data[0].z[a.rows.index(row)][a.columns.index(column)]
+
+
+def test_heatmap_colours_cells_by_trainable_fraction(bert_base):
+    a = fl.anatomy(bert_base)
+    figure = trainable_heatmap(a, FreezePlan.freeze_bottom(a, 4))
+    assert cell(figure, a, "block 3", "query") == 0 and cell(figure, a, "block 4", "query") == 1
+    assert figure.layout.title.text == "57,295,106 of 109,483,778 parameters trainable (52.33%)"
+
+
+def test_heatmap_rows_run_from_embeddings_at_the_bottom_to_the_head(bert_base):
+    figure = trainable_heatmap(bert_base)
+    assert figure.data[0].y[0] == "embeddings" and figure.data[0].y[-1] == "head"
+
+
+def test_cells_that_do_not_exist_are_blank_not_zero(bert_base):
+    a = fl.anatomy(bert_base)
+    figure = trainable_heatmap(a, FreezePlan.head_only(a))
+    assert math.isnan(cell(figure, a, "embeddings", "query"))
+    assert cell(figure, a, "embeddings", "word emb") == 0
+
+
+def test_partial_cells_show_their_fraction_and_hover_gives_exact_counts_and_names(bert_base):
+    a = fl.anatomy(bert_base)
+    figure = trainable_heatmap(a, FreezePlan(patterns=[r"layer\.2\.attention\.self\.query\.bias"]))
+    assert cell(figure, a, "block 2", "query") == pytest.approx(589_824 / 590_592)
+    hover = figure.data[0].customdata[a.rows.index("block 2")][a.columns.index("query")]
+    assert "589,824 of 590,592 parameters trainable" in hover
+    assert "bert.encoder.layer.2.attention.self.query.weight" in hover
+
+
+def test_row_totals_stand_beside_the_rows(bert_base):
+    figure = trainable_heatmap(FreezePlan.head_only(bert_base).apply(bert_base))
+    notes = dict(zip(figure.layout.yaxis2.tickvals, figure.layout.yaxis2.ticktext))
+    assert notes["embeddings"] == "23.8M · 0% trainable" and notes["head"] == "1.5K · 100% trainable"
+    assert figure.layout.title.text.endswith("(0.001%)")
+
+
+def test_heatmap_works_on_every_architecture(any_tiny):
+    figure = trainable_heatmap(any_tiny)
+    assert np.nansum(np.array(figure.data[0].z, dtype=float)) > 0
+
+
+def test_percent_never_rounds_a_partial_share_to_0_or_100():
+    assert percent(770, 22_713_986) == "0.003%" and percent(7_087_104, 7_087_872, 0) == "99.99%"
+    assert percent(0, 5) == "0.00%" and percent(5, 5, 0) == "100%"
+
+
+@pytest.fixture(params=["figurewidget", "output"])
+def picker(request, bert_base):
+    return FreezePicker(bert_base, live=request.param)
+
+
+def test_picker_starts_from_the_model_state(picker):
+    assert picker.plan == FreezePlan.full_finetune(picker.model)
+    assert picker.preset.value == "full fine-tune"
+    assert not any(t.value for t in picker.toggles.values())
+
+
+def test_a_toggle_updates_heatmap_summary_and_plan(picker):
+    before_z, before_summary = np.array(picker.figure.data[0].z, dtype=float), picker.summary.value
+    picker.toggles["block 0"].value = True
+    assert picker.plan.frozen == ("block 0",)
+    assert not np.array_equal(before_z, np.array(picker.figure.data[0].z, dtype=float), equal_nan=True)
+    assert picker.summary.value != before_summary and "102,395,906" in picker.summary.value
+    assert picker.preset.value == "(custom)"
+
+
+def test_the_slider_freezes_embeddings_and_bottom_k(picker):
+    picker.slider.value = 6
+    assert picker.plan == FreezePlan.freeze_bottom(picker.model, 6)
+    assert picker.preset.value == "freeze embeddings + bottom 6"
+    assert picker.toggles["block 5"].value and not picker.toggles["block 6"].value
+
+
+def test_presets_include_the_printed_recipes_that_run(picker):
+    assert "as printed: freeze-first-8" in picker.presets
+    assert "as printed: unfreeze-last-2" not in picker.presets  # crashes as printed
+    picker.preset.value = "as printed: freeze-first-8"
+    assert picker.toggles["block 7"].value and not picker.toggles["embeddings"].value
+    assert picker.slider.value == 0  # embeddings train, so no "bottom k" is frozen
+
+
+def test_setting_the_plan_from_code_moves_the_controls(picker):
+    picker.plan = FreezePlan.head_only(picker.model)
+    assert picker.preset.value == "head only" and picker.slider.value == 12
+    assert all(t.value for row, t in picker.toggles.items() if row != "head")
+
+
+def test_setting_a_bad_plan_raises_and_keeps_the_state(picker):
+    with pytest.raises(ValueError, match="out of range"):
+        picker.plan = FreezePlan(["block 12"])
+    assert picker.plan == FreezePlan.full_finetune(picker.model)
+
+
+def test_the_picker_touches_no_weights_until_apply(picker):
+    picker.slider.value = 10
+    assert all(p.requires_grad for p in picker.model.parameters())
+    picker.apply()
+    assert fl.FreezePlan.from_model(picker.model) == FreezePlan.freeze_bottom(picker.model, 10)
+
+
+def test_partly_frozen_rows_are_labelled(picker):
+    picker.plan = FreezePlan(["block 2/query"])
+    assert picker.toggles["block 2"].description == "block 2 (part)" and not picker.toggles["block 2"].value
+
+
+def test_the_figurewidget_path_uses_a_live_figure(bert_base):
+    import plotly.graph_objects as go
+
+    assert isinstance(FreezePicker(bert_base, live="figurewidget").figure, go.FigureWidget)
+    output = FreezePicker(bert_base, live="output")
+    assert isinstance(output.output, W.Output) and not isinstance(output.figure, go.FigureWidget)
+
+
+def test_unknown_live_mode_is_an_error(bert_base):
+    with pytest.raises(ValueError, match="live must be 'auto', 'figurewidget' or 'output'"):
+        FreezePicker(bert_base, live="magic")
+
+
+def test_picker_on_a_model_without_pooler():
+    picker = FreezePicker(tiny_model("roberta"), live="output")
+    assert "pooler" not in picker.toggles and "feature extractor (pooler + head train)" not in picker.presets
