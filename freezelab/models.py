@@ -11,6 +11,7 @@ Not for: freezing (`freezelab.plans`) or training (`freezelab.training`).
 
 from __future__ import annotations
 
+import copy
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -158,6 +159,18 @@ def load_model(checkpoint: str = OFFLINE_PRESET, num_labels: int = 2, *, random_
         raise _not_available(checkpoint, error) from None
     model.freezelab_new_weights = sorted(info["missing_keys"])
     return model, _tokenizer(checkpoint, model.config, local_only=is_offline())
+
+
+def structure_copy(model):
+    """A copy of the model's structure on the meta device: same names and shapes, no memory for weights.
+
+    What the kit uses to try a recipe or a plan without touching the real model.
+    """
+    with torch.device("meta"):
+        scratch = type(model)(copy.deepcopy(model.config))
+    for (name, p), (_, q) in zip(model.named_parameters(), scratch.named_parameters()):
+        q.requires_grad_(p.requires_grad)
+    return scratch
 
 
 def is_untrained(model) -> bool:

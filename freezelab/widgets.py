@@ -15,14 +15,13 @@ Not for: training or plotting outside a notebook (`freezelab.plots`).
 
 from __future__ import annotations
 
-import copy
 import sys
 
 import ipywidgets as W
-import torch
 from IPython.display import display
 
 from .anatomy import EMBEDDINGS, anatomy
+from .models import structure_copy
 from .plans import FreezePlan
 from .plots import TRAINABLE_COLOUR, FROZEN_COLOUR, trainable_heatmap, update_trainable
 from .recipes import RECIPES
@@ -166,8 +165,7 @@ def _summary_html(trainable: int, total: int) -> str:
 
 def recipe_presets(model, a) -> dict[str, FreezePlan]:
     """The printed recipes that run without crashing, as plans read back from a scratch copy of the model."""
-    with torch.device("meta"):  # same structure, no memory or time spent on weights
-        scratch = type(model)(copy.deepcopy(model.config))
+    scratch = structure_copy(model)
     presets = {}
     for recipe in RECIPES.values():
         for p in scratch.parameters():
