@@ -61,7 +61,8 @@ def _trainable_parts(a: Anatomy, frozen: frozenset[str]) -> dict:
     """Everything in the trainable heatmap that depends on the plan."""
     total, labels, names = _static_parts(a)
     _, trainable = a.matrices(frozen)
-    fraction = trainable / total
+    # None, not NaN, marks a missing cell: the widget path sends JSON, which has no NaN.
+    fraction = [[None if np.isnan(v) else float(v) for v in row] for row in trainable / total]
     hover = [[("" if np.isnan(t) else
                f"<b>{row} / {column}</b><br>{tr:,.0f} of {t:,.0f} parameters trainable ({percent(tr, t, 0)})"
                f"<br><span style='font-size:10px'>{names[i][j]}</span>")
@@ -80,7 +81,7 @@ def grid_heatmap(a: Anatomy, values: np.ndarray, *, title: str, hover: list[list
                  colorscale, zmin: float, zmax: float, colorbar: dict, widget: bool = False) -> go.Figure:
     """Draw any rows x columns measure on the anatomy grid (embeddings at the bottom, head at the top).
 
-    `values` is NaN where a cell does not exist: those cells stay blank.
+    `values` is None (or NaN, for plain figures) where a cell does not exist: those cells stay blank.
     `notes` are written beside each row; `hover` is the text of each cell.
     """
     _, labels, _ = _static_parts(a)
