@@ -23,7 +23,7 @@ from IPython.display import display
 from .anatomy import EMBEDDINGS, anatomy
 from .models import structure_copy
 from .plans import FreezePlan
-from .plots import TRAINABLE_COLOUR, FROZEN_COLOUR, trainable_heatmap, update_trainable
+from .plots import trainable_heatmap, update_trainable
 from .recipes import RECIPES
 
 CUSTOM = "(custom)"
@@ -63,7 +63,7 @@ class FreezePicker:
 
         a = self.anatomy
         self.toggles = {row: W.ToggleButton(description=row, tooltip=f"freeze or unfreeze {row}",
-                                            layout=W.Layout(width="128px")) for row in reversed(a.rows)}
+                                            layout=W.Layout(width="150px")) for row in reversed(a.rows)}
         self.preset = W.Dropdown(options=[CUSTOM, *self.presets], description="preset",
                                  layout=W.Layout(width="460px"))
         self.slider = W.IntSlider(min=0, max=a.num_blocks, description="bottom k",
@@ -71,6 +71,7 @@ class FreezePicker:
                                   continuous_update=False, layout=W.Layout(width="460px"))
         self.summary = W.HTML()
         self.figure = trainable_heatmap(a, FreezePlan.from_names(a, self._frozen), widget=self.live == "figurewidget")
+        self.figure.update_layout(width=900)  # leave room for the toggles beside it
         self.output = W.Output() if self.live == "output" else None
 
         for row, toggle in self.toggles.items():
@@ -79,7 +80,8 @@ class FreezePicker:
         self.slider.observe(lambda change: self._on_slider(change["new"]), names="value")
         self._refresh()
 
-        controls = W.VBox([W.HTML("<b>frozen rows</b> (blue = frozen)"), *self.toggles.values()])
+        controls = W.VBox([W.HTML("<b>rows</b> (❄ = frozen)"), *self.toggles.values()],
+                          layout=W.Layout(min_width="160px"))
         view = self.figure if self.output is None else self.output
         self.widget = W.VBox([W.VBox([self.preset, self.slider]), W.HBox([controls, view]), self.summary])
 
@@ -137,7 +139,8 @@ class FreezePicker:
                 whole, some = names <= self._frozen, bool(names & self._frozen)
                 toggle.value = whole
                 toggle.description = f"{row} ❄" if whole else (f"{row} (part)" if some else row)
-                toggle.style.button_color = FROZEN_COLOUR if whole else ("#e6e6e6" if some else TRAINABLE_COLOUR)
+                # button_style, not style.button_color: ipywidgets 7 and 8 both have it for toggles.
+                toggle.button_style = "info" if whole else ("" if some else "warning")
             match = [label for label, frozen in self._preset_sets.items() if frozen == self._frozen]
             self.preset.value = match[0] if match else CUSTOM
             self.slider.value = self._bottom_k()

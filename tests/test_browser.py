@@ -1,0 +1,146 @@
+"""The FreezePicker in a real browser: JupyterLab + Debian's headless Chromium driven by Playwright.
+
+Opens notebook 02, runs every cell, clicks a layer toggle and moves the slider,
+and checks that the plotly heatmap's data and the summary line changed and that
+no cell printed an error. Screenshots before and after land in `artifacts/`.
+
+Needs /usr/bin/chromium (CI installs it). Skipped without it, unless
+FREEZELAB_REQUIRE_BROWSER=1 (as in CI), where its absence fails the test.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "artifacts"
+NOTEBOOK = "02_freezing_recipes.ipynb"
+
+if not Path(CHROMIUM).exists() and os.environ.get("FREEZELAB_REQUIRE_BROWSER") != "1":
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory):
+    """JupyterLab on 127.0.0.1 at a free port, no token, serving a temporary copy of the notebooks."""
+    work = tmp_path_factory.mktemp("lab")
+    shutil.copytree(ROOT / "notebooks", work / "notebooks")
+    # Render every cell (no windowing) so the test can find the picker wherever it is on the page.
+    settings = work / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    port = free_port()
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+               "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
+               f"--ServerApp.root_dir={work / 'notebooks'}", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(work / "settings"), "HF_HUB_OFFLINE": "1"}
+    log = open(work / "jupyterlab.log", "w")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{url}/api/status", timeout=1)
+            break
+        except OSError:
+            if server.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited: {(work / 'jupyterlab.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+    else:
+        raise RuntimeError("JupyterLab did not start in 60 s")
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(jupyterlab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+            "--disable-background-networking", "--disable-component-update"])
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page.goto(f"{jupyterlab}/lab/tree/{NOTEBOOK}")
+        yield page
+        browser.close()
+
+
+PICKER_Z = """() => { const plots = [...document.querySelectorAll('.js-plotly-plot')]
+                       .filter(p => p.closest('.widget-box'));
+                       return plots.length ? JSON.stringify(plots[plots.length - 1].data[0].z) : null; }"""
+SUMMARY = """() => { const html = [...document.querySelectorAll('.widget-html')]
+                      .filter(h => h.textContent.includes('trainable params'));
+                      return html.length ? html[html.length - 1].textContent : null; }"""
+
+
+def run_all_cells(page):
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+    # Every code cell shows an execution count when the run has finished.
+    page.wait_for_function("""() => {
+        const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+        return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+    }""", timeout=240_000)
+
+
+def wait_for_change(page, script, old, what):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(f"old => ({script})() !== old", arg=old, timeout=15_000)
+    except PlaywrightTimeout:
+        pytest.fail(f"{what} did not change within 15 s: is the widget's callback wired?")
+    return page.evaluate(script)
+
+
+def test_picker_updates_heatmap_and_summary_in_the_browser(page):
+    started = time.time()
+    run_all_cells(page)
+    # The picker's outer box: the only one holding both the slider and the heatmap.
+    picker = page.locator(".widget-box", has=page.locator(".widget-slider")).filter(
+        has=page.locator(".js-plotly-plot")).first
+    picker.scroll_into_view_if_needed()
+    z0, summary0 = page.evaluate(PICKER_Z), page.evaluate(SUMMARY)
+    assert z0 is not None and summary0 is not None, "the picker was not rendered"
+    ARTIFACTS.mkdir(exist_ok=True)
+    picker.screenshot(path=ARTIFACTS / "picker_before.png")
+
+    # A layer toggle: block 0 is frozen (the notebook set "train top 3"); unfreeze it.
+    page.locator("button.widget-toggle-button", has_text="block 0").first.click()
+    z1 = wait_for_change(page, PICKER_Z, z0, "the heatmap after a toggle")
+    summary1 = wait_for_change(page, SUMMARY, summary0, "the summary after a toggle")
+
+    # The "bottom k" slider: keyboard moves its handle like a user's drag would.
+    handle = picker.locator(".widget-slider .noUi-handle").first
+    handle.focus()
+    for _ in range(4):
+        handle.press("ArrowRight")
+    z2 = wait_for_change(page, PICKER_Z, z1, "the heatmap after moving the slider")
+    summary2 = wait_for_change(page, SUMMARY, summary1, "the summary after moving the slider")
+    assert "trainable params" in summary2
+    picker.screenshot(path=ARTIFACTS / "picker_after.png")
+
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    assert errors.count() == 0, f"error output on the page: {errors.first.text_content()[:500]}"
+    print(f"browser test: {time.time() - started:.1f} s from Run All to the last check")
