@@ -1,0 +1,122 @@
+"""Live view of a fine-tune: loss and dev-metric curves that grow while training, a progress bar with ETA.
+
+For: `fine_tune(..., dashboard="auto")`. In a notebook: a plotly figure
+(FigureWidget where it works, else redrawn in an `ipywidgets.Output`, the
+same choice as the FreezePicker) and an `ipywidgets.IntProgress`. Elsewhere:
+plain log lines. It is a `TrainerCallback`, so it only reads the Trainer's state.
+
+Not for: storing the history (the result record in `freezelab.training` does).
+"""
+
+from __future__ import annotations
+
+import time
+
+from transformers import TrainerCallback
+
+
+def in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        return False
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _eta(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class Dashboard(TrainerCallback):
+    """Loss per step and dev metric per evaluation, live; `mode` is "widget" or "log"."""
+
+    def __init__(self, title: str, metric_name: str, mode: str = "auto", log_every: int = 10):
+        self.title, self.metric_name = title, metric_name
+        self.mode = ("widget" if in_notebook() else "log") if mode == "auto" else mode
+        self.log_every = log_every
+        self.steps, self.losses, self.eval_steps, self.metrics = [], [], [], []
+        self.started = None
+
+    # --- drawing ---------------------------------------------------------------------
+    def _build(self, total_steps: int):
+        import ipywidgets as W
+        import plotly.graph_objects as go
+        from IPython.display import display
+        from plotly.subplots import make_subplots
+
+        from .widgets import figurewidget_works
+
+        self.live = figurewidget_works()
+        figure = make_subplots(rows=1, cols=2, subplot_titles=("training loss", f"dev {self.metric_name}"))
+        figure.add_scatter(x=[], y=[], mode="lines", name="loss", line={"color": "#0072B2"}, row=1, col=1)
+        figure.add_scatter(x=[], y=[], mode="lines+markers", name=self.metric_name, line={"color": "#E69F00"},
+                           row=1, col=2)
+        figure.update_xaxes(title_text="training step", range=[0, total_steps])
+        figure.update_yaxes(title_text="cross-entropy loss (nats)" if self.metric_name == "accuracy"
+                            else "mean squared error", row=1, col=1)
+        figure.update_yaxes(title_text=f"{self.metric_name} (0 to 1)", row=1, col=2)
+        figure.update_layout(title=self.title, height=330, width=900, showlegend=False,
+                             margin={"t": 70, "b": 50, "l": 70, "r": 20})
+        self.figure = go.FigureWidget(figure) if self.live else figure
+        self.progress = W.IntProgress(min=0, max=total_steps, description="step 0", layout=W.Layout(width="600px"))
+        self.status = W.HTML()
+        self.output = None if self.live else W.Output()
+        display(W.VBox([W.HBox([self.progress, self.status]), self.figure if self.live else self.output]))
+        self._redraw()
+
+    def _redraw(self):
+        with self.figure.batch_update():
+            self.figure.data[0].x, self.figure.data[0].y = self.steps, self.losses
+            self.figure.data[1].x, self.figure.data[1].y = self.eval_steps, self.metrics
+        if self.output is not None:
+            from IPython.display import display
+
+            with self.output:
+                self.output.clear_output(wait=True)
+                display(self.figure)
+
+    # --- Trainer events ----------------------------------------------------------------
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+        if self.mode == "widget":
+            self._build(state.max_steps)
+
+    def _line(self, state) -> str:
+        elapsed = time.perf_counter() - self.started
+        done = max(state.global_step, 1)
+        loss = f"loss {self.losses[-1]:.4f}" if self.losses else "loss -"
+        metric = f" · dev {self.metric_name} {self.metrics[-1]:.4f}" if self.metrics else ""
+        return (f"step {state.global_step}/{state.max_steps} · {loss}{metric} · "
+                f"ETA {_eta(elapsed / done * (state.max_steps - state.global_step))}")
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.steps.append(state.global_step)
+            self.losses.append(float(logs["loss"]))
+            self._show(state, force=False)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        value = next((v for k, v in (metrics or {}).items() if k.endswith(self.metric_name)), None)
+        if value is not None:
+            self.eval_steps.append(state.global_step)
+            self.metrics.append(float(value))
+            self._show(state, force=True)
+
+    def _show(self, state, force: bool):
+        if self.mode == "widget":
+            self.progress.value = state.global_step
+            self.progress.description = f"step {state.global_step}"
+            self.status.value = f"<code>{self._line(state)}</code>"
+            if force or self.live or state.global_step % self.log_every == 0:
+                self._redraw()
+        elif force or state.global_step % self.log_every == 0:
+            print(self._line(state), flush=True)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.mode == "widget":
+            self._redraw()
+        else:
+            print(f"done: {self._line(state)}", flush=True)

@@ -1,0 +1,226 @@
+"""Course data sets as `datasets` objects: SST-2, SUBJ, CoLA, STS-B, or any local CSV/TSV.
+
+For: `load_task(name)` with fixed train/dev splits, read offline from the
+folder named by FREEZELAB_DATA_DIR (tab-separated copies, one header line)
+or online from the hub through `datasets`; deterministic subsets
+(`train_size`, `seed`) so quick runs are small and repeatable; `tokenize`,
+cached per (data, tokenizer, max_length).
+
+Not for: training (`freezelab.training`) or probing (`freezelab.probes`).
+Every task comes out with the same columns: `text` (and `text_pair` for
+sentence pairs) and `label` (an int class, or a float score for STS-B).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from datasets import ClassLabel, Dataset, DatasetDict, Value
+from datasets.utils import logging as datasets_logging
+
+DATA_DIR_VARIABLE = "FREEZELAB_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    name: str
+    text: str
+    pair: str | None
+    label: str
+    classes: tuple[str, ...] | None  # None: a regression score
+    hub: tuple[str, ...]             # datasets.load_dataset arguments
+    hub_dev_split: str
+
+
+TASKS = {
+    "sst2": TaskInfo("sst2", "sentence", None, "label", ("negative", "positive"), ("glue", "sst2"), "validation"),
+    "subj": TaskInfo("subj", "sentence", None, "label", ("subjective", "objective"), ("SetFit/subj",), "test"),
+    "cola": TaskInfo("cola", "sentence", None, "label", ("unacceptable", "acceptable"), ("glue", "cola"), "validation"),
+    "stsb": TaskInfo("stsb", "sentence1", "sentence2", "score", None, ("glue", "stsb"), "validation"),
+}
+
+
+class DataNotAvailableError(OSError):
+    """Neither the local copy nor the hub could provide the data set."""
+
+
+def data_dir() -> Path | None:
+    value = os.environ.get(DATA_DIR_VARIABLE)
+    return Path(value).expanduser() if value else None
+
+
+def _features(info: TaskInfo, classes=None) -> dict:
+    features = {"text": Value("string")}
+    if info.pair:
+        features["text_pair"] = Value("string")
+    classes = classes or info.classes
+    features["label"] = ClassLabel(names=list(classes)) if classes else Value("float32")
+    return features
+
+
+def _from_frame(frame: pd.DataFrame, info: TaskInfo, classes=None) -> Dataset:
+    from datasets import Features
+
+    columns = {"text": frame[info.text].astype(str).tolist()}
+    if info.pair:
+        columns["text_pair"] = frame[info.pair].astype(str).tolist()
+    columns["label"] = frame[info.label].astype(float if info.classes is None and classes is None else int).tolist()
+    return Dataset.from_dict(columns, features=Features(_features(info, classes)))
+
+
+def _read_tsv(path: Path) -> pd.DataFrame:
+    # GLUE files contain bare quotes inside sentences: read them as text, not as CSV quoting.
+    return pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False, dtype=str)
+
+
+def _local(info: TaskInfo, folder: Path) -> DatasetDict:
+    splits = {}
+    for split in ("train", "dev", "test"):
+        path = folder / info.name / f"{split}.tsv"
+        if path.exists():
+            splits[split] = _from_frame(_read_tsv(path), info)
+    if "train" not in splits or "dev" not in splits:
+        raise DataNotAvailableError(f"{folder / info.name} has no train.tsv and dev.tsv")
+    return DatasetDict(splits)
+
+
+def _hub(info: TaskInfo) -> DatasetDict:
+    from datasets import load_dataset
+
+    raw = load_dataset(*info.hub)
+    text, pair = ("text", None) if info.name == "subj" else (info.text, info.pair)
+    hub_info = TaskInfo(info.name, text, pair, "label", info.classes, info.hub, info.hub_dev_split)
+    splits = {}
+    for split, hub_split in (("train", "train"), ("dev", info.hub_dev_split)):
+        frame = raw[hub_split].to_pandas()
+        if "label_text" in frame:  # SetFit sets: map by class name, not by the hub's numbering
+            frame["label"] = frame["label_text"].map({c: i for i, c in enumerate(info.classes)})
+        splits[split] = _from_frame(frame, hub_info)
+    return DatasetDict(splits)
+
+
+def _subset(data: DatasetDict, train_size: int | None, dev_size: int | None, seed: int) -> DatasetDict:
+    for split, size in (("train", train_size), ("dev", dev_size)):
+        if size is None:
+            continue
+        available = len(data[split])
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= available:
+            raise ValueError(f"{split}_size must be a whole number from 1 to {available} (the {split} split's size), "
+                             f"got {size!r}")
+        # A seeded shuffle, then the first n: the same n and seed give the same sentences.
+        with _quiet():
+            data[split] = data[split].shuffle(seed=seed).select(range(size)).flatten_indices()
+    return data
+
+
+def load_task(name: str | None = None, *, path: str | os.PathLike | None = None, text_column: str | None = None,
+              label_column: str | None = None, train_size: int | None = None, dev_size: int | None = None,
+              seed: int = 0, dev_fraction: float = 0.1) -> DatasetDict:
+    """Load a course task ("sst2", "subj", "cola", "stsb") or a local CSV/TSV file.
+
+    Course tasks: from FREEZELAB_DATA_DIR when it is set, else from the hub.
+    Local file: `load_task(path="reviews.csv", text_column="review",
+    label_column="stars")`; a seeded `dev_fraction` of it becomes the dev split.
+    train_size / dev_size: a deterministic subset (seeded shuffle, first n).
+    """
+    if path is not None:
+        data = _local_file(Path(path), text_column, label_column, seed, dev_fraction)
+    elif name in TASKS:
+        data = _course_task(TASKS[name])
+    else:
+        raise ValueError(f"unknown task {name!r}; course tasks: {', '.join(TASKS)}, "
+                         "or pass path=... with text_column and label_column for your own CSV/TSV")
+    return _subset(data, train_size, dev_size, seed)
+
+
+def _course_task(info: TaskInfo) -> DatasetDict:
+    folder = data_dir()
+    if folder is not None:
+        if not (folder / info.name).is_dir():
+            raise DataNotAvailableError(f"{DATA_DIR_VARIABLE}={folder} has no folder {info.name}/")
+        return _local(info, folder)
+    try:
+        return _hub(info)
+    except Exception as error:  # offline, hub down, dataset renamed: one clear message
+        raise DataNotAvailableError(
+            f"cannot load {info.name!r}: no local copy and the hub failed ({type(error).__name__}: {error}).\n"
+            f"- Offline: set {DATA_DIR_VARIABLE} to a folder holding {info.name}/train.tsv and {info.name}/dev.tsv.\n"
+            f"- Online: check the connection; the kit calls datasets.load_dataset{info.hub}."
+        ) from None
+
+
+def _local_file(path: Path, text_column, label_column, seed: int, dev_fraction: float) -> DatasetDict:
+    if not path.is_file():
+        raise FileNotFoundError(f"no such data file: {path}")
+    if not text_column or not label_column:
+        raise ValueError("a local file needs text_column=... and label_column=...")
+    sep = "\t" if path.suffix.lower() in {".tsv", ".tab"} else ","
+    try:
+        frame = pd.read_csv(path, sep=sep, keep_default_na=False, dtype=str)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path} is empty") from None
+    missing = [c for c in (text_column, label_column) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path} has no column {', '.join(map(repr, missing))}; its columns are: "
+                         f"{', '.join(frame.columns)}")
+    if frame.empty:
+        raise ValueError(f"{path} has a header but no rows")
+    labels = frame[label_column].str.strip()
+    classes = sorted(set(labels))
+    numeric = pd.to_numeric(labels, errors="coerce")
+    if numeric.notna().all():
+        if (numeric != numeric.round()).any():
+            raise ValueError(f"labels in {label_column!r} are not classes (found non-whole numbers such as "
+                             f"{labels[numeric != numeric.round()].iloc[0]!r}); use whole numbers or names")
+        classes = [str(c) for c in sorted(numeric.astype(int).unique())]
+        labels = numeric.astype(int).astype(str)
+    if len(classes) < 2:
+        raise ValueError(f"labels in {label_column!r} have a single class ({classes[0]!r}); need at least two")
+    if len(classes) > 0.5 * len(frame) and len(frame) >= 20:
+        raise ValueError(f"labels in {label_column!r} look continuous ({len(classes)} distinct values in "
+                         f"{len(frame)} rows), not classes")
+    frame = pd.DataFrame({"text": frame[text_column], "label": labels.map({c: i for i, c in enumerate(classes)})})
+    info = TaskInfo(path.stem, "text", None, "label", tuple(classes), (), "")
+    full = _from_frame(frame, info, classes)
+    split = full.train_test_split(test_size=dev_fraction, seed=seed)
+    return DatasetDict({"train": split["train"], "dev": split["test"]})
+
+
+@contextmanager
+def _quiet():
+    """No progress bars for the small, fast dataset steps the kit runs."""
+    was_enabled = datasets_logging.is_progress_bar_enabled()
+    datasets_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets_logging.enable_progress_bar()
+
+
+_TOKENIZED: dict[tuple, Dataset] = {}
+
+
+def tokenize(data: Dataset, tokenizer, max_length: int = 128) -> Dataset:
+    """Token ids for `data` (truncated to max_length, not padded: the collator pads per batch).
+
+    Cached in memory per (data fingerprint, tokenizer, max_length): a second
+    fine-tune on the same subset does not tokenize again.
+    """
+    key = (data._fingerprint, tokenizer.name_or_path, len(tokenizer), max_length)
+    if key not in _TOKENIZED:
+        pair = "text_pair" in data.column_names
+
+        def encode(batch):
+            return tokenizer(batch["text"], batch["text_pair"] if pair else None, truncation=True,
+                             max_length=max_length)
+
+        drop = [c for c in data.column_names if c != "label"]
+        with _quiet():
+            _TOKENIZED[key] = data.map(encode, batched=True, remove_columns=drop)
+    return _TOKENIZED[key]

@@ -1,0 +1,262 @@
+"""Short fine-tunes on Hugging Face `Trainer`, returning a result record students can compare.
+
+For: `fine_tune(model, tokenizer, task, plan=... or schedule=..., lr, epochs,
+train_size, seed)`: checks its arguments before any training, builds the
+optimizer over every parameter (so a schedule that unfreezes later really
+trains what it unfreezes), optional layer-wise lr decay, optional eval mode
+for frozen blocks, a live dashboard, and a `FineTuneResult` with the history,
+final dev metric, time, throughput, memory and the plans used. Interrupting
+(Ctrl-C / the kernel's stop button) keeps the history so far.
+
+Not for: the training loop itself (that is `Trainer`'s), data loading
+(`freezelab.data`) or deciding phases (`freezelab.schedules`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from datasets import DatasetDict
+from scipy.stats import spearmanr
+from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
+
+from .anatomy import anatomy
+from .dashboard import Dashboard
+from .data import _subset, load_task, tokenize
+from .plans import FreezePlan
+from .schedules import Schedule, ScheduleCallback, layer_distance
+
+
+@dataclass
+class FineTuneResult:
+    """Everything one fine-tune measured. `losses()` and `evaluations()` give the history as tables."""
+
+    task: str
+    metric_name: str
+    dev_metric: float | None
+    history: list[dict]
+    wall_time_s: float
+    train_time_s: float
+    examples_per_s: float
+    peak_memory_mb: float
+    memory_source: str
+    trainable_params: int
+    total_params: int
+    phases: list[dict]
+    settings: dict
+    interrupted: bool = False
+    plans: list[dict] = field(default_factory=list)
+
+    def losses(self) -> pd.DataFrame:
+        return pd.DataFrame([h for h in self.history if "loss" in h], columns=["step", "epoch", "loss"])
+
+    def evaluations(self) -> pd.DataFrame:
+        return pd.DataFrame([h for h in self.history if self.metric_name in h], columns=["step", "epoch", self.metric_name])
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "FineTuneResult":
+        return cls(**json.loads(text))
+
+    def __str__(self) -> str:
+        metric = "n/a" if self.dev_metric is None else f"{self.dev_metric:.4f}"
+        return (f"dev {self.metric_name} {metric} · {self.trainable_params:,} of {self.total_params:,} parameters "
+                f"trained · {self.train_time_s:.1f} s · {self.examples_per_s:.1f} examples/s · "
+                f"peak memory {self.peak_memory_mb:,.0f} MB ({self.memory_source})"
+                + (" · INTERRUPTED" if self.interrupted else ""))
+
+
+def pick_device() -> tuple[str, str]:
+    """(device, precision): CUDA with bf16 where supported (else fp16), Apple MPS, or CPU in fp32."""
+    if torch.cuda.is_available():
+        return "cuda", "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps", "fp32"
+    return "cpu", "fp32"
+
+
+def _check(lr, epochs, warmup, layer_decay):
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
+    if not 0 <= warmup < 1:
+        raise ValueError(f"warmup is a fraction of the training steps, from 0 to below 1, got {warmup!r}")
+    if layer_decay is not None and not 0 < layer_decay <= 1:
+        raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay!r}")
+
+
+def _optimizer(model, lr: float, weight_decay: float, layer_decay: float | None):
+    """AdamW over *every* parameter, grouped by layer-wise lr and by weight decay.
+
+    Frozen parameters get no gradient, and AdamW skips a parameter whose grad
+    is None, so including them costs nothing until a schedule unfreezes them;
+    then they train at once, with their group's lr.
+    """
+    a = anatomy(model)
+    groups: dict[tuple, dict] = {}
+    for p_info, (name, p) in zip(a.params, model.named_parameters()):
+        scale = layer_decay ** layer_distance(a, p_info.row) if layer_decay else 1.0
+        no_decay = p.ndim < 2  # biases and LayerNorm weights
+        group = groups.setdefault((scale, no_decay), {"params": [], "lr": lr * scale,
+                                                       "weight_decay": 0.0 if no_decay else weight_decay})
+        group["params"].append(p)
+    return torch.optim.AdamW(list(groups.values()), lr=lr)
+
+
+def _frozen_eval_hooks(model):
+    """Forward pre-hooks that put fully frozen blocks and embeddings in eval mode (no dropout) each forward.
+
+    Needed because Trainer calls model.train() before every step.
+    """
+    a = anatomy(model)
+    handles = []
+    for row in a.rows:
+        if row != "embeddings" and not row.startswith("block "):
+            continue
+        names = a.names_in(row=row)
+        prefix = os.path.commonprefix(names).rsplit(".", 1)[0]
+        module = model.get_submodule(prefix)
+
+        def hook(m, args):
+            if not any(p.requires_grad for p in m.parameters()):
+                m.eval()
+
+        handles.append(module.register_forward_pre_hook(hook))
+    return handles
+
+
+def _metrics(regression: bool):
+    def compute(prediction):
+        logits, labels = prediction.predictions, prediction.label_ids
+        if regression:
+            return {"spearman": float(spearmanr(np.ravel(logits), labels).statistic)}
+        return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}
+
+    return compute
+
+
+def fine_tune(model, tokenizer, task="sst2", *, plan: FreezePlan | None = None, schedule: Schedule | None = None,
+              lr: float = 2e-5, epochs: int = 2, train_size: int | None = None, dev_size: int | None = None,
+              seed: int = 0, batch_size: int = 32, max_length: int = 64, warmup: float = 0.06,
+              weight_decay: float = 0.01, max_grad_norm: float = 1.0, layer_decay: float | None = None,
+              evals_per_epoch: int = 2, frozen_eval_mode: bool = False, dashboard: str = "auto",
+              output_dir: str | None = None) -> FineTuneResult:
+    """Fine-tune `model` on `task` with a freezing plan (or a schedule) and return a `FineTuneResult`.
+
+    task: "sst2", "subj", "cola", "stsb", or a DatasetDict from `load_task`.
+    plan: applied before training (default: the model's current state).
+    schedule: phases applied during training (instead of plan).
+    warmup: fraction of the steps with a linear lr warm-up (then linear decay to 0).
+    layer_decay: per-row lr = lr x layer_decay ** distance from the top (head 0, top block 1, ...).
+    frozen_eval_mode: run frozen blocks without dropout (Trainer otherwise keeps dropout on everywhere).
+    dashboard: "auto" (live plots in a notebook, log lines elsewhere), "widget", "log" or "none".
+    """
+    _check(lr, epochs, warmup, layer_decay)
+    if plan is not None and schedule is not None:
+        raise ValueError("give a plan or a schedule, not both")
+    schedule = schedule or Schedule.static(plan or FreezePlan.from_model(model))
+    try:
+        schedule.validate(model)
+    except ValueError as error:
+        if "nothing trainable" in str(error):
+            raise ValueError("the plan leaves nothing trainable: training would not change the model; "
+                             "unfreeze at least the head (e.g. FreezePlan.head_only(model))") from None
+        raise
+
+    data = load_task(task, train_size=train_size, dev_size=dev_size, seed=seed) if isinstance(task, str) \
+        else _subset(DatasetDict(dict(task)), train_size, dev_size, seed)
+    task_name = task if isinstance(task, str) else "custom"
+    regression = data["train"].features["label"].dtype.startswith("float")
+    wanted = 1 if regression else data["train"].features["label"].num_classes
+    if model.config.num_labels != wanted:
+        raise ValueError(f"the model has {model.config.num_labels} output(s) but {task_name} needs {wanted}: "
+                         f"load it with load_model(..., num_labels={wanted})")
+    metric_name = "spearman" if regression else "accuracy"
+    train, dev = (tokenize(data[s], tokenizer, max_length) for s in ("train", "dev"))
+
+    device, precision = pick_device()
+    model.to(device)
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    total_steps = steps_per_epoch * epochs
+    warmup_steps = round(warmup * total_steps)
+    schedule_callback = ScheduleCallback(schedule, model, steps_per_epoch, greater_is_better=True)
+    schedule.phases[0].plan.apply(model)
+    optimizer = _optimizer(model, lr, weight_decay, layer_decay)
+
+    def lr_factor(step: int) -> float:
+        ramp = step / warmup_steps if step < warmup_steps else \
+            max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+        return ramp * schedule_callback.multiplier
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    args = TrainingArguments(
+        output_dir=output_dir or tempfile.mkdtemp(prefix="freezelab-"), per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=128, num_train_epochs=epochs, eval_strategy="steps",
+        eval_steps=max(1, steps_per_epoch // evals_per_epoch), logging_steps=1, save_strategy="no",
+        report_to="none", seed=seed, data_seed=seed, max_grad_norm=max_grad_norm, use_cpu=device == "cpu",
+        bf16=precision == "bf16", fp16=precision == "fp16", disable_tqdm=True, dataloader_num_workers=0,
+    )
+    callbacks = [schedule_callback]
+    if dashboard != "none":
+        title = f"{task_name}: {schedule.name or 'custom plan'}, lr {lr:g}"
+        callbacks.append(Dashboard(title, metric_name, mode=dashboard))
+    trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=dev,
+                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_metrics(regression),
+                      optimizers=(optimizer, scheduler), callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)  # the dashboard reports instead of raw log dicts
+    hooks = _frozen_eval_hooks(model) if frozen_eval_mode else []
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+    started = time.perf_counter()
+    interrupted = False
+    try:
+        trainer.train()
+    except KeyboardInterrupt:
+        interrupted = True  # keep what was measured; the model stays usable
+        print("interrupted: returning the history so far")
+    train_time = time.perf_counter() - started
+    for handle in hooks:
+        handle.remove()
+    history = []
+    for entry in trainer.state.log_history:
+        if "loss" in entry:
+            history.append({"step": entry["step"], "epoch": entry.get("epoch"), "loss": entry["loss"]})
+        elif f"eval_{metric_name}" in entry:
+            history.append({"step": entry["step"], "epoch": entry.get("epoch"), metric_name: entry[f"eval_{metric_name}"]})
+    dev_metric = None
+    if not interrupted:  # the final model's score, whether or not the last step was an evaluation step
+        dev_metric = float(trainer.evaluate()[f"eval_{metric_name}"])
+    model.eval()
+    wall = time.perf_counter() - started
+    if device == "cuda":
+        peak, source = torch.cuda.max_memory_allocated() / 2**20, "CUDA allocated"
+    else:
+        peak, source = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process RSS peak"
+    examples = trainer.state.global_step * batch_size if interrupted else len(train) * epochs
+    phases = schedule_callback.changes
+    return FineTuneResult(
+        task=task_name, metric_name=metric_name, dev_metric=dev_metric, history=history, wall_time_s=wall,
+        train_time_s=train_time, examples_per_s=min(examples, len(train) * epochs) / train_time,
+        peak_memory_mb=peak, memory_source=source,
+        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        total_params=sum(p.numel() for p in model.parameters()), phases=phases,
+        plans=[p.plan.to_dict() for p in schedule.phases],
+        settings={"lr": lr, "epochs": epochs, "train_size": len(train), "dev_size": len(dev), "seed": seed,
+                  "batch_size": batch_size, "max_length": max_length, "warmup": warmup, "layer_decay": layer_decay,
+                  "frozen_eval_mode": frozen_eval_mode, "device": device, "precision": precision,
+                  "steps": trainer.state.global_step},
+        interrupted=interrupted,
+    )
