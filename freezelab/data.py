@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import os
 from contextlib import contextmanager
+from functools import lru_cache
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,16 +132,19 @@ def load_task(name: str | None = None, *, path: str | os.PathLike | None = None,
     if path is not None:
         data = _local_file(Path(path), text_column, label_column, seed, dev_fraction)
     elif name in TASKS:
-        data = _course_task(TASKS[name])
+        folder = data_dir()
+        # Read once per process; each call gets its own DatasetDict (the datasets themselves are immutable).
+        data = DatasetDict(_course_task(TASKS[name], None if folder is None else str(folder)))
     else:
         raise ValueError(f"unknown task {name!r}; course tasks: {', '.join(TASKS)}, "
                          "or pass path=... with text_column and label_column for your own CSV/TSV")
     return _subset(data, train_size, dev_size, seed)
 
 
-def _course_task(info: TaskInfo) -> DatasetDict:
-    folder = data_dir()
+@lru_cache(maxsize=8)
+def _course_task(info: TaskInfo, folder: str | None) -> DatasetDict:
     if folder is not None:
+        folder = Path(folder)
         if not (folder / info.name).is_dir():
             raise DataNotAvailableError(f"{DATA_DIR_VARIABLE}={folder} has no folder {info.name}/")
         return _local(info, folder)

@@ -1,0 +1,252 @@
+"""Specification of fine_tune and schedules: checked arguments, a faithful result record, and
+schedules that really train what they unfreeze (while the naive Trainer recipe does not)."""
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+
+import freezelab as fl
+from freezelab import FreezePlan
+from freezelab.data import DATA_DIR_VARIABLE, load_task, tokenize
+from freezelab.schedules import Phase, Schedule, ScheduleCallback
+from freezelab.training import FineTuneResult, _optimizer, fine_tune
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+QUICK = dict(train_size=64, dev_size=32, max_length=32, batch_size=16, epochs=1, dashboard="none")
+
+
+@pytest.fixture(autouse=True)
+def offline_data(monkeypatch):
+    folder = os.environ.get(DATA_DIR_VARIABLE) or (str(SHARED) if SHARED.is_dir() else None)
+    if folder is None:
+        pytest.skip(f"no offline data: set {DATA_DIR_VARIABLE}")
+    monkeypatch.setenv(DATA_DIR_VARIABLE, folder)
+
+
+@pytest.fixture
+def fresh():
+    """A newly loaded MiniLM-L6 with a seeded 2-way head: each test trains its own."""
+    return fl.load_model("minilm-l6", seed=0)
+
+
+def snapshot(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def change(model, before, row):
+    """Largest absolute change of any weight in that row of the anatomy grid."""
+    names = fl.anatomy(model).names_in(row=row)
+    return max((model.get_parameter(n).detach() - before[n]).abs().max().item() for n in names)
+
+
+# --- arguments are checked before any training -------------------------------------
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"lr": 0}, "lr must be a finite number > 0, got 0"),
+    ({"lr": -1e-5}, "lr must be a finite number > 0"),
+    ({"lr": math.nan}, "lr must be a finite number > 0, got nan"),
+    ({"lr": math.inf}, "lr must be a finite number > 0, got inf"),
+    ({"epochs": 0}, "epochs must be a whole number >= 1, got 0"),
+    ({"epochs": 1.5}, "epochs must be a whole number >= 1, got 1.5"),
+    ({"train_size": 10**6}, r"train_size must be a whole number from 1 to 67349"),
+    ({"warmup": 1.5}, "warmup is a fraction"),
+])
+def test_bad_arguments_fail_before_training(fresh, kwargs, message):
+    model, tokenizer = fresh
+    before = snapshot(model)
+    with pytest.raises(ValueError, match=message):
+        fine_tune(model, tokenizer, "sst2", **{**QUICK, **kwargs})
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+def test_a_plan_that_leaves_nothing_trainable_is_refused(fresh):
+    model, tokenizer = fresh
+    with pytest.raises(ValueError, match="leaves nothing trainable: training would not change the model"):
+        fine_tune(model, tokenizer, "sst2", plan=FreezePlan(patterns=["."]), **QUICK)
+
+
+def test_wrong_number_of_outputs_says_what_to_load(fresh):
+    model, tokenizer = fresh
+    with pytest.raises(ValueError, match=r"has 2 output\(s\) but stsb needs 1: .*num_labels=1"):
+        fine_tune(model, tokenizer, "stsb", **QUICK)
+
+
+def test_plan_and_schedule_together_is_an_error(fresh):
+    model, tokenizer = fresh
+    with pytest.raises(ValueError, match="a plan or a schedule, not both"):
+        fine_tune(model, tokenizer, "sst2", plan=FreezePlan.head_only(model),
+                  schedule=Schedule.gradual_unfreezing(model), **QUICK)
+
+
+# --- what a run records ----------------------------------------------------------------
+
+def test_result_record(fresh):
+    model, tokenizer = fresh
+    plan = FreezePlan.train_top(model, 2)
+    result = fine_tune(model, tokenizer, "sst2", plan=plan, lr=5e-5, **QUICK)
+    assert len(result.losses()) == result.settings["steps"] == 4
+    assert len(result.evaluations()) == 2 and 0 <= result.dev_metric <= 1
+    assert result.trainable_params == plan.trainable_count(model) == 3_697_538
+    assert result.total_params == 22_713_986 and result.examples_per_s > 0 and result.peak_memory_mb > 0
+    assert result.settings["device"] == "cpu" and result.plans == [plan.to_dict()]
+    assert FineTuneResult.from_json(result.to_json()) == result
+    assert "dev accuracy" in str(result)
+
+
+def test_frozen_parameters_do_not_change_and_trainable_ones_do(fresh):
+    model, tokenizer = fresh
+    before = snapshot(model)
+    fine_tune(model, tokenizer, "sst2", plan=FreezePlan.train_top(model, 1), lr=1e-4, **QUICK)
+    assert change(model, before, "embeddings") == change(model, before, "block 4") == 0.0
+    assert change(model, before, "block 5") > 0 and change(model, before, "head") > 0
+
+
+def test_same_seed_same_run_on_cpu():
+    runs = []
+    for _ in range(2):
+        model, tokenizer = fl.load_model("minilm-l6", seed=0)
+        runs.append(fine_tune(model, tokenizer, "sst2", plan=FreezePlan.train_top(model, 1), seed=3, **QUICK))
+    assert runs[0].losses()["loss"].tolist() == runs[1].losses()["loss"].tolist()
+    assert runs[0].dev_metric == runs[1].dev_metric
+
+
+def test_sentence_pairs_regression_reports_spearman():
+    model, tokenizer = fl.load_model("minilm-l6", num_labels=1)
+    result = fine_tune(model, tokenizer, "stsb", plan=FreezePlan.train_top(model, 1), lr=1e-4, **QUICK)
+    assert result.metric_name == "spearman" and -1 <= result.dev_metric <= 1
+
+
+class StopAt(TrainerCallback):
+    """Ctrl-C at the start of the step after `step` (the kernel's stop button, in a test)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupt_keeps_the_history_and_a_usable_model(fresh, monkeypatch):
+    model, tokenizer = fresh
+    original = Trainer.__init__
+
+    def with_stop(self, *args, **kwargs):
+        kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopAt(3)]
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "__init__", with_stop)
+    result = fine_tune(model, tokenizer, "sst2", plan=FreezePlan.head_only(model), **{**QUICK, "epochs": 2})
+    assert result.interrupted and result.dev_metric is None
+    assert result.losses()["step"].tolist() == [1, 2, 3]
+    with torch.no_grad():
+        assert model(**tokenizer(["still works"], return_tensors="pt")).logits.shape == (1, 2)
+
+
+# --- schedules really train what they unfreeze ----------------------------------------
+
+def test_gradual_unfreezing_trains_newly_unfrozen_blocks(fresh):
+    model, tokenizer = fresh
+    before = snapshot(model)
+    schedule = Schedule.gradual_unfreezing(model, every_epochs=None, every_steps=2, blocks=1)
+    result = fine_tune(model, tokenizer, "sst2", schedule=schedule, lr=1e-4, **QUICK)
+    assert [c["step"] for c in result.phases] == [0, 2]
+    print(f"\ngradual unfreezing, block 5 (unfrozen at step 2): max |dW| = {change(model, before, 'block 5'):.3e}; "
+          f"block 4 (frozen): {change(model, before, 'block 4'):.1e}")
+    assert change(model, before, "block 5") > 1e-6
+    assert change(model, before, "block 4") == 0.0
+
+
+def test_naive_unfreezing_with_trainer_leaves_the_unfrozen_weights_unchanged(fresh):
+    """The recipe in the tutorials: freeze, build Trainer, train, unfreeze, train again.
+
+    Trainer built its optimizer at the first train() from the parameters that
+    required grad then, so the block unfrozen later never moves.
+    """
+    model, tokenizer = fresh
+    data = load_task("sst2", train_size=64, seed=0)
+    train = tokenize(data["train"], tokenizer, 32)
+    FreezePlan.head_only(model).apply(model)
+    args = TrainingArguments(output_dir="/tmp/freezelab-naive", per_device_train_batch_size=16, num_train_epochs=1,
+                             learning_rate=1e-4, report_to="none", save_strategy="no", use_cpu=True,
+                             disable_tqdm=True, logging_strategy="no")
+    trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorWithPadding(tokenizer))
+    trainer.train()
+    before = snapshot(model)
+    FreezePlan.train_top(model, 1).apply(model)  # unfreeze block 5, pooler and head
+    trainer.train()
+    block, head = change(model, before, "block 5"), change(model, before, "head")
+    print(f"\nnaive Trainer unfreeze: block 5 max |dW| = {block:.1e} (never in the optimizer); head {head:.3e}")
+    assert block == 0.0 and head > 0
+
+
+def test_the_optimizer_holds_every_parameter_with_layer_wise_lr(fresh):
+    model, _ = fresh
+    FreezePlan.head_only(model).apply(model)
+    optimizer = _optimizer(model, lr=1e-4, weight_decay=0.01, layer_decay=0.5)
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert held == {id(p) for p in model.parameters()}
+    rates = {group["lr"] for group in optimizer.param_groups}
+    assert max(rates) == 1e-4 and pytest.approx(min(rates)) == 1e-4 * 0.5 ** 7  # embeddings: 6 blocks + 1
+
+
+def test_frozen_eval_mode_turns_dropout_off_in_frozen_blocks(fresh):
+    model, tokenizer = fresh
+    seen = {}
+    for flag in (False, True):
+        modes = []
+        handle = model.bert.encoder.layer[0].register_forward_hook(lambda m, a, o: modes.append(m.training))
+        fine_tune(model, tokenizer, "sst2", plan=FreezePlan.train_top(model, 1), frozen_eval_mode=flag,
+                  **{**QUICK, "evals_per_epoch": 1, "dev_size": 16})
+        handle.remove()
+        seen[flag] = modes[0]  # the first forward is a training step
+    assert seen == {False: True, True: False}
+
+
+# --- schedules as data -------------------------------------------------------------------
+
+def test_schedule_json_round_trip(fresh):
+    model, _ = fresh
+    schedule = Schedule((Phase(FreezePlan.head_only(model)),
+                         Phase(FreezePlan.train_top(model, 2), lr_scale=0.5, start_epoch=1.0),
+                         Phase(FreezePlan.full_finetune(model), lr_scale=0.1, on_plateau=True)))
+    assert Schedule.from_json(schedule.to_json()) == schedule
+
+
+def test_gradual_unfreezing_phases(fresh):
+    model, _ = fresh
+    schedule = Schedule.gradual_unfreezing(model, every_epochs=1)
+    assert len(schedule.phases) == 7 and schedule.phases[0].plan == FreezePlan.train_top(model, 0)
+    assert schedule.phases[6].plan == FreezePlan.train_top(model, 6) and schedule.phases[6].start_epoch == 6
+
+
+def test_bad_schedules(fresh):
+    model, _ = fresh
+    with pytest.raises(ValueError, match="phase 1 must have exactly one of start_step, start_epoch, on_plateau"):
+        Schedule((Phase(FreezePlan.head_only(model)), Phase(FreezePlan.full_finetune(model))))
+    with pytest.raises(ValueError, match="in order of their start"):
+        Schedule((Phase(FreezePlan.head_only(model)), Phase(FreezePlan.head_only(model), start_step=5),
+                  Phase(FreezePlan.head_only(model), start_step=2)))
+    with pytest.raises(ValueError, match="at least one phase"):
+        Schedule(())
+
+
+def test_a_plateau_starts_the_next_phase(fresh):
+    model, _ = fresh
+    schedule = Schedule((Phase(FreezePlan.head_only(model)), Phase(FreezePlan.train_top(model, 1), on_plateau=True)))
+    callback = ScheduleCallback(schedule, model, steps_per_epoch=10)
+
+    class State:
+        global_step = 0
+
+    callback.on_train_begin(None, State, None)
+    for step, accuracy in [(5, 0.6), (10, 0.7), (15, 0.69)]:
+        State.global_step = step
+        callback.on_evaluate(None, State, None, metrics={"eval_accuracy": accuracy})
+    assert [c["step"] for c in callback.changes] == [0, 15]
+    assert FreezePlan.from_model(model) == FreezePlan.train_top(model, 1)
