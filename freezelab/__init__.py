@@ -2,7 +2,8 @@
 
 The package follows the course: anatomy (where parameters live) → plans
 (what to freeze) → recipes (popular tutorial recipes, as printed and fixed)
-→ plots and widgets (the heatmap and the FreezePicker).
+→ plots and widgets (the heatmap and the FreezePicker) → data → training
+(fine_tune on Trainer, schedules, the live dashboard).
 Notebooks in `notebooks/` import from here.
 """
 
@@ -11,12 +12,15 @@ from .models import ModelNotAvailableError, OFFLINE_PRESET, is_untrained, load_m
 from .plans import FreezePlan
 from .plots import grid_heatmap, trainable_heatmap
 from .widgets import FreezePicker
+from .data import load_task
+from .schedules import Phase, Schedule
+from .training import FineTuneResult, fine_tune
 from . import exercises
 from .recipes import RECIPES, Recipe
 
 __all__ = [
-    "Anatomy", "FreezePicker", "FreezePlan", "ModelNotAvailableError", "OFFLINE_PRESET", "RECIPES", "Recipe",
-    "anatomy", "exercises", "find_blocks", "grid_heatmap", "frozen_names", "is_untrained", "load_model", "parameter_grid",
+    "Anatomy", "FineTuneResult", "FreezePicker", "FreezePlan", "Phase", "Schedule", "ModelNotAvailableError", "OFFLINE_PRESET", "RECIPES", "Recipe",
+    "anatomy", "exercises", "find_blocks", "fine_tune", "grid_heatmap", "load_task", "frozen_names", "is_untrained", "load_model", "parameter_grid",
     "summary_line", "trainable_heatmap", "trainable_summary",
 ]
 __version__ = "0.1.0"

@@ -91,6 +91,15 @@ EXERCISES = {e.key: e for e in [
     Exercise("02.fix-last-2", "Fix article 2's example 2 for any model: train the last 2 blocks and the head.",
              "A named constructor does it; the pooler (if any) should train as well.",
              lambda model: FreezePlan.train_top(model, 2), _same_frozen),
+    Exercise("03.top2-trainable", "How many parameters does 'train top 2 + head' train on MiniLM-L6?",
+             "fl.FreezePlan.train_top(model, 2).trainable_count(model), or read the result record.",
+             lambda model: FreezePlan.train_top(model, 2).trainable_count(model), _equal),
+    Exercise("03.state-saved",
+             "How many MB of gradients + AdamW state does 'head only' save against full fine-tuning on MiniLM-L6?",
+             "12 bytes per trainable parameter (a gradient and two AdamW moments, 4 bytes each); "
+             "1 MB = 2**20 bytes; within 1 MB counts.",
+             lambda model: (FreezePlan.full_finetune(model).trainable_count(model)
+                            - FreezePlan.head_only(model).trainable_count(model)) * 12 / 2**20, _close(1.0)),
 ]}
 
 

@@ -25,4 +25,7 @@ SOLUTIONS = {
         list(FreezePlan.train_top(model, 3).frozen) + ["pooler"]),
     "02.first8-embeddings": lambda model: _embeddings_training_after_first8(model),
     "02.fix-last-2": lambda model: FreezePlan.train_top(model, 2),
+    "03.top2-trainable": lambda model: FreezePlan.train_top(model, 2).trainable_count(model),
+    "03.state-saved": lambda model: (sum(p.numel() for p in model.parameters())
+                                     - FreezePlan.head_only(model).trainable_count(model)) * 12 / 2**20,
 }

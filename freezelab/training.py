@@ -51,6 +51,7 @@ class FineTuneResult:
     memory_source: str
     trainable_params: int
     total_params: int
+    training_state_mb: float  # gradients + AdamW's two moments: 12 bytes per trainable fp32 parameter
     phases: list[dict]
     settings: dict
     interrupted: bool = False
@@ -73,6 +74,7 @@ class FineTuneResult:
         metric = "n/a" if self.dev_metric is None else f"{self.dev_metric:.4f}"
         return (f"dev {self.metric_name} {metric} · {self.trainable_params:,} of {self.total_params:,} parameters "
                 f"trained · {self.train_time_s:.1f} s · {self.examples_per_s:.1f} examples/s · "
+                f"gradients + AdamW state {self.training_state_mb:,.1f} MB · "
                 f"peak memory {self.peak_memory_mb:,.0f} MB ({self.memory_source})"
                 + (" · INTERRUPTED" if self.interrupted else ""))
 
@@ -246,13 +248,14 @@ def fine_tune(model, tokenizer, task="sst2", *, plan: FreezePlan | None = None, 
     else:
         peak, source = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process RSS peak"
     examples = trainer.state.global_step * batch_size if interrupted else len(train) * epochs
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     phases = schedule_callback.changes
     return FineTuneResult(
         task=task_name, metric_name=metric_name, dev_metric=dev_metric, history=history, wall_time_s=wall,
         train_time_s=train_time, examples_per_s=min(examples, len(train) * epochs) / train_time,
         peak_memory_mb=peak, memory_source=source,
-        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
-        total_params=sum(p.numel() for p in model.parameters()), phases=phases,
+        trainable_params=trainable, total_params=sum(p.numel() for p in model.parameters()),
+        training_state_mb=trainable * 12 / 2**20, phases=phases,
         plans=[p.plan.to_dict() for p in schedule.phases],
         settings={"lr": lr, "epochs": epochs, "train_size": len(train), "dev_size": len(dev), "seed": seed,
                   "batch_size": batch_size, "max_length": max_length, "warmup": warmup, "layer_decay": layer_decay,
