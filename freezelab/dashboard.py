@@ -39,6 +39,7 @@ class Dashboard(TrainerCallback):
         self.log_every = log_every
         self.steps, self.losses, self.eval_steps, self.metrics = [], [], [], []
         self.started = None
+        self.finished = False
 
     # --- drawing ---------------------------------------------------------------------
     def _build(self, total_steps: int):
@@ -100,7 +101,7 @@ class Dashboard(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         value = next((v for k, v in (metrics or {}).items() if k.endswith(self.metric_name)), None)
-        if value is not None:
+        if value is not None and not self.finished:  # the final score after training is the result's
             self.eval_steps.append(state.global_step)
             self.metrics.append(float(value))
             self._show(state, force=True)
@@ -116,6 +117,7 @@ class Dashboard(TrainerCallback):
             print(self._line(state), flush=True)
 
     def on_train_end(self, args, state, control, **kwargs):
+        self.finished = True
         if self.mode == "widget":
             self._redraw()
         else:
