@@ -30,6 +30,7 @@ from scipy.stats import spearmanr
 from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
 
 from .anatomy import anatomy
+from .cache import CachedSuffix, cached_datasets, collate, frozen_prefix_depth
 from .dashboard import Dashboard
 from .data import _subset, load_task, tokenize
 from .plans import FreezePlan
@@ -153,8 +154,8 @@ def fine_tune(model, tokenizer, task="sst2", *, plan: FreezePlan | None = None, 
               lr: float = 2e-5, epochs: int = 2, train_size: int | None = None, dev_size: int | None = None,
               seed: int = 0, batch_size: int = 32, max_length: int = 64, warmup: float = 0.06,
               weight_decay: float = 0.01, max_grad_norm: float = 1.0, layer_decay: float | None = None,
-              evals_per_epoch: int = 2, frozen_eval_mode: bool = False, dashboard: str = "auto",
-              output_dir: str | None = None) -> FineTuneResult:
+              evals_per_epoch: int = 2, frozen_eval_mode: bool = False, cache_prefix: bool = False,
+              dashboard: str = "auto", output_dir: str | None = None) -> FineTuneResult:
     """Fine-tune `model` on `task` with a freezing plan (or a schedule) and return a `FineTuneResult`.
 
     task: "sst2", "subj", "cola", "stsb", or a DatasetDict from `load_task`.
@@ -162,7 +163,10 @@ def fine_tune(model, tokenizer, task="sst2", *, plan: FreezePlan | None = None, 
     schedule: phases applied during training (instead of plan).
     warmup: fraction of the steps with a linear lr warm-up (then linear decay to 0).
     layer_decay: per-row lr = lr x layer_decay ** distance from the top (head 0, top block 1, ...).
+    evals_per_epoch: dev evaluations during training (0: none; the final score is always computed).
     frozen_eval_mode: run frozen blocks without dropout (Trainer otherwise keeps dropout on everywhere).
+    cache_prefix: compute the frozen embeddings + bottom blocks once per example and train the rest from
+        the cache (`freezelab.cache`; BERT models, a fixed plan whose frozen part is a bottom prefix).
     dashboard: "auto" (live plots in a notebook, log lines elsewhere), "widget", "log" or "none".
     """
     _check(lr, epochs, warmup, layer_decay)
@@ -190,11 +194,19 @@ def fine_tune(model, tokenizer, task="sst2", *, plan: FreezePlan | None = None, 
 
     device, precision = pick_device()
     model.to(device)
+    schedule.phases[0].plan.apply(model)
+    trained, collator, cache_info = model, DataCollatorWithPadding(tokenizer), {}
+    if cache_prefix:
+        if len(schedule.phases) > 1:
+            raise ValueError("cache_prefix needs a fixed plan; a schedule changes what is frozen")
+        k = frozen_prefix_depth(model, schedule.phases[0].plan)
+        train, dev, seconds = cached_datasets(model, train, dev, k)
+        trained, collator = CachedSuffix(model, k), collate
+        cache_info = {"cache_depth": k, "cache_build_s": seconds}
     steps_per_epoch = math.ceil(len(train) / batch_size)
     total_steps = steps_per_epoch * epochs
     warmup_steps = round(warmup * total_steps)
     schedule_callback = ScheduleCallback(schedule, model, steps_per_epoch, greater_is_better=True)
-    schedule.phases[0].plan.apply(model)
     optimizer = _optimizer(model, lr, weight_decay, layer_decay)
 
     def lr_factor(step: int) -> float:
@@ -205,17 +217,18 @@ def fine_tune(model, tokenizer, task="sst2", *, plan: FreezePlan | None = None, 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     args = TrainingArguments(
         output_dir=output_dir or tempfile.mkdtemp(prefix="freezelab-"), per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=128, num_train_epochs=epochs, eval_strategy="steps",
-        eval_steps=max(1, steps_per_epoch // evals_per_epoch), logging_steps=1, save_strategy="no",
+        per_device_eval_batch_size=128, num_train_epochs=epochs, eval_strategy="steps" if evals_per_epoch else "no",
+        eval_steps=max(1, steps_per_epoch // max(1, evals_per_epoch)), logging_steps=1, save_strategy="no",
         report_to="none", seed=seed, data_seed=seed, max_grad_norm=max_grad_norm, use_cpu=device == "cpu",
         bf16=precision == "bf16", fp16=precision == "fp16", disable_tqdm=True, dataloader_num_workers=0,
+        label_names=["labels"], remove_unused_columns=not cache_prefix,
     )
     callbacks = [schedule_callback]
     if dashboard != "none":
         title = f"{task_name}: {schedule.name or 'custom plan'}, lr {lr:g}"
         callbacks.append(Dashboard(title, metric_name, mode=dashboard))
-    trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=dev,
-                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_metrics(regression),
+    trainer = Trainer(model=trained, args=args, train_dataset=train, eval_dataset=dev,
+                      data_collator=collator, compute_metrics=_metrics(regression),
                       optimizers=(optimizer, scheduler), callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # the dashboard reports instead of raw log dicts
     hooks = _frozen_eval_hooks(model) if frozen_eval_mode else []
@@ -260,6 +273,6 @@ def fine_tune(model, tokenizer, task="sst2", *, plan: FreezePlan | None = None, 
         settings={"lr": lr, "epochs": epochs, "train_size": len(train), "dev_size": len(dev), "seed": seed,
                   "batch_size": batch_size, "max_length": max_length, "warmup": warmup, "layer_decay": layer_decay,
                   "frozen_eval_mode": frozen_eval_mode, "device": device, "precision": precision,
-                  "steps": trainer.state.global_step},
+                  "steps": trainer.state.global_step, "cache_prefix": cache_prefix, **cache_info},
         interrupted=interrupted,
     )
