@@ -11,7 +11,7 @@ from .anatomy import Anatomy, anatomy, find_blocks, frozen_names, parameter_grid
 from .models import ModelNotAvailableError, OFFLINE_PRESET, is_untrained, load_model
 from .plans import FreezePlan
 from .plots import grid_heatmap, trainable_heatmap
-from .widgets import FreezePicker
+from .widgets import FreezePicker, ScheduleReplay
 from .data import load_task
 from .schedules import Phase, Schedule
 from .training import FineTuneResult, fine_tune
@@ -19,7 +19,7 @@ from . import exercises
 from .recipes import RECIPES, Recipe
 
 __all__ = [
-    "Anatomy", "FineTuneResult", "FreezePicker", "FreezePlan", "Phase", "Schedule", "ModelNotAvailableError", "OFFLINE_PRESET", "RECIPES", "Recipe",
+    "Anatomy", "FineTuneResult", "FreezePicker", "FreezePlan", "Phase", "Schedule", "ScheduleReplay", "ModelNotAvailableError", "OFFLINE_PRESET", "RECIPES", "Recipe",
     "anatomy", "exercises", "find_blocks", "fine_tune", "grid_heatmap", "load_task", "frozen_names", "is_untrained", "load_model", "parameter_grid",
     "summary_line", "trainable_heatmap", "trainable_summary",
 ]

@@ -79,16 +79,19 @@ class Schedule:
             raise ValueError("the schedule's first phase leaves nothing trainable")
 
     @classmethod
-    def gradual_unfreezing(cls, model_or_anatomy, every_epochs: float | None = 1, every_steps: int | None = None,
+    def gradual_unfreezing(cls, model_or_anatomy, every_epochs: float | None = None, every_steps: int | None = None,
                            blocks: int | None = None, include_embeddings: bool = False) -> Schedule:
         """ULMFiT-style: the head (and pooler) first, then one more block from the top at each interval.
 
+        The interval is every_epochs (default 1) or every_steps.
         blocks: how many blocks to unfreeze in all (default: every block);
         include_embeddings: finish by unfreezing the embeddings too.
         """
         a = model_or_anatomy if isinstance(model_or_anatomy, Anatomy) else anatomy(model_or_anatomy)
-        if (every_epochs is None) == (every_steps is None):
-            raise ValueError("give exactly one of every_epochs or every_steps")
+        if every_epochs is not None and every_steps is not None:
+            raise ValueError("give every_epochs or every_steps, not both")
+        if every_epochs is None and every_steps is None:
+            every_epochs = 1
         blocks = a.num_blocks if blocks is None else blocks
         if not 0 <= blocks <= a.num_blocks:
             raise ValueError(f"blocks must be from 0 to {a.num_blocks}, got {blocks}")

@@ -179,3 +179,36 @@ def recipe_presets(model, a) -> dict[str, FreezePlan]:
             continue
         presets[f"as printed: {recipe.key}"] = FreezePlan.from_names(a, plan.frozen_names(a), name=recipe.key)
     return presets
+
+
+class ScheduleReplay:
+    """A slider over a Schedule's phases; the heatmap shows what each phase trains. Touches no model."""
+
+    def __init__(self, model, schedule, live: str = "auto"):
+        self.anatomy, self.schedule = anatomy(model), schedule
+        schedule.validate(self.anatomy)
+        self._frozen = [phase.plan.frozen_names(self.anatomy) for phase in schedule.phases]
+        self.live = ("figurewidget" if figurewidget_works() else "output") if live == "auto" else live
+        self.figure = trainable_heatmap(self.anatomy, schedule.phases[0].plan, widget=self.live == "figurewidget")
+        self.output = W.Output() if self.live == "output" else None
+        self.slider = W.IntSlider(min=0, max=len(schedule.phases) - 1, description="phase",
+                                  layout=W.Layout(width="460px"))
+        self.label = W.HTML()
+        self.slider.observe(lambda change: self.show(change["new"]), names="value")
+        self.widget = W.VBox([W.HBox([self.slider, self.label]), self.figure if self.output is None else self.output])
+        self.show(0)
+
+    def show(self, index: int) -> None:
+        phase = self.schedule.phases[index]
+        when = ("from the start" if index == 0 else f"from step {phase.start_step}" if phase.start_step is not None
+                else f"from epoch {phase.start_epoch:g}" if phase.start_epoch is not None
+                else "when the dev metric stops improving")
+        self.label.value = f"<code>{phase.plan.name or 'phase ' + str(index)} · {when} · lr x {phase.lr_scale:g}</code>"
+        update_trainable(self.figure, self.anatomy, self._frozen[index])
+        if self.output is not None:
+            with self.output:
+                self.output.clear_output(wait=True)
+                display(self.figure)
+
+    def _ipython_display_(self):
+        display(self.widget)

@@ -71,7 +71,7 @@ def test_cached_fine_tune_trains_the_same_parameters(minilm):
 def test_cache_refuses_schedules_and_other_architectures(minilm):
     model, tokenizer = fl.load_model("minilm-l6", seed=0)
     with pytest.raises(ValueError, match="cache_prefix needs a fixed plan"):
-        fl.fine_tune(model, tokenizer, "sst2", schedule=fl.Schedule.gradual_unfreezing(model, every_epochs=None, every_steps=2),
+        fl.fine_tune(model, tokenizer, "sst2", schedule=fl.Schedule.gradual_unfreezing(model, every_steps=2),
                      train_size=32, dashboard="none", cache_prefix=True)
     with pytest.raises(ValueError, match="supports BERT sequence classifiers .* got RobertaForSequenceClassification"):
         CachedSuffix(tiny_model("roberta"), 1)

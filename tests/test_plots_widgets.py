@@ -135,3 +135,17 @@ def test_unknown_live_mode_is_an_error(bert_base):
 def test_picker_on_a_model_without_pooler():
     picker = FreezePicker(tiny_model("roberta"), live="output")
     assert "pooler" not in picker.toggles and "feature extractor (pooler + head train)" not in picker.presets
+
+
+@pytest.mark.parametrize("live", ["figurewidget", "output"])
+def test_schedule_replay_shows_each_phase(bert_base, live):
+    from freezelab import Schedule, ScheduleReplay
+
+    replay = ScheduleReplay(bert_base, Schedule.gradual_unfreezing(bert_base, blocks=2), live=live)
+    titles = []
+    for phase in range(3):
+        replay.slider.value = phase
+        titles.append(replay.figure.layout.title.text)
+    assert titles[0].startswith("592,130 of") and len(set(titles)) == 3  # phase 0: pooler + head
+    assert "train top 2 + head" in replay.label.value and "from epoch 2" in replay.label.value
+    assert all(p.requires_grad for p in bert_base.parameters())

@@ -153,7 +153,7 @@ def test_an_interrupt_keeps_the_history_and_a_usable_model(fresh, monkeypatch):
 def test_gradual_unfreezing_trains_newly_unfrozen_blocks(fresh):
     model, tokenizer = fresh
     before = snapshot(model)
-    schedule = Schedule.gradual_unfreezing(model, every_epochs=None, every_steps=2, blocks=1)
+    schedule = Schedule.gradual_unfreezing(model, every_steps=2, blocks=1)
     result = fine_tune(model, tokenizer, "sst2", schedule=schedule, lr=1e-4, **QUICK)
     assert [c["step"] for c in result.phases] == [0, 2]
     print(f"\ngradual unfreezing, block 5 (unfrozen at step 2): max |dW| = {change(model, before, 'block 5'):.3e}; "
