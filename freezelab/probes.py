@@ -1,0 +1,143 @@
+"""Retention probes: how much pre-trained knowledge survives a fine-tune. Probes never modify a model.
+
+For: measuring catastrophic forgetting instead of asserting it.
+- `sts_retention`: STS-B dev Spearman correlation between gold similarity and
+  the cosine of mean-pooled encoder outputs (the untouched MiniLM-L6 scores about 0.87).
+- `mlm_retention`: masked-token accuracy of the fine-tuned encoder read
+  through the *original* masked-LM head (checkpoints that have one, e.g. bert-base-uncased).
+- `cka_per_layer`: linear CKA between original and fine-tuned token representations,
+  per layer (1.0 = unchanged).
+- `weight_drift`: relative change ||dW|| / ||W|| per cell of the anatomy grid.
+- `retention`: the probes that apply to the checkpoint, in one record.
+
+Not for: task accuracy (`freezelab.training` measures it) or plotting
+(`freezelab.plots` draws drift on the anatomy grid).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from scipy.stats import spearmanr
+
+from .anatomy import anatomy
+from .data import load_task
+from .models import resolve
+
+
+def _body(model):
+    return model.base_model
+
+
+@torch.no_grad()
+def _encode(model, tokenizer, texts: list[str], batch_size: int = 64, max_length: int = 128, layers: bool = False):
+    """Mean-pooled last hidden states (or, with layers=True, every layer's token vectors, padding dropped)."""
+    body, was_training = _body(model), model.training
+    model.eval()
+    device = next(model.parameters()).device
+    pooled, per_layer = [], None
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True, max_length=max_length,
+                          return_tensors="pt").to(device)
+        out = body(**batch, output_hidden_states=layers)
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        pooled.append(((out.last_hidden_state * mask).sum(1) / mask.sum(1)).float().cpu())
+        if layers:
+            keep = batch["attention_mask"].bool()
+            tokens = [h[keep].float().cpu() for h in out.hidden_states]
+            per_layer = tokens if per_layer is None else [torch.cat([a, b]) for a, b in zip(per_layer, tokens)]
+    model.train(was_training)
+    return (torch.cat(pooled), per_layer) if layers else torch.cat(pooled)
+
+
+def sts_retention(model, tokenizer, dev_size: int | None = None, seed: int = 0) -> float:
+    """STS-B dev Spearman of cosine(mean-pooled encoder outputs) against the gold scores."""
+    data = load_task("stsb", dev_size=dev_size, seed=seed)["dev"]
+    a = _encode(model, tokenizer, data["text"])
+    b = _encode(model, tokenizer, data["text_pair"])
+    cosine = torch.nn.functional.cosine_similarity(a, b).numpy()
+    return float(spearmanr(cosine, np.array(data["label"])).statistic)
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Linear CKA (Kornblith et al. 2019) between two n x d representation matrices of the same n inputs."""
+    x = x.double() - x.double().mean(0)
+    y = y.double() - y.double().mean(0)
+    cross = (y.T @ x).norm() ** 2
+    return float(cross / ((x.T @ x).norm() * (y.T @ y).norm()))
+
+
+def cka_per_layer(original, finetuned, tokenizer, texts: list[str]) -> dict[str, float]:
+    """Linear CKA per layer ("embeddings", "block 0", ...) on the token vectors of `texts`."""
+    _, before = _encode(original, tokenizer, texts, layers=True)
+    _, after = _encode(finetuned, tokenizer, texts, layers=True)
+    names = ["embeddings"] + [f"block {i}" for i in range(len(before) - 1)]
+    return {name: linear_cka(x, y) for name, x, y in zip(names, before, after)}
+
+
+@torch.no_grad()
+def weight_drift(original, finetuned) -> dict[tuple[str, str], float]:
+    """||W_finetuned - W_original|| / ||W_original|| per (row, column) cell of the anatomy grid."""
+    a = anatomy(finetuned)
+    before = dict(original.named_parameters())
+    change, size = {}, {}
+    for p_info, (name, p) in zip(a.params, finetuned.named_parameters()):
+        cell = (p_info.row, p_info.column)
+        w = before[name].detach().float().cpu()
+        change[cell] = change.get(cell, 0.0) + float(((p.detach().float().cpu() - w) ** 2).sum())
+        size[cell] = size.get(cell, 0.0) + float((w ** 2).sum())
+    return {cell: (change[cell] ** 0.5) / (size[cell] ** 0.5) if size[cell] > 0 else float("nan") for cell in change}
+
+
+@torch.no_grad()
+def mlm_retention(mlm_model, finetuned, tokenizer, texts: list[str], mask_rate: float = 0.15, seed: int = 0) -> float:
+    """Masked-token accuracy of the fine-tuned encoder read through the original MLM head.
+
+    `mlm_model` is the original checkpoint loaded with AutoModelForMaskedLM. A
+    copy of it gets the fine-tuned encoder's weights; neither model changes.
+    """
+    probe = copy.deepcopy(mlm_model)
+    _body(probe).load_state_dict(_body(finetuned).state_dict(), strict=False)
+    probe.eval()
+    generator = torch.Generator().manual_seed(seed)
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    ids = batch["input_ids"].clone()
+    special = torch.isin(ids, torch.tensor(tokenizer.all_special_ids))
+    chosen = (torch.rand(ids.shape, generator=generator) < mask_rate) & ~special & batch["attention_mask"].bool()
+    masked = ids.masked_fill(chosen, tokenizer.mask_token_id)
+    logits = probe(input_ids=masked, attention_mask=batch["attention_mask"]).logits
+    return float((logits.argmax(-1)[chosen] == ids[chosen]).float().mean())
+
+
+def has_mlm_head(checkpoint: str) -> bool:
+    """Whether a local checkpoint ships masked-LM head weights (all-MiniLM-L6-v2 does not)."""
+    path = Path(resolve(checkpoint)) / "model.safetensors"
+    if not path.is_file():
+        return False
+    with safe_open(str(path), "pt") as weights:
+        return any(key.startswith("cls.predictions") for key in weights.keys())
+
+
+def probe_texts(n: int = 200, seed: int = 0) -> list[str]:
+    """A fixed probe set for CKA and masked-LM accuracy: SST-2 dev sentences (never trained on)."""
+    return load_task("sst2", dev_size=n, seed=seed)["dev"]["text"]
+
+
+def retention(original, finetuned, tokenizer, *, sts_dev_size: int | None = None, probe_size: int = 200,
+              mlm_model=None) -> dict:
+    """Every probe that applies, in one record: STS-B Spearman, CKA per layer, weight drift per cell,
+    and masked-LM accuracy when `mlm_model` (the original checkpoint with its MLM head) is given."""
+    texts = probe_texts(probe_size)
+    drift = weight_drift(original, finetuned)
+    record = {
+        "sts_spearman": sts_retention(finetuned, tokenizer, dev_size=sts_dev_size),
+        "cka": cka_per_layer(original, finetuned, tokenizer, texts),
+        "weight_drift": {f"{row}/{column}": value for (row, column), value in drift.items()},
+    }
+    if mlm_model is not None:
+        record["mlm_accuracy"] = mlm_retention(mlm_model, finetuned, tokenizer, texts)
+    return record

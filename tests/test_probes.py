@@ -1,0 +1,100 @@
+"""Specification of the retention probes: known values on the real checkpoint, exact invariances, no side effects."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForMaskedLM, BertConfig, BertForSequenceClassification
+
+import freezelab as fl
+from freezelab import probes
+from freezelab.data import DATA_DIR_VARIABLE
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+TEXTS = ["the film is a delight .", "a dull , lifeless mess", "it rains in spring", "cats sleep a lot"]
+
+
+@pytest.fixture(autouse=True)
+def offline_data(monkeypatch):
+    folder = os.environ.get(DATA_DIR_VARIABLE) or (str(SHARED) if SHARED.is_dir() else None)
+    if folder is None:
+        pytest.skip(f"no offline data: set {DATA_DIR_VARIABLE}")
+    monkeypatch.setenv(DATA_DIR_VARIABLE, folder)
+
+
+def state(model):
+    return {n: (p.detach().clone(), p.requires_grad) for n, p in model.named_parameters()}, model.training
+
+
+def unchanged(model, before):
+    params, training = before
+    return model.training == training and all(
+        torch.equal(p, params[n][0]) and p.requires_grad == params[n][1] for n, p in model.named_parameters())
+
+
+def test_untouched_minilm_scores_0_867_on_sts_b(minilm):
+    model, tokenizer = minilm
+    before = state(model)
+    assert round(probes.sts_retention(model, tokenizer), 3) == 0.867
+    assert unchanged(model, before)
+
+
+def test_linear_cka_is_1_for_identical_and_invariant_to_rotation_and_scale():
+    torch.manual_seed(0)
+    x = torch.randn(200, 16)
+    rotation, _ = torch.linalg.qr(torch.randn(16, 16))
+    assert probes.linear_cka(x, x) == pytest.approx(1.0)
+    assert probes.linear_cka(x, 3 * x @ rotation) == pytest.approx(1.0)
+    assert probes.linear_cka(x, torch.randn(200, 16)) < 0.3
+
+
+def test_cka_drops_only_from_the_changed_layer_up(minilm):
+    original, tokenizer = minilm
+    changed = fl.load_model("minilm-l6")[0]
+    with torch.no_grad():
+        changed.bert.encoder.layer[4].output.dense.weight.add_(0.05 * torch.randn(384, 1536))
+    before = state(original)
+    cka = probes.cka_per_layer(original, changed, tokenizer, TEXTS)
+    assert list(cka) == ["embeddings"] + [f"block {i}" for i in range(6)]
+    assert all(cka[r] == pytest.approx(1.0) for r in ["embeddings", "block 0", "block 3"])
+    assert cka["block 4"] < 0.999 and cka["block 5"] < 0.999
+    assert unchanged(original, before)
+
+
+def test_weight_drift_is_zero_where_nothing_changed(minilm):
+    original, _ = minilm
+    changed = fl.load_model("minilm-l6")[0]
+    with torch.no_grad():
+        changed.bert.encoder.layer[2].attention.self.query.weight.mul_(1.1)
+    drift = probes.weight_drift(original, changed)
+    assert drift[("block 2", "query")] == pytest.approx(0.1 * 1.0, rel=0.02)  # weight x1.1, bias unchanged
+    assert all(v == 0 for cell, v in drift.items() if cell != ("block 2", "query"))
+    assert len(drift) == len(fl.parameter_grid(original))
+
+
+def test_mlm_retention_reads_the_finetuned_encoder_through_the_original_head():
+    torch.manual_seed(0)
+    mlm = AutoModelForMaskedLM.from_config(BertConfig(num_hidden_layers=2, hidden_size=64, num_attention_heads=2,
+                                                      intermediate_size=128))
+    _, tokenizer = fl.load_model("minilm-l6")
+    finetuned = BertForSequenceClassification(mlm.config)
+    finetuned.bert.load_state_dict(mlm.bert.state_dict(), strict=False)  # same encoder, new task head
+    before, after = state(mlm), state(finetuned)
+    through_copy = probes.mlm_retention(mlm, finetuned, tokenizer, TEXTS * 4)
+    assert through_copy == probes.mlm_retention(mlm, mlm, tokenizer, TEXTS * 4)  # same encoder, same score
+    assert 0 <= through_copy <= 1
+    assert unchanged(mlm, before) and unchanged(finetuned, after)
+
+
+def test_minilm_has_no_mlm_head():
+    assert not probes.has_mlm_head("minilm-l6")
+
+
+def test_retention_record_for_an_unchanged_model(minilm):
+    model, tokenizer = minilm
+    twin = fl.load_model("minilm-l6")[0]
+    record = probes.retention(model, twin, tokenizer, sts_dev_size=100, probe_size=20)
+    assert set(record) == {"sts_spearman", "cka", "weight_drift"}
+    assert all(v == pytest.approx(1.0) for v in record["cka"].values())
+    assert all(v == 0 for cell, v in record["weight_drift"].items() if not cell.startswith("head/"))
