@@ -149,13 +149,18 @@ class FreezePicker:
         update_trainable(self.figure, self.anatomy, frozenset(self._frozen))
         trainable = self.anatomy.total - sum(self._sizes[name] for name in self._frozen)
         self.summary.value = _summary_html(trainable, self.anatomy.total)
-        if self.output is not None:
-            with self.output:
-                self.output.clear_output(wait=True)
-                display(self.figure)
+        _redraw(self.output, self.figure)
 
     def _ipython_display_(self):
         display(self.widget)
+
+
+def _redraw(output, figure) -> None:
+    """The fallback path: show the updated plain figure again inside its Output (no-op for a FigureWidget)."""
+    if output is not None:
+        with output:
+            output.clear_output(wait=True)
+            display(figure)
 
 
 def _summary_html(trainable: int, total: int) -> str:
@@ -205,10 +210,7 @@ class ScheduleReplay:
                 else "when the dev metric stops improving")
         self.label.value = f"<code>{phase.plan.name or 'phase ' + str(index)} · {when} · lr x {phase.lr_scale:g}</code>"
         update_trainable(self.figure, self.anatomy, self._frozen[index])
-        if self.output is not None:
-            with self.output:
-                self.output.clear_output(wait=True)
-                display(self.figure)
+        _redraw(self.output, self.figure)
 
     def _ipython_display_(self):
         display(self.widget)

@@ -1,6 +1,7 @@
 """Shared models for the tests: built once per session, reset to "nothing frozen" for each test."""
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,19 @@ from transformers import AutoModelForSequenceClassification, BertConfig, DistilB
 import freezelab as fl
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def offline_data(monkeypatch):
+    """The offline data folder: FREEZELAB_DATA_DIR if set, else ../shared/data beside the checkout."""
+    from freezelab.data import DATA_DIR_VARIABLE
+
+    folder = os.environ.get(DATA_DIR_VARIABLE) or (str(SHARED_DATA) if SHARED_DATA.is_dir() else None)
+    if folder is None:
+        pytest.skip(f"no offline data: set {DATA_DIR_VARIABLE}")
+    monkeypatch.setenv(DATA_DIR_VARIABLE, folder)
+    return folder
 
 TINY = dict(vocab_size=99, hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=24,
             max_position_embeddings=40)

@@ -151,7 +151,7 @@ def test_picker_updates_heatmap_and_summary_in_the_browser(page):
     handle.focus()
     for _ in range(4):
         handle.press("ArrowRight")
-    z2 = wait_for_change(page, PICKER_Z, z1, "the heatmap after moving the slider")
+    wait_for_change(page, PICKER_Z, z1, "the heatmap after moving the slider")
     summary2 = wait_for_change(page, SUMMARY, summary1, "the summary after moving the slider")
     assert "trainable params" in summary2
     picker.screenshot(path=ARTIFACTS / "picker_after.png")

@@ -1,8 +1,5 @@
 """Specification of the frozen-prefix cache: the same outputs as the full model, and clear limits."""
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
 from transformers import DataCollatorWithPadding
@@ -10,18 +7,10 @@ from transformers import DataCollatorWithPadding
 import freezelab as fl
 from freezelab import FreezePlan
 from freezelab.cache import CachedSuffix, build_cache, collate, frozen_prefix_depth
-from freezelab.data import DATA_DIR_VARIABLE, load_task, tokenize
+from freezelab.data import load_task, tokenize
 from conftest import tiny_model
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-@pytest.fixture(autouse=True)
-def offline_data(monkeypatch):
-    folder = os.environ.get(DATA_DIR_VARIABLE) or (str(SHARED) if SHARED.is_dir() else None)
-    if folder is None:
-        pytest.skip(f"no offline data: set {DATA_DIR_VARIABLE}")
-    monkeypatch.setenv(DATA_DIR_VARIABLE, folder)
+pytestmark = pytest.mark.usefixtures("offline_data")  # conftest: FREEZELAB_DATA_DIR or ../shared/data
 
 
 @pytest.mark.parametrize("k", [0, 2, 4, 6])

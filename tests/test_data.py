@@ -1,21 +1,10 @@
 """Specification of load_task: the four course tasks offline, deterministic subsets, local files and their errors."""
 
-import os
-from pathlib import Path
-
 import pytest
 
 from freezelab.data import DATA_DIR_VARIABLE, DataNotAvailableError, load_task, tokenize
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-@pytest.fixture(autouse=True)
-def offline_data(monkeypatch):
-    folder = os.environ.get(DATA_DIR_VARIABLE) or (str(SHARED) if SHARED.is_dir() else None)
-    if folder is None:
-        pytest.skip(f"no offline data: set {DATA_DIR_VARIABLE}")
-    monkeypatch.setenv(DATA_DIR_VARIABLE, folder)
+pytestmark = pytest.mark.usefixtures("offline_data")  # conftest: FREEZELAB_DATA_DIR or ../shared/data
 
 
 @pytest.mark.parametrize("name, train, dev, classes", [

@@ -116,6 +116,11 @@ def test_presets_cover_the_common_recipes(bert_base):
         "train top 1 + head", "train top 2 + head", "freeze embeddings + bottom 6"}
 
 
+def test_presets_that_coincide_on_small_models_appear_once():
+    presets = FreezePlan.presets(tiny_model("bert"))  # 3 blocks: freeze bottom 1 == train top 2
+    assert "train top 2 + head" in presets and "freeze embeddings + bottom 1" not in presets
+
+
 # --- bad input: a ValueError that names what was wrong and what is valid ---------
 
 @pytest.mark.parametrize("selector, message", [

@@ -1,26 +1,16 @@
 """Specification of the retention probes: known values on the real checkpoint, exact invariances, no side effects."""
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
 from transformers import AutoModelForMaskedLM, BertConfig, BertForSequenceClassification
 
 import freezelab as fl
 from freezelab import probes
-from freezelab.data import DATA_DIR_VARIABLE
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+pytestmark = pytest.mark.usefixtures("offline_data")  # conftest: FREEZELAB_DATA_DIR or ../shared/data
+
+
 TEXTS = ["the film is a delight .", "a dull , lifeless mess", "it rains in spring", "cats sleep a lot"]
-
-
-@pytest.fixture(autouse=True)
-def offline_data(monkeypatch):
-    folder = os.environ.get(DATA_DIR_VARIABLE) or (str(SHARED) if SHARED.is_dir() else None)
-    if folder is None:
-        pytest.skip(f"no offline data: set {DATA_DIR_VARIABLE}")
-    monkeypatch.setenv(DATA_DIR_VARIABLE, folder)
 
 
 def state(model):

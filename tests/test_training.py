@@ -2,30 +2,21 @@
 schedules that really train what they unfreeze (while the naive Trainer recipe does not)."""
 
 import math
-import os
-from pathlib import Path
 
 import pytest
 import torch
-from datasets import Dataset
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 
 import freezelab as fl
 from freezelab import FreezePlan
-from freezelab.data import DATA_DIR_VARIABLE, load_task, tokenize
+from freezelab.data import load_task, tokenize
 from freezelab.schedules import Phase, Schedule, ScheduleCallback
 from freezelab.training import FineTuneResult, _optimizer, fine_tune
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+pytestmark = pytest.mark.usefixtures("offline_data")  # conftest: FREEZELAB_DATA_DIR or ../shared/data
+
+
 QUICK = dict(train_size=64, dev_size=32, max_length=32, batch_size=16, epochs=1, dashboard="none")
-
-
-@pytest.fixture(autouse=True)
-def offline_data(monkeypatch):
-    folder = os.environ.get(DATA_DIR_VARIABLE) or (str(SHARED) if SHARED.is_dir() else None)
-    if folder is None:
-        pytest.skip(f"no offline data: set {DATA_DIR_VARIABLE}")
-    monkeypatch.setenv(DATA_DIR_VARIABLE, folder)
 
 
 @pytest.fixture
