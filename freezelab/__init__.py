@@ -3,7 +3,7 @@
 The package follows the course: anatomy (where parameters live) → plans
 (what to freeze) → recipes (popular tutorial recipes, as printed and fixed)
 → plots and widgets (the heatmap and the FreezePicker) → data → training
-(fine_tune on Trainer, schedules, the live dashboard) → probes (what survives).
+(fine_tune on Trainer, schedules, the live dashboard) → probes (what survives) → sweeps (resumable grids, `python -m freezelab`).
 Notebooks in `notebooks/` import from here.
 """
 
@@ -15,7 +15,7 @@ from .widgets import FreezePicker, ScheduleReplay
 from .data import load_task
 from .schedules import Phase, Schedule
 from .training import FineTuneResult, fine_tune
-from . import probes
+from . import probes, sweeps
 from . import exercises
 from .recipes import RECIPES, Recipe
 

@@ -1,0 +1,59 @@
+"""Command line: `python -m freezelab sweep ...` to run a resumable sweep, `python -m freezelab export ...`.
+
+For: instructors precomputing the course's results (on a GPU), and anyone
+resuming a killed sweep. Not for: anything the notebooks do interactively.
+"""
+
+import argparse
+
+from . import sweeps
+
+
+def _floats(text):
+    return [float(x) for x in text.split(",")]
+
+
+def _ints(text):
+    return [int(x) for x in text.split(",")]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m freezelab")
+    commands = parser.add_subparsers(dest="command", required=True)
+    sweep = commands.add_parser("sweep", help="create (or resume) a sweep and work through its queue")
+    sweep.add_argument("--name", required=True)
+    sweep.add_argument("--storage", default="sqlite:///freezelab-sweep.db",
+                       help="Optuna storage URL (SQLite file, or PostgreSQL to share across machines)")
+    sweep.add_argument("--plans", default="head,feature,top2,full", help=f"from: {','.join(sweeps.PLANS)}")
+    sweep.add_argument("--lrs", type=_floats, default=[2e-5, 1e-4, 5e-4])
+    sweep.add_argument("--train-sizes", type=_ints, default=[2000])
+    sweep.add_argument("--seeds", type=_ints, default=[0, 1, 2])
+    sweep.add_argument("--task", default="sst2")
+    sweep.add_argument("--checkpoint", default="minilm-l6")
+    sweep.add_argument("--epochs", type=int, default=2)
+    sweep.add_argument("--dev-size", type=int, default=None)
+    sweep.add_argument("--no-probes", action="store_true", help="skip the retention probes")
+    sweep.add_argument("--heartbeat", type=int, default=30, help="seconds between a worker's heartbeats")
+    sweep.add_argument("--grace", type=int, default=120, help="seconds without a heartbeat before a run is retried")
+    export = commands.add_parser("export", help="write a sweep's finished runs to a small JSON file")
+    export.add_argument("--name", required=True)
+    export.add_argument("--storage", default="sqlite:///freezelab-sweep.db")
+    export.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+
+    if args.command == "sweep":
+        points = sweeps.grid(args.plans.split(","), args.lrs, args.train_sizes, args.seeds)
+        settings = sweeps.SweepSettings(task=args.task, checkpoint=args.checkpoint, epochs=args.epochs,
+                                        dev_size=args.dev_size, probes=not args.no_probes)
+        options = {"heartbeat": args.heartbeat, "grace": args.grace}
+        sweeps.create_sweep(args.name, args.storage, points, settings, **options)
+        print(f"sweep {args.name!r}: {len(points)} runs in {args.storage}")
+        done = sweeps.run_sweep(args.name, args.storage, **options)
+        print(f"this worker finished {done} run(s)")
+    else:
+        count = sweeps.export(args.name, args.storage, args.out)
+        print(f"wrote {count} runs to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

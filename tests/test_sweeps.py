@@ -1,0 +1,105 @@
+"""Specification of sweeps: every grid point runs exactly once, across kills and across workers."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from freezelab import sweeps
+
+pytestmark = pytest.mark.usefixtures("offline_data")  # conftest: FREEZELAB_DATA_DIR or ../shared/data
+
+GRID = ["--plans", "head,top1", "--lrs", "1e-4,1e-3", "--train-sizes", "16", "--seeds", "0"]
+FAST = ["--epochs", "1", "--dev-size", "16", "--no-probes", "--heartbeat", "1", "--grace", "3"]
+
+
+def worker(db, name="s"):
+    command = [sys.executable, "-m", "freezelab", "sweep", "--name", name, "--storage", f"sqlite:///{db}",
+               *GRID, *FAST]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def trials(db, name="s"):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{db}").get_trials()
+
+
+def completed_points(db):
+    return sorted((t.user_attrs["point"]["plan"], t.user_attrs["point"]["lr"])
+                  for t in trials(db) if t.state == TrialState.COMPLETE)
+
+
+ALL = sorted((p, lr) for p in ("head", "top1") for lr in (1e-4, 1e-3))
+
+
+def test_grid_is_every_combination():
+    points = sweeps.grid(["head", "full"], [1e-4], [100, 200], [0, 1, 2])
+    assert len(points) == 12 and points[0] == {"plan": "head", "lr": 1e-4, "train_size": 100, "seed": 0}
+    with pytest.raises(ValueError, match="unknown plan 'top9'; plans: head, feature, top1"):
+        sweeps.grid(["top9"], [1e-4], [100], [0])
+
+
+def test_a_killed_sweep_resumes_without_losing_or_redoing_a_finished_run(tmp_path):
+    db = tmp_path / "sweep.db"
+    first = worker(db)
+    deadline = time.time() + 240
+    while time.time() < deadline and first.poll() is None:
+        if db.exists() and any(t.state == TrialState.COMPLETE for t in trials(db)):
+            break
+        time.sleep(0.5)
+    first.send_signal(signal.SIGKILL)  # a crash: no cleanup, no goodbye
+    first.wait()
+    finished_before = {t.number: t.datetime_complete for t in trials(db) if t.state == TrialState.COMPLETE}
+    assert finished_before, "the first worker finished nothing before the kill"
+
+    time.sleep(4)  # longer than the grace period: a run killed mid-way is now stale
+    second = worker(db)
+    output, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, output
+    after = trials(db)
+    assert completed_points(db) == ALL, output  # every point done, each exactly once
+    for number, when in finished_before.items():  # finished runs kept as they were, not redone
+        assert after[number].state == TrialState.COMPLETE and after[number].datetime_complete == when
+    print(f"\nkill-and-resume: {len(finished_before)} run(s) finished before the kill, kept; "
+          f"{len(ALL) - len(finished_before)} completed after restart; states "
+          f"{[t.state.name for t in after]}")
+
+
+def test_two_workers_split_the_grid_without_duplicates(tmp_path):
+    db = tmp_path / "sweep.db"
+    sweeps.create_sweep("s", f"sqlite:///{db}", sweeps.grid(["head", "top1"], [1e-4, 1e-3], [16], [0]),
+                        sweeps.SweepSettings(epochs=1, dev_size=16, probes=False), heartbeat=1, grace=3)
+    workers = [worker(db), worker(db)]
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs
+    assert completed_points(db) == ALL
+    assert len([t for t in trials(db) if t.state == TrialState.COMPLETE]) == len(ALL)
+
+
+def test_export_writes_the_finished_runs(tmp_path):
+    db = tmp_path / "sweep.db"
+    url = f"sqlite:///{db}"
+    settings = sweeps.SweepSettings(epochs=1, dev_size=16, probes=False)
+    sweeps.create_sweep("e", url, sweeps.grid(["head"], [1e-3], [16], [0]), settings)
+    assert sweeps.run_sweep("e", url, log=lambda line: None) == 1
+    assert sweeps.run_sweep("e", url, log=lambda line: None) == 0  # nothing left: nothing redone
+    out = tmp_path / "e.json"
+    assert sweeps.export("e", url, str(out)) == 1
+    run = json.loads(out.read_text())["runs"][0]
+    assert run["plan"] == "head" and run["trainable_params"] == 770 and 0 <= run["dev_metric"] <= 1
+
+
+def test_reopening_a_sweep_with_another_grid_is_an_error(tmp_path):
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    settings = sweeps.SweepSettings(probes=False)
+    sweeps.create_sweep("x", url, sweeps.grid(["head"], [1e-3], [16], [0]), settings)
+    sweeps.create_sweep("x", url, sweeps.grid(["head"], [1e-3], [16], [0]), settings)  # same: fine
+    assert len(trials(tmp_path / "sweep.db", "x")) == 1
+    with pytest.raises(ValueError, match="already exists with another grid"):
+        sweeps.create_sweep("x", url, sweeps.grid(["full"], [1e-3], [16], [0]), settings)
