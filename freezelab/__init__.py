@@ -3,8 +3,9 @@
 The package follows the course: anatomy (where parameters live) → plans
 (what to freeze) → recipes (popular tutorial recipes, as printed and fixed)
 → plots and widgets (the heatmap and the FreezePicker) → data → training
-(fine_tune on Trainer, schedules, the live dashboard) → probes (what survives) → sweeps (resumable grids, `python -m freezelab`).
-Notebooks in `notebooks/` import from here.
+(fine_tune on Trainer, schedules, the live dashboard) → probes (what survives).
+Sweeps (`freezelab.sweeps`, `python -m freezelab`) are imported on demand:
+they need Optuna. Notebooks in `notebooks/` import from here.
 """
 
 from .anatomy import Anatomy, anatomy, find_blocks, frozen_names, parameter_grid, summary_line, trainable_summary
@@ -15,7 +16,7 @@ from .widgets import FreezePicker, ScheduleReplay
 from .data import load_task
 from .schedules import Phase, Schedule
 from .training import FineTuneResult, fine_tune
-from . import probes, sweeps
+from . import probes
 from . import exercises
 from .recipes import RECIPES, Recipe
 
