@@ -247,11 +247,16 @@ def trainable_summary(model: nn.Module) -> pd.DataFrame:
     return rows
 
 
-def summary_line(model: nn.Module) -> str:
-    """One line, like PEFT's print_trainable_parameters: 'trainable: 1,538 of 109,483,778 (0.0014%)'."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+def format_counts(trainable: int, total: int) -> str:
+    """The PEFT-style line for given counts (what `summary_line` and the FreezePicker print)."""
     line = f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}"
     if trainable == 0:
         line += "  (nothing is trainable: training would not change the model)"
     return line
+
+
+def summary_line(model: nn.Module) -> str:
+    """One line, like PEFT's print_trainable_parameters: 'trainable params: 1,538 || all params: ... || trainable%: 0.0014'."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return format_counts(trainable, total)

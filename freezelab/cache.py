@@ -36,9 +36,8 @@ def frozen_prefix_depth(model, plan: FreezePlan) -> int:
     k = 0
     while k < a.num_blocks and set(a.names_in(row=f"block {k}")) <= frozen:
         k += 1
-    above = {n for n in a.names if not any(n.startswith(f"{a.blocks_name}.{i}.") for i in range(k))}
-    above -= set(a.names_in(row=EMBEDDINGS))
-    if above <= frozen:
+    prefix_rows = {EMBEDDINGS} | {f"block {i}" for i in range(k)}
+    if all(p.name in frozen for p in a.params if p.row not in prefix_rows):
         raise ValueError("the plan leaves nothing trainable above the frozen prefix")
     return k
 

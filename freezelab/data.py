@@ -105,7 +105,8 @@ def _hub(info: TaskInfo) -> DatasetDict:
     return DatasetDict(splits)
 
 
-def _subset(data: DatasetDict, train_size: int | None, dev_size: int | None, seed: int) -> DatasetDict:
+def subset(data: DatasetDict, train_size: int | None, dev_size: int | None, seed: int) -> DatasetDict:
+    """Seeded subsets of the train and dev splits (None keeps a split whole); checks the sizes."""
     for split, size in (("train", train_size), ("dev", dev_size)):
         if size is None:
             continue
@@ -138,7 +139,7 @@ def load_task(name: str | None = None, *, path: str | os.PathLike | None = None,
     else:
         raise ValueError(f"unknown task {name!r}; course tasks: {', '.join(TASKS)}, "
                          "or pass path=... with text_column and label_column for your own CSV/TSV")
-    return _subset(data, train_size, dev_size, seed)
+    return subset(data, train_size, dev_size, seed)
 
 
 @lru_cache(maxsize=8)

@@ -73,7 +73,7 @@ class Schedule:
 
     def validate(self, model_or_anatomy) -> None:
         """Check every phase's plan against the model; the first must leave something trainable."""
-        for i, phase in enumerate(self.phases):
+        for phase in self.phases:
             phase.plan.frozen_names(model_or_anatomy)
         if self.phases[0].plan.leaves_nothing_trainable(model_or_anatomy):
             raise ValueError("the schedule's first phase leaves nothing trainable")

@@ -32,7 +32,7 @@ from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, Trai
 from .anatomy import anatomy
 from .cache import CachedSuffix, cached_datasets, collate, frozen_prefix_depth
 from .dashboard import Dashboard
-from .data import _subset, load_task, tokenize
+from .data import subset, load_task, tokenize
 from .plans import FreezePlan
 from .schedules import Schedule, ScheduleCallback, layer_distance
 
@@ -184,7 +184,7 @@ def fine_tune(model, tokenizer, task="sst2", *, plan: FreezePlan | None = None, 
         raise
 
     data = load_task(task, train_size=train_size, dev_size=dev_size, seed=seed) if isinstance(task, str) \
-        else _subset(DatasetDict(dict(task)), train_size, dev_size, seed)
+        else subset(DatasetDict(dict(task)), train_size, dev_size, seed)
     task_name = task if isinstance(task, str) else "custom"
     regression = data["train"].features["label"].dtype.startswith("float")
     wanted = 1 if regression else data["train"].features["label"].num_classes

@@ -15,12 +15,13 @@ Not for: training or plotting outside a notebook (`freezelab.plots`).
 
 from __future__ import annotations
 
+import html
 import sys
 
 import ipywidgets as W
 from IPython.display import display
 
-from .anatomy import EMBEDDINGS, anatomy
+from .anatomy import EMBEDDINGS, anatomy, format_counts
 from .models import structure_copy
 from .plans import FreezePlan
 from .plots import trainable_heatmap, update_trainable
@@ -148,7 +149,7 @@ class FreezePicker:
             self._syncing = False
         update_trainable(self.figure, self.anatomy, frozenset(self._frozen))
         trainable = self.anatomy.total - sum(self._sizes[name] for name in self._frozen)
-        self.summary.value = _summary_html(trainable, self.anatomy.total)
+        self.summary.value = f"<code>{html.escape(format_counts(trainable, self.anatomy.total))}</code>"
         _redraw(self.output, self.figure)
 
     def _ipython_display_(self):
@@ -161,14 +162,6 @@ def _redraw(output, figure) -> None:
         with output:
             output.clear_output(wait=True)
             display(figure)
-
-
-def _summary_html(trainable: int, total: int) -> str:
-    share = 100 * trainable / total
-    text = f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {share:.4f}"
-    if trainable == 0:
-        text += " <b>(nothing is trainable: training would not change the model)</b>"
-    return f"<code>{text}</code>"
 
 
 def recipe_presets(model, a) -> dict[str, FreezePlan]:
