@@ -1,10 +1,13 @@
-"""Command line: `python -m freezelab sweep ...` to run a resumable sweep, `python -m freezelab export ...`.
+"""Command line: `python -m freezelab sweep ...` to run (or resume) a sweep, `python -m freezelab export ...`.
 
-For: instructors precomputing the course's results (on a GPU), and anyone
-resuming a killed sweep. Not for: anything the notebooks do interactively.
+For: instructors precomputing the course's results (`--preset frontier`,
+`--preset data-size`: the runs behind `results/*.json`), and anyone resuming
+a killed sweep (run the same command again). Not for: anything the notebooks
+do interactively (they call `freezelab.sweeps.run_grid`).
 """
 
 import argparse
+import sys
 
 from . import sweeps
 
@@ -24,10 +27,13 @@ def main(argv=None) -> None:
     sweep.add_argument("--name", required=True)
     sweep.add_argument("--storage", default="sqlite:///freezelab-sweep.db",
                        help="Optuna storage URL (SQLite file, or PostgreSQL to share across machines)")
+    sweep.add_argument("--preset", choices=sorted(sweeps.PRESETS),
+                       help="the course's grid and settings (ignores --plans ... --no-probes)")
     sweep.add_argument("--plans", default="head,feature,top2,full", help=f"from: {','.join(sweeps.PLANS)}")
     sweep.add_argument("--lrs", type=_floats, default=[2e-5, 1e-4, 5e-4])
     sweep.add_argument("--train-sizes", type=_ints, default=[2000])
     sweep.add_argument("--seeds", type=_ints, default=[0, 1, 2])
+    sweep.add_argument("--pooling", choices=["cls", "mean"], default="cls")
     sweep.add_argument("--task", default="sst2")
     sweep.add_argument("--checkpoint", default="minilm-l6")
     sweep.add_argument("--epochs", type=int, default=2)
@@ -42,13 +48,21 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     if args.command == "sweep":
-        points = sweeps.grid(args.plans.split(","), args.lrs, args.train_sizes, args.seeds)
-        settings = sweeps.SweepSettings(task=args.task, checkpoint=args.checkpoint, epochs=args.epochs,
-                                        dev_size=args.dev_size, probes=not args.no_probes)
+        if args.preset:
+            make_points, settings = sweeps.PRESETS[args.preset]
+            points = make_points(seeds=args.seeds)
+        else:
+            options = {"pooling": "mean"} if args.pooling == "mean" else {}
+            try:
+                points = sweeps.grid(args.plans.split(","), args.lrs, args.train_sizes, args.seeds, **options)
+            except ValueError as error:
+                parser.error(str(error))
+            settings = sweeps.SweepSettings(task=args.task, checkpoint=args.checkpoint, epochs=args.epochs,
+                                            dev_size=args.dev_size, probes=not args.no_probes)
         options = {"heartbeat": args.heartbeat, "grace": args.grace}
         sweeps.create_sweep(args.name, args.storage, points, settings, **options)
-        print(f"sweep {args.name!r}: {len(points)} runs in {args.storage}")
-        done = sweeps.run_sweep(args.name, args.storage, **options)
+        print(f"sweep {args.name!r}: {len(points)} runs in {args.storage}", flush=True)
+        done = sweeps.run_sweep(args.name, args.storage, progress=sys.stderr.isatty(), **options)
         print(f"this worker finished {done} run(s)")
     else:
         count = sweeps.export(args.name, args.storage, args.out)

@@ -4,7 +4,8 @@ For: speed. When the embeddings and blocks 0 ... k-1 are frozen, their
 outputs never change during training, so `fine_tune(..., cache_prefix=True)`
 runs them once per sentence, in eval mode (no dropout), and trains blocks
 k ... N-1, the pooler and the head from the cached hidden states. When every
-block is frozen only the [CLS] vector is cached, and training touches the
+block is frozen only the vector the pooler reads is cached (the [CLS] token,
+or the mean token vector with `use_mean_pooling`), and training touches the
 pooler and classifier alone.
 
 Honest difference: plain `Trainer` keeps dropout on in frozen blocks; the
@@ -24,6 +25,7 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .anatomy import EMBEDDINGS, anatomy
+from .heads import MeanPooler
 from .plans import FreezePlan
 
 
@@ -55,7 +57,8 @@ def build_cache(model, data, k: int, batch_size: int = 64) -> list[dict]:
     body, was_training = model.bert, model.training
     model.eval()
     device = next(model.parameters()).device
-    keep_cls_only = k == len(body.encoder.layer)
+    keep_one = k == len(body.encoder.layer)  # every block frozen: keep only what the pooler reads
+    mean_pooled = isinstance(body.pooler, MeanPooler)
     # Batches of similar length waste little compute on padding; rows go back to data order at the end.
     order = sorted(range(len(data)), key=lambda i: len(data[i]["input_ids"]))
     rows = [None] * len(data)
@@ -77,8 +80,10 @@ def build_cache(model, data, k: int, batch_size: int = 64) -> list[dict]:
         attention = create_bidirectional_mask(config=body.config, inputs_embeds=hidden, attention_mask=mask)
         for layer in body.encoder.layer[:k]:
             hidden = layer(hidden, attention)
+        if keep_one and mean_pooled:
+            hidden = body.pooler.reduce(hidden, mask).unsqueeze(1)
         for i, n in enumerate(lengths):
-            kept = hidden[i, :1] if keep_cls_only else hidden[i, :n]
+            kept = hidden[i, :1] if keep_one else hidden[i, :n]
             rows[chosen[i]] = {"hidden_states": kept.float().cpu().clone(), "labels": batch["label"][i]}
     model.train(was_training)
     return rows
@@ -113,6 +118,8 @@ class CachedSuffix(nn.Module):
                                               attention_mask=attention_mask)
         for layer in body.encoder.layer[self.k:]:
             hidden_states = layer(hidden_states, attention)
+        if isinstance(body.pooler, MeanPooler):
+            body.pooler.mask = attention_mask
         pooled = body.pooler(hidden_states) if body.pooler is not None else hidden_states[:, 0]
         logits = self.model.classifier(self.model.dropout(pooled))
         loss = None

@@ -29,6 +29,8 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from .heads import use_mean_pooling
+
 OFFLINE_PRESET = "minilm-l6"
 
 # Hub ids behind the short names; "minilm-l6" is resolved from site-packages.
@@ -125,7 +127,8 @@ def _tokenizer(checkpoint: str, config: PretrainedConfig, local_only: bool):
         return None
 
 
-def load_model(checkpoint: str = OFFLINE_PRESET, num_labels: int = 2, *, random_weights: bool = False, seed: int = 0):
+def load_model(checkpoint: str = OFFLINE_PRESET, num_labels: int = 2, *, random_weights: bool = False, seed: int = 0,
+               pooling: str = "cls"):
     """Return `(model, tokenizer)` for sequence classification.
 
     checkpoint: "minilm-l6" (offline, pretrained), "bert-base", "bert-small",
@@ -135,19 +138,24 @@ def load_model(checkpoint: str = OFFLINE_PRESET, num_labels: int = 2, *, random_
         `model.config.freezelab_untrained` is True.
     seed: seeds the newly initialised head (and, untrained, everything), so
         the same call gives the same model.
+    pooling: "cls" (BERT's pooler over the [CLS] token, the default) or
+        "mean" (the mean token vector, how sentence-embedding checkpoints such
+        as MiniLM were trained; see `freezelab.heads`).
 
     After a pretrained load, `model.freezelab_new_weights` lists the
     parameters that were not in the checkpoint (the task head): those start random.
     """
     if not isinstance(num_labels, int) or num_labels < 1:
         raise ValueError(f"num_labels must be a positive whole number, got {num_labels!r}")
+    if pooling not in ("cls", "mean"):
+        raise ValueError(f"pooling must be 'cls' (the [CLS] pooler) or 'mean' (mean of the token vectors), got {pooling!r}")
     torch.manual_seed(seed)
     if random_weights:
         config = _config(checkpoint, num_labels)
         config.freezelab_untrained = True
         model = AutoModelForSequenceClassification.from_config(config)
         model.freezelab_new_weights = [n for n, _ in model.named_parameters()]
-        return model, _tokenizer(checkpoint, config, local_only=True)
+        return _pooled(model, pooling), _tokenizer(checkpoint, config, local_only=True)
 
     source = resolve(checkpoint)
     try:
@@ -158,7 +166,14 @@ def load_model(checkpoint: str = OFFLINE_PRESET, num_labels: int = 2, *, random_
     except OSError as error:
         raise _not_available(checkpoint, error) from None
     model.freezelab_new_weights = sorted(info["missing_keys"])
-    return model, _tokenizer(checkpoint, model.config, local_only=is_offline())
+    return _pooled(model, pooling), _tokenizer(checkpoint, model.config, local_only=is_offline())
+
+
+def _pooled(model, pooling: str):
+    if pooling == "mean":
+        use_mean_pooling(model)
+        model.freezelab_new_weights = [n for n in model.freezelab_new_weights if n in dict(model.named_parameters())]
+    return model
 
 
 def structure_copy(model):

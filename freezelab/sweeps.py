@@ -1,10 +1,15 @@
 """Resumable sweeps over plans x learning rates x train sizes x seeds, stored in Optuna's RDB storage.
 
-For: precomputing the course's full-size results (instructors, on a GPU) and
-small live grids (students, on a CPU). Each grid point is one run: a
-`fine_tune` plus, optionally, the retention probes; its record is stored as
-JSON in the Optuna trial. Storage is an Optuna RDB URL: a local SQLite file
-by default; a PostgreSQL URL lets several machines share one sweep.
+For: precomputing the course's full-size results (`python -m freezelab sweep
+--preset frontier`, on a GPU or a patient CPU) and small live grids in the
+notebooks (`run_grid`). Each grid point is one run: a `fine_tune` plus,
+optionally, the retention probes; its record is stored as JSON in an Optuna
+trial. Storage is an Optuna RDB URL: a local SQLite file by default; a
+PostgreSQL URL lets several machines share one sweep.
+
+A point is a dict: `plan` (a key of PLANS), `lr`, `train_size`, `seed`, and
+optionally `epochs`, `warmup`, `pooling` ("cls" or "mean") and `layer_decay`
+to override the sweep's settings for that point.
 
 Guarantees: every grid point is enqueued once; workers pop queued points
 atomically (two workers never run the same point); a finished run is never
@@ -16,27 +21,42 @@ Not for: choosing hyper-parameters by search (the grid is fixed), or plotting (`
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import itertools
 import json
+import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Callable
 
 import optuna
 import pandas as pd
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
+from tqdm.auto import tqdm
 
+from .anatomy import anatomy
 from .plans import FreezePlan
+from .schedules import Schedule
 
-PLANS = {
-    "head": ("head only", FreezePlan.head_only),
-    "feature": ("pooler + head (feature extractor)", FreezePlan.feature_extractor),
-    "top1": ("train top 1 + head", lambda m: FreezePlan.train_top(m, 1)),
-    "top2": ("train top 2 + head", lambda m: FreezePlan.train_top(m, 2)),
-    "top4": ("train top 4 + head", lambda m: FreezePlan.train_top(m, 4)),
-    "full": ("full fine-tune", FreezePlan.full_finetune),
+
+def _gradual(model, epochs: int) -> Schedule:
+    """The head first, then one more block from the top at equal intervals: the last block joins before the end."""
+    return Schedule.gradual_unfreezing(model, every_epochs=epochs / (anatomy(model).num_blocks + 1))
+
+
+PLANS: dict[str, tuple[str, Callable]] = {
+    "head": ("head only", lambda m, e: FreezePlan.head_only(m)),
+    "feature": ("pooler + head (feature extractor)", lambda m, e: FreezePlan.feature_extractor(m)),
+    "top1": ("train top 1 + head", lambda m, e: FreezePlan.train_top(m, 1)),
+    "top2": ("train top 2 + head", lambda m, e: FreezePlan.train_top(m, 2)),
+    "top4": ("train top 4 + head", lambda m, e: FreezePlan.train_top(m, 4)),
+    "full": ("full fine-tune", lambda m, e: FreezePlan.full_finetune(m)),
+    "gradual": ("gradual unfreezing", _gradual),
 }
+OPTIONS = ("epochs", "warmup", "pooling", "layer_decay")  # what a point may set for itself
 
 
 @dataclass(frozen=True)
@@ -50,16 +70,65 @@ class SweepSettings:
     warmup: float = 0.06
     probes: bool = True
     sts_dev_size: int | None = None
+    evals_per_epoch: int = 0
 
 
-def grid(plans, lrs, train_sizes, seeds) -> list[dict]:
-    """Every combination, as the parameter dicts that become trials."""
+def grid(plans, lrs, train_sizes, seeds, **options) -> list[dict]:
+    """Every combination, as the parameter dicts that become trials; `options` (see OPTIONS) go into each."""
     unknown = [p for p in plans if p not in PLANS]
     if unknown:
         raise ValueError(f"unknown plan {unknown[0]!r}; plans: {', '.join(PLANS)}")
-    return [{"plan": p, "lr": float(lr), "train_size": int(n), "seed": int(s)}
+    wrong = [o for o in options if o not in OPTIONS]
+    if wrong:
+        raise ValueError(f"unknown option {wrong[0]!r}; a point may set: {', '.join(OPTIONS)}")
+    return [{"plan": p, "lr": float(lr), "train_size": int(n), "seed": int(s), **options}
             for p, lr, n, s in itertools.product(plans, lrs, train_sizes, seeds)]
 
+
+def describe(point: dict) -> str:
+    """A short label for a point's set-up (without seed): 'full fine-tune, lr 1e-3, no warm-up'."""
+    text = PLANS[point["plan"]][0]
+    if point.get("pooling") == "mean":
+        text += " (mean-pooled)"
+    if point.get("layer_decay"):
+        text += f", layer decay {point['layer_decay']:g}"
+    text += f", lr {point['lr']:g}"
+    if point.get("warmup") == 0:
+        text += ", no warm-up"
+    return text
+
+
+# --- the course's precomputed sweeps -------------------------------------------------------
+
+def frontier_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
+    """The adaptation-retention frontier of notebooks 04-05: static plans, the high-lr divergence, schedules."""
+    n = [train_size]
+    return (grid(["head", "feature"], [1e-3], n, seeds)
+            + grid(["head"], [1e-3, 1e-2], n, seeds, pooling="mean")  # the fair frozen baseline
+            + grid(["top2"], [5e-5, 5e-4], n, seeds)
+            + grid(["full"], [2e-5, 1e-4, 5e-4], n, seeds)
+            + grid(["full"], [1e-3, 2e-3], n, seeds, warmup=0.0)  # Sun et al. (2019): no warm-up, high lr
+            + grid(["gradual"], [1e-4], n, seeds)
+            + grid(["full"], [1e-4], n, seeds, layer_decay=0.8))
+
+
+def data_size_points(seeds=(0, 1, 2), sizes=(100, 300, 1000, 3000)) -> list[dict]:
+    """Notebook 06: train size x frozen depth. Every run reads the mean token vector and sees >= 2,000 examples."""
+    points = []
+    for n in sizes:
+        epochs = max(2, math.ceil(2000 / n))  # tiny sets get more epochs, so every run takes ~60+ steps
+        points += grid(["head"], [1e-2], [n], seeds, pooling="mean", epochs=epochs)
+        points += grid(["top2", "top4", "full"], [1e-4], [n], seeds, pooling="mean", epochs=epochs)
+    return points
+
+
+PRESETS = {
+    "frontier": (frontier_points, SweepSettings()),
+    "data-size": (data_size_points, SweepSettings(probes=False)),
+}
+
+
+# --- storage and workers ---------------------------------------------------------------------
 
 def storage(url: str, heartbeat: int = 30, grace: int = 120) -> RDBStorage:
     """Optuna RDB storage with heartbeats: a worker that dies stops beating, and its run is retried."""
@@ -74,38 +143,63 @@ def create_sweep(name: str, url: str, points: list[dict], settings: SweepSetting
     study = optuna.create_study(study_name=name, storage=storage(url, **storage_options), direction="maximize",
                                 load_if_exists=True)
     if "grid" in study.user_attrs:
-        if study.user_attrs["grid"] != points or study.user_attrs["settings"] != settings.__dict__:
+        if study.user_attrs["grid"] != points or study.user_attrs["settings"] != asdict(settings):
             raise ValueError(f"sweep {name!r} already exists with another grid or settings; use another name")
         return study
     study.set_user_attr("grid", points)
-    study.set_user_attr("settings", settings.__dict__)
+    study.set_user_attr("settings", asdict(settings))
     for point in points:
         study.enqueue_trial(point)
     return study
 
 
 def run_point(point: dict, settings: SweepSettings) -> dict:
-    """One grid point: load the checkpoint, fine-tune with the plan, probe retention. Returns a JSON-able record."""
+    """One grid point: load the checkpoint, fine-tune, probe retention. Returns a JSON-able record.
+
+    Frozen blocks run in eval mode in every run (and a frozen bottom is computed once, from a cache),
+    so that runs with and without the cache compute the same function.
+    """
     from . import probes
+    from .cache import frozen_prefix_depth
     from .models import load_model
     from .training import fine_tune
 
     num_labels = 1 if settings.task == "stsb" else 2
-    model, tokenizer = load_model(settings.checkpoint, num_labels=num_labels, seed=point["seed"])
-    original = load_model(settings.checkpoint, num_labels=num_labels, seed=point["seed"])[0] if settings.probes else None
-    label, make_plan = PLANS[point["plan"]]
-    result = fine_tune(model, tokenizer, settings.task, plan=make_plan(model), lr=point["lr"], epochs=settings.epochs,
+    pooling = point.get("pooling", "cls")
+    epochs = point.get("epochs", settings.epochs)
+    model, tokenizer = load_model(settings.checkpoint, num_labels=num_labels, seed=point["seed"], pooling=pooling)
+    label, make = PLANS[point["plan"]]
+    made = make(model, epochs)
+    how = {"schedule": made} if isinstance(made, Schedule) else {"plan": made}
+    cache = False
+    if isinstance(made, FreezePlan):
+        try:
+            cache = frozen_prefix_depth(model, made) > 0
+        except ValueError:  # embeddings train, or nothing above: no frozen prefix to cache
+            cache = False
+    result = fine_tune(model, tokenizer, settings.task, **how, lr=point["lr"], epochs=epochs,
                        train_size=point["train_size"], dev_size=settings.dev_size, seed=point["seed"],
-                       warmup=settings.warmup, dashboard="none")
-    record = {**point, "plan_label": label, "dev_metric": result.dev_metric, "metric": result.metric_name,
-              "trainable_params": result.trainable_params, "train_time_s": result.train_time_s,
-              "examples_per_s": result.examples_per_s, "history": result.history}
+                       warmup=point.get("warmup", settings.warmup), layer_decay=point.get("layer_decay"),
+                       evals_per_epoch=settings.evals_per_epoch, frozen_eval_mode=True, cache_prefix=cache,
+                       dashboard="none")
+    record = {**point, "label": describe(point), "plan_label": label, "pooling": pooling, "epochs": epochs,
+              "dev_metric": result.dev_metric, "metric": result.metric_name,
+              "trainable_params": result.trainable_params, "total_params": result.total_params,
+              "train_time_s": result.train_time_s, "examples_per_s": result.examples_per_s,
+              "peak_memory_mb": result.peak_memory_mb, "device": result.settings["device"],
+              "precision": result.settings["precision"], "steps": result.settings["steps"], "cache_prefix": cache,
+              "losses": [round(h["loss"], 4) for h in result.history if "loss" in h],
+              "evaluations": [h for h in result.history if result.metric_name in h]}
     if settings.probes:
+        original = load_model(settings.checkpoint, num_labels=num_labels, seed=point["seed"], pooling=pooling)[0]
         record["retention"] = probes.retention(original, model, tokenizer, sts_dev_size=settings.sts_dev_size)
+        del original
+    del model
+    gc.collect()  # two models per run: give the memory back before the next one
     return record
 
 
-def run_sweep(name: str, url: str, run=run_point, log=print, **storage_options) -> int:
+def run_sweep(name: str, url: str, run=run_point, log=print, progress: bool = True, **storage_options) -> int:
     """Work through the queue until it is empty; return how many runs this worker finished.
 
     Safe to start several times, on several machines, and to kill at any time.
@@ -116,6 +210,8 @@ def run_sweep(name: str, url: str, run=run_point, log=print, **storage_options) 
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         fail_stale_trials(study)  # runs whose worker died long enough ago go back to the queue
     total = len(study.user_attrs["grid"])
+    finished_at_start = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    bar = tqdm(total=total, initial=finished_at_start, unit="run", desc=name, disable=not progress, smoothing=0)
     done, started = 0, time.perf_counter()
 
     def objective(trial: optuna.Trial) -> float:
@@ -129,27 +225,46 @@ def run_sweep(name: str, url: str, run=run_point, log=print, **storage_options) 
         trial.set_user_attr("record", json.dumps(record))
         return float(record["dev_metric"])
 
-    def progress(study: optuna.Study, trial) -> None:
+    def after_each(study: optuna.Study, trial) -> None:
         nonlocal done
         if trial.state != TrialState.COMPLETE:
             return
         done += 1
         finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        rate = (time.perf_counter() - started) / done
         left = total - finished
-        log(f"[{finished}/{total}] {trial.user_attrs['point']} -> {trial.value:.4f} · ETA {left * rate / 60:.1f} min "
-            f"(at this worker's pace)")
+        eta = left * (time.perf_counter() - started) / done
+        point = trial.user_attrs["point"]
+        line = (f"[{finished}/{total}] {describe(point)}, {point['train_size']} sentences, seed {point['seed']}"
+                f" -> {trial.value:.4f} · ETA {eta / 60:.1f} min at this worker's pace")
+        bar.update(finished - bar.n)
+        bar.write(line) if progress else log(line)
         if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             study.stop()
 
     if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study.optimize(objective, callbacks=[progress], catch=())
+        study.optimize(objective, callbacks=[after_each], catch=())
+    bar.close()
     running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
     if running:
         log(f"{running} run(s) still RUNNING: another worker's, or killed ones that the next worker retries "
             f"once their heartbeat is stale")
     return done
+
+
+def run_grid(points: list[dict], settings: SweepSettings, url: str, name: str | None = None,
+             progress: bool = True) -> pd.DataFrame:
+    """Create (or reopen) a sweep for these points and run what is left; return every finished run.
+
+    The default name is a hash of the grid and settings, so re-running a notebook cell reuses the
+    finished runs instead of training them again, and a changed grid gets a study of its own.
+    """
+    if name is None:
+        key = json.dumps([points, asdict(settings)], sort_keys=True)
+        name = "grid-" + hashlib.sha1(key.encode()).hexdigest()[:10]
+    create_sweep(name, url, points, settings)
+    run_sweep(name, url, progress=progress)
+    return results(name, url)
 
 
 def results(name: str, url: str) -> pd.DataFrame:
@@ -160,9 +275,20 @@ def results(name: str, url: str) -> pd.DataFrame:
 
 
 def export(name: str, url: str, path: str) -> int:
-    """Write the finished runs to a small JSON file (no per-step history) for the course to ship."""
+    """Write the finished runs to a small JSON file (losses kept, per-evaluation history dropped) to ship."""
+    study = optuna.load_study(study_name=name, storage=url)
     frame = results(name, url)
-    rows = frame.drop(columns=["history"], errors="ignore").to_dict(orient="records")
+    rows = frame.drop(columns=["evaluations"], errors="ignore").to_dict(orient="records")
     with open(path, "w") as handle:
-        json.dump({"freezelab_sweep": 1, "name": name, "runs": rows}, handle, indent=1)
+        json.dump({"freezelab_sweep": 1, "name": name, "settings": study.user_attrs["settings"], "runs": rows},
+                  handle, indent=None, separators=(",", ":"))
     return len(rows)
+
+
+def load_results(path: str) -> pd.DataFrame:
+    """An exported sweep (`export`, or the JSON files the course ships in `results/`) as one row per run."""
+    with open(path) as handle:
+        data = json.load(handle)
+    if data.get("freezelab_sweep") != 1:
+        raise ValueError(f"{path} is not an exported freezelab sweep (missing 'freezelab_sweep': 1)")
+    return pd.DataFrame(data["runs"])
