@@ -45,6 +45,25 @@ def test_grid_is_every_combination():
         sweeps.grid(["top9"], [1e-4], [100], [0])
 
 
+def test_points_carry_their_own_options_and_labels():
+    points = sweeps.grid(["full"], [2e-3], [2000], [0], warmup=0.0)
+    assert points == [{"plan": "full", "lr": 2e-3, "train_size": 2000, "seed": 0, "warmup": 0.0}]
+    assert sweeps.describe(points[0]) == "full fine-tune, lr 0.002, no warm-up"
+    assert sweeps.describe({"plan": "head", "lr": 1e-2, "pooling": "mean"}) == "head only (mean-pooled), lr 0.01"
+    with pytest.raises(ValueError, match="unknown option 'momentum'; a point may set: epochs, warmup, pooling"):
+        sweeps.grid(["full"], [1e-4], [100], [0], momentum=0.9)
+
+
+def test_the_course_presets():
+    frontier = sweeps.frontier_points()
+    assert len(frontier) == 39 and {p["seed"] for p in frontier} == {0, 1, 2}
+    diverging = [p for p in frontier if p.get("warmup") == 0.0]
+    assert {(p["plan"], p["lr"]) for p in diverging} == {("full", 1e-3), ("full", 2e-3)}
+    sizes = sweeps.data_size_points(seeds=[0])
+    assert {p["train_size"]: p["epochs"] for p in sizes} == {100: 20, 300: 7, 1000: 2, 3000: 2}
+    assert all(p["pooling"] == "mean" for p in sizes)
+
+
 def test_a_killed_sweep_resumes_without_losing_or_redoing_a_finished_run(tmp_path):
     db = tmp_path / "sweep.db"
     first = worker(db)
@@ -87,12 +106,25 @@ def test_export_writes_the_finished_runs(tmp_path):
     url = f"sqlite:///{db}"
     settings = sweeps.SweepSettings(epochs=1, dev_size=16, probes=False)
     sweeps.create_sweep("e", url, sweeps.grid(["head"], [1e-3], [16], [0]), settings)
-    assert sweeps.run_sweep("e", url, log=lambda line: None) == 1
-    assert sweeps.run_sweep("e", url, log=lambda line: None) == 0  # nothing left: nothing redone
+    assert sweeps.run_sweep("e", url, progress=False, log=lambda line: None) == 1
+    assert sweeps.run_sweep("e", url, progress=False, log=lambda line: None) == 0  # nothing left: nothing redone
     out = tmp_path / "e.json"
     assert sweeps.export("e", url, str(out)) == 1
     run = json.loads(out.read_text())["runs"][0]
     assert run["plan"] == "head" and run["trainable_params"] == 770 and 0 <= run["dev_metric"] <= 1
+    assert len(run["losses"]) == run["steps"] == 1 and run["cache_prefix"] is True
+    assert sweeps.load_results(str(out)).loc[0, "label"] == "head only, lr 0.001"
+
+
+def test_run_grid_reuses_finished_runs(tmp_path):
+    url = f"sqlite:///{tmp_path / 'grid.db'}"
+    points = sweeps.grid(["head"], [1e-3], [16], [0], pooling="mean")
+    settings = sweeps.SweepSettings(epochs=1, dev_size=16, probes=False)
+    first = sweeps.run_grid(points, settings, url, progress=False)
+    again = sweeps.run_grid(points, settings, url, progress=False)  # a notebook cell run twice
+    assert len(optuna.get_all_study_summaries(url)) == 1
+    assert again.to_dict() == first.to_dict() and first.loc[0, "pooling"] == "mean"
+    assert first.loc[0, "trainable_params"] == 770
 
 
 def test_reopening_a_sweep_with_another_grid_is_an_error(tmp_path):
