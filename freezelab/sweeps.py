@@ -171,6 +171,10 @@ def run_point(point: dict, settings: SweepSettings) -> dict:
     label, make = PLANS[point["plan"]]
     made = make(model, epochs)
     how = {"schedule": made} if isinstance(made, Schedule) else {"plan": made}
+    a = anatomy(model)
+    first = made.phases[0].plan if isinstance(made, Schedule) else made
+    frozen = first.frozen_names(a)
+    frozen_blocks = sum(set(a.names_in(row=f"block {i}")) <= frozen for i in range(a.num_blocks))
     cache = False
     if isinstance(made, FreezePlan):
         try:
@@ -183,6 +187,7 @@ def run_point(point: dict, settings: SweepSettings) -> dict:
                        evals_per_epoch=settings.evals_per_epoch, frozen_eval_mode=True, cache_prefix=cache,
                        dashboard="none")
     record = {**point, "label": describe(point), "plan_label": label, "pooling": pooling, "epochs": epochs,
+              "num_blocks": a.num_blocks, "frozen_blocks": frozen_blocks, "schedule": isinstance(made, Schedule),
               "dev_metric": result.dev_metric, "metric": result.metric_name,
               "trainable_params": result.trainable_params, "total_params": result.total_params,
               "train_time_s": result.train_time_s, "examples_per_s": result.examples_per_s,
