@@ -176,6 +176,15 @@ def _pooled(model, pooling: str):
     return model
 
 
+def default_checkpoint() -> tuple[str, str]:
+    """(checkpoint, why) for the course's notebooks: bert-base-uncased on a GPU with the hub in reach, else MiniLM-L6."""
+    if not torch.cuda.is_available():
+        return OFFLINE_PRESET, "no GPU here: MiniLM-L6 (22.7 M parameters) keeps CPU runs to minutes"
+    if is_offline():
+        return OFFLINE_PRESET, "a GPU, but offline (HF_HUB_OFFLINE=1): MiniLM-L6 ships in a pip package"
+    return "bert-base-uncased", "a GPU is present: bert-base-uncased (110 M parameters), the checkpoint tutorials use"
+
+
 def structure_copy(model):
     """A copy of the model's structure on the meta device: same names and shapes, no memory for weights.
 

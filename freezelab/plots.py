@@ -140,3 +140,30 @@ def update_trainable(figure: go.Figure, a: Anatomy, frozen: frozenset[str]) -> N
         figure.data[0].customdata = parts["hover"]
         figure.layout.title.text = parts["title"]
         figure.layout.yaxis2.ticktext = parts["notes"]
+
+
+DRIFT_SCALE = [[0.0, "#ffffff"], [1.0, "#D55E00"]]
+
+
+def drift_heatmap(model_or_anatomy: nn.Module | Anatomy, drift: dict, title: str = "", zmax: float | None = None) -> go.Figure:
+    """Relative weight change ||ΔW|| / ||W|| per cell (from `probes.weight_drift`, or a run's retention record).
+
+    White = unchanged (frozen cells are exactly 0), vermillion = the most change; `zmax` fixes the top of the
+    colour scale so that several runs can be compared. Keys are (row, column) pairs or "row/column" strings.
+    """
+    a = model_or_anatomy if isinstance(model_or_anatomy, Anatomy) else anatomy(model_or_anatomy)
+    cells = {tuple(k.split("/", 1)) if isinstance(k, str) else tuple(k): float(v) for k, v in drift.items()}
+    total, _, _ = _static_parts(a)
+    values = [[None if np.isnan(total[i][j]) else cells.get((row, column)) for j, column in enumerate(a.columns)]
+              for i, row in enumerate(a.rows)]
+    hover = [[("" if v is None else f"<b>{row} / {column}</b><br>||ΔW|| / ||W|| = {v:.2e}")
+              for column, v in zip(a.columns, line)] for row, line in zip(a.rows, values)]
+    per_row = {}
+    for (row, _), value in cells.items():  # the largest change in each row, written beside it
+        per_row[row] = max(per_row.get(row, 0.0), value)
+    notes = [f"max {per_row.get(row, 0.0):.1e}" if per_row.get(row, 0.0) > 0 else "unchanged" for row in a.rows]
+    top = zmax or max([v for line in values for v in line if v is not None] + [1e-12])
+    return grid_heatmap(a, values, title=title or "Relative weight change per cell, ||ΔW|| / ||W||", hover=hover,
+                        notes=notes, colorscale=DRIFT_SCALE, zmin=0, zmax=top,
+                        colorbar={"title": {"text": "||ΔW|| / ||W||<br>(relative)"}, "len": 0.6, "x": 1.22,
+                                  "xanchor": "left"})

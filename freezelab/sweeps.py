@@ -289,11 +289,3 @@ def export(name: str, url: str, path: str) -> int:
                   handle, indent=None, separators=(",", ":"))
     return len(rows)
 
-
-def load_results(path: str) -> pd.DataFrame:
-    """An exported sweep (`export`, or the JSON files the course ships in `results/`) as one row per run."""
-    with open(path) as handle:
-        data = json.load(handle)
-    if data.get("freezelab_sweep") != 1:
-        raise ValueError(f"{path} is not an exported freezelab sweep (missing 'freezelab_sweep': 1)")
-    return pd.DataFrame(data["runs"])

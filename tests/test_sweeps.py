@@ -11,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from freezelab import sweeps
+from freezelab import results, sweeps
 
 pytestmark = pytest.mark.usefixtures("offline_data")  # conftest: FREEZELAB_DATA_DIR or ../shared/data
 
@@ -113,7 +113,7 @@ def test_export_writes_the_finished_runs(tmp_path):
     run = json.loads(out.read_text())["runs"][0]
     assert run["plan"] == "head" and run["trainable_params"] == 770 and 0 <= run["dev_metric"] <= 1
     assert len(run["losses"]) == run["steps"] == 1 and run["cache_prefix"] is True
-    assert sweeps.load_results(str(out)).loc[0, "label"] == "head only, lr 0.001"
+    assert results.load(str(out)).loc[0, "label"] == "head only, lr 0.001"
 
 
 def test_run_grid_reuses_finished_runs(tmp_path):

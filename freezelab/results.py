@@ -1,0 +1,257 @@
+"""Reading sweep results: one line per set-up (mean ± std over seeds) and the course's plots of them.
+
+For: the adaptation-retention frontier (notebooks 04 and 05), the train size x
+frozen depth heatmap (notebook 06), CKA-per-layer and loss curves. Input is a
+table with one row per run: `sweeps.run_grid` / `sweeps.results` for live
+runs, or `load(path)` for the exported JSON files the course ships in
+`results/` (no Optuna needed to read those).
+
+Not for: running anything (`freezelab.sweeps`) or drawing the anatomy grid
+(`freezelab.plots`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+
+# Okabe-Ito blue (everything frozen) to vermillion (nothing frozen); reddish purple for schedules.
+DEPTH_SCALE = [[0.0, "#D55E00"], [1.0, "#0072B2"]]
+SCHEDULE_COLOUR = "#CC79A7"
+METRIC_NAMES = {
+    "dev_metric": "task dev accuracy",
+    "sts_spearman": "STS-B Spearman ρ",
+    "mlm_accuracy": "masked-LM accuracy",
+    "cka_top": "CKA of the top block",
+}
+
+
+def load(path) -> pd.DataFrame:
+    """An exported sweep (`sweeps.export`, or a file in the course's `results/`) as one row per run."""
+    with open(path) as handle:
+        data = json.load(handle)
+    if data.get("freezelab_sweep") != 1:
+        raise ValueError(f"{path} is not an exported freezelab sweep (missing 'freezelab_sweep': 1)")
+    return pd.DataFrame(data["runs"])
+
+
+def shipped(name: str) -> pd.DataFrame:
+    """A sweep precomputed for the course and shipped inside the package: "frontier" or "data-size".
+
+    Made with `python -m freezelab sweep --preset NAME` then `export` (see `freezelab/precomputed/README.md`).
+    """
+    folder = resources.files("freezelab") / "precomputed"
+    available = sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith(".json"))
+    if name not in available:
+        raise ValueError(f"no shipped results named {name!r}; shipped: {', '.join(available) or 'none'}")
+    return load(folder / f"{name}.json")
+
+
+def depth(run) -> str:
+    """'6 of 6 blocks frozen', or 'schedule' for runs whose plan changed during training."""
+    if run.get("schedule"):
+        return "schedule"
+    return f"{int(run['frozen_blocks'])} of {int(run['num_blocks'])} blocks frozen"
+
+
+def flatten(frame: pd.DataFrame) -> pd.DataFrame:
+    """The runs with the nested retention record spread into columns: sts_spearman, cka_top, mlm_accuracy."""
+    frame = frame.copy()
+    frame["depth"] = [depth(run) for run in frame.to_dict(orient="records")]
+    if "retention" in frame:
+        retention = frame["retention"].apply(lambda r: r if isinstance(r, dict) else {})
+        frame["sts_spearman"] = retention.apply(lambda r: r.get("sts_spearman", np.nan))
+        frame["cka_top"] = retention.apply(lambda r: list(r["cka"].values())[-1] if "cka" in r else np.nan)
+        if retention.apply(lambda r: "mlm_accuracy" in r).any():
+            frame["mlm_accuracy"] = retention.apply(lambda r: r.get("mlm_accuracy", np.nan))
+    return frame
+
+
+def summary(frame: pd.DataFrame, by=("label",), metrics=("dev_metric", "sts_spearman", "cka_top")) -> pd.DataFrame:
+    """Mean, standard deviation (over seeds, ddof=1) and number of seeds of each metric, per set-up.
+
+    Rows keep the order in which set-ups first appear in the sweep.
+    """
+    frame = flatten(frame)
+    metrics = [m for m in metrics if m in frame]
+    by = list(by)
+    keys = ["plan", "lr", "train_size", "depth", "frozen_blocks", "num_blocks", "schedule", "pooling"]
+    first = frame.groupby(by, sort=False)[[k for k in keys if k in frame and k not in by]].first()
+    stats = frame.groupby(by, sort=False)[metrics].agg(["mean", "std"])
+    stats.columns = [f"{m} {s}" for m, s in stats.columns]
+    stats["seeds"] = frame.groupby(by, sort=False)["seed"].nunique()
+    return first.join(stats).reset_index()
+
+
+def styled(table: pd.DataFrame):
+    """The summary as a notebook table: 'mean ± std' per metric, plain column names."""
+    shown = pd.DataFrame({"set-up": table["label"]} if "label" in table else {})
+    for metric, name in METRIC_NAMES.items():
+        if f"{metric} mean" in table:
+            shown[name] = [f"{m:.3f} ± {s:.3f}" if not math.isnan(s) else f"{m:.3f}"
+                           for m, s in zip(table[f"{metric} mean"], table[f"{metric} std"])]
+    shown["seeds"] = table["seeds"]
+    return shown.style.hide(axis="index")
+
+
+def _colour(row) -> str:
+    if row["schedule"]:
+        return SCHEDULE_COLOUR
+    return sample_colorscale(DEPTH_SCALE, [row["frozen_blocks"] / row["num_blocks"]])[0]
+
+
+def _short(row) -> str:
+    """'full · 5e-4', 'head (mean) · 1e-2', 'full · 2e-3 · no warm-up' for labels on the points."""
+    text = row["plan"] + (" (mean)" if row.get("pooling") == "mean" else "") + f" · {row['lr']:.0e}".replace("e-0", "e-")
+    if "layer decay" in row["label"]:
+        text += " · layer decay"
+    if "no warm-up" in row["label"]:
+        text += " · no warm-up"
+    return text
+
+
+def frontier_plot(frame: pd.DataFrame, retention: str = "sts_spearman", untouched: float | None = None,
+                  chance: float | None = None, title: str | None = None) -> go.Figure:
+    """The adaptation-retention frontier: x = task dev accuracy, y = retention, one point per set-up.
+
+    Points are means over seeds with ± 1 std error bars; colour = frozen depth (blue all frozen,
+    vermillion none, purple a schedule), size = learning rate. `untouched` draws the pre-trained model's
+    retention, `chance` the accuracy of always answering the majority class. The corners are labelled
+    with the failure each one shows.
+    """
+    table = summary(frame, metrics=("dev_metric", retention))
+    figure = go.Figure()
+    for row in table.to_dict(orient="records"):
+        figure.add_trace(go.Scatter(
+            x=[row["dev_metric mean"]], y=[row[f"{retention} mean"]], name=row["label"], mode="markers+text",
+            text=[_short(row)], textposition="top center", textfont={"size": 9},
+            marker={"color": _colour(row), "size": 7 + 3 * math.log10(row["lr"] / 1e-5),
+                    "symbol": "diamond" if row["schedule"] else ("square" if "layer decay" in row["label"] else "circle"),
+                    "line": {"width": 1, "color": "white"}},
+            error_x={"array": [row["dev_metric std"]], "thickness": 1, "width": 3},
+            error_y={"array": [row[f"{retention} std"]], "thickness": 1, "width": 3},
+            hovertemplate=(f"<b>{row['label']}</b><br>{row['depth']}<br>dev accuracy %{{x:.3f}} ± "
+                           f"{row['dev_metric std']:.3f}<br>{METRIC_NAMES.get(retention, retention)} %{{y:.3f}} ± "
+                           f"{row[f'{retention} std']:.3f}<br>{row['seeds']} seeds<extra></extra>"),
+        ))
+    x_low = min(table["dev_metric mean"].min(), chance or 1) - 0.03
+    y_low = table[f"{retention} mean"].min() - 0.08
+    x_high = table["dev_metric mean"].max() + 0.04
+    y_high = max(table[f"{retention} mean"].max(), untouched or 0) + 0.06
+    if untouched is not None:
+        figure.add_hline(y=untouched, line={"dash": "dash", "color": "grey", "width": 1},
+                         annotation_text=f"untouched model: {untouched:.3f}", annotation_position="top left",
+                         annotation_font_size=10)
+    if chance is not None:
+        figure.add_vline(x=chance, line={"dash": "dot", "color": "grey", "width": 1},
+                         annotation_text=f"majority class: {chance:.3f}", annotation_position="bottom right",
+                         annotation_font_size=10)
+    corners = [(x_low, y_high, "left", "top", "<b>under-adaptation</b><br>knowledge kept, task not learned"),
+               (x_high, y_low, "right", "bottom", "<b>forgetting</b><br>task learned, knowledge overwritten"),
+               (x_low, y_low, "left", "bottom", "<b>unstable training</b><br>both lost"),
+               (x_high, y_high, "right", "top", "<b>the goal</b><br>both kept")]
+    for x, y, xanchor, yanchor, text in corners:
+        figure.add_annotation(x=x, y=y, xanchor=xanchor, yanchor=yanchor, text=text, showarrow=False,
+                              font={"size": 11, "color": "#555"}, align=xanchor)
+    name = METRIC_NAMES.get(retention, retention)
+    figure.update_layout(
+        title=title or f"Adaptation versus retention (means over seeds, bars ± 1 std)",
+        xaxis={"title": "task dev accuracy (fraction correct)", "range": [x_low, x_high], "showgrid": True},
+        yaxis={"title": f"retention: {name} (1 = perfect)", "range": [y_low, y_high]},
+        legend={"title": "set-up (colour: blue = all frozen → vermillion = none; size: lr)", "font": {"size": 10}},
+        height=560, width=1000, plot_bgcolor="white", margin={"t": 60},
+    )
+    figure.update_xaxes(gridcolor="#eee", zeroline=False)
+    figure.update_yaxes(gridcolor="#eee", zeroline=False)
+    return figure
+
+
+def data_size_heatmap(frame: pd.DataFrame) -> go.Figure:
+    """Dev accuracy (mean ± std over seeds) for each train size (columns) and frozen depth (rows); best per column in bold."""
+    table = summary(frame, by=("depth", "train_size"), metrics=("dev_metric",))
+    depths = sorted(table["depth"].unique(), key=lambda d: -int(d.split()[0]) if d[0].isdigit() else 99)
+    sizes = sorted(table["train_size"].unique())
+    mean = table.pivot(index="depth", columns="train_size", values="dev_metric mean").loc[depths, sizes]
+    std = table.pivot(index="depth", columns="train_size", values="dev_metric std").loc[depths, sizes]
+    best = mean.idxmax(axis=0)
+    text = [[(f"<b>{mean.loc[d, n]:.3f}</b>" if best[n] == d else f"{mean.loc[d, n]:.3f}") + f"<br>± {std.loc[d, n]:.3f}"
+             for n in sizes] for d in depths]
+    figure = go.Figure(go.Heatmap(
+        z=mean.values, x=[f"{n:,}" for n in sizes], y=depths, text=text, texttemplate="%{text}",
+        colorscale="Blues", colorbar={"title": {"text": "dev accuracy<br>(fraction)"}}, xgap=2, ygap=2,
+        hovertemplate="%{y}, %{x} training sentences<br>dev accuracy %{z:.3f}<extra></extra>",
+    ))
+    figure.update_layout(
+        title="Dev accuracy by training-set size and frozen depth (mean ± std over seeds; best per column in bold)",
+        xaxis={"title": "training sentences", "type": "category"},
+        yaxis={"title": "frozen depth (embeddings always frozen)", "autorange": "reversed"},
+        height=140 + 70 * len(depths), width=900, plot_bgcolor="white",
+    )
+    return figure
+
+
+def data_size_lines(frame: pd.DataFrame) -> go.Figure:
+    """The same numbers as `data_size_heatmap`, as accuracy-versus-size lines, one per frozen depth."""
+    table = summary(frame, by=("depth", "train_size"), metrics=("dev_metric",)).sort_values("train_size")
+    figure = go.Figure()
+    for name, part in table.groupby("depth", sort=False):
+        row = part.iloc[0]
+        figure.add_trace(go.Scatter(
+            x=part["train_size"], y=part["dev_metric mean"], name=name, mode="lines+markers",
+            error_y={"array": part["dev_metric std"], "thickness": 1}, line={"color": _colour(row)},
+        ))
+    figure.update_layout(title="Dev accuracy versus training-set size (mean ± std over seeds)",
+                         xaxis={"title": "training sentences (log scale)", "type": "log"},
+                         yaxis={"title": "dev accuracy (fraction correct)"}, height=420, width=900,
+                         plot_bgcolor="white", legend={"title": "frozen depth"})
+    figure.update_xaxes(gridcolor="#eee")
+    figure.update_yaxes(gridcolor="#eee")
+    return figure
+
+
+def cka_plot(frame: pd.DataFrame, labels: list[str] | None = None) -> go.Figure:
+    """Linear CKA between the pre-trained and the fine-tuned model, per layer (mean over seeds); 1 = unchanged."""
+    runs = frame if labels is None else frame[frame["label"].isin(labels)]
+    figure = go.Figure()
+    for label, part in runs.groupby("label", sort=False):
+        per_layer = pd.DataFrame(list(part["retention"].apply(lambda r: r["cka"])))
+        figure.add_trace(go.Scatter(x=list(per_layer.columns), y=per_layer.mean(), name=label, mode="lines+markers",
+                                    line={"color": _colour(flatten(part).iloc[0])},
+                                    error_y={"array": per_layer.std().fillna(0), "thickness": 1}))
+    figure.update_layout(title="How much each layer's representations changed (linear CKA with the pre-trained model)",
+                         xaxis={"title": "layer (data flows left to right)"},
+                         yaxis={"title": "linear CKA (1 = unchanged, 0 = unrelated)", "range": [0, 1.05]},
+                         height=430, width=900, plot_bgcolor="white", legend={"font": {"size": 10}})
+    figure.update_yaxes(gridcolor="#eee")
+    return figure
+
+
+def loss_plot(frame: pd.DataFrame, labels: list[str], smooth: int = 10, guessing: float | None = math.log(2)) -> go.Figure:
+    """Training loss per step for some set-ups, one line per seed (moving average over `smooth` steps).
+
+    `guessing` marks the loss of a model that gives every class the same probability (ln 2 for two classes).
+    """
+    figure = go.Figure()
+    for label in labels:
+        part = frame[frame["label"] == label]
+        colour = _colour(flatten(part).iloc[0])
+        for i, run in enumerate(part.to_dict(orient="records")):
+            losses = pd.Series(run["losses"]).rolling(smooth, min_periods=1).mean()
+            figure.add_trace(go.Scatter(x=list(range(1, len(losses) + 1)), y=losses, mode="lines",
+                                        line={"width": 1.5, "color": colour, "dash": "solid" if i == 0 else "dot"},
+                                        name=f"{label}, seed {run['seed']}", legendgroup=label))
+    if guessing is not None:
+        figure.add_hline(y=guessing, line={"dash": "dash", "color": "grey", "width": 1},
+                         annotation_text=f"{guessing:.3f}: guessing", annotation_position="bottom left")
+    figure.update_layout(title=f"Training loss (cross-entropy, moving average over {smooth} steps)",
+                         xaxis={"title": "training step (batches of 32 sentences)"},
+                         yaxis={"title": "loss (nats per sentence)"}, height=420, width=900, plot_bgcolor="white",
+                         legend={"font": {"size": 10}})
+    figure.update_yaxes(gridcolor="#eee")
+    return figure
