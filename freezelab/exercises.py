@@ -18,6 +18,13 @@ from .anatomy import anatomy, trainable_summary
 from .models import structure_copy
 from .plans import FreezePlan
 from .recipes import RECIPES
+from .schedules import layer_distance
+
+
+def _gradual(model):
+    from .schedules import Schedule
+
+    return Schedule.gradual_unfreezing(model)
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,63 @@ def _embedding_share(model) -> float:
     return summary.loc["embeddings", "total"] / summary.loc["all", "total"]
 
 
+def _best_kept(frame, threshold: float = 0.78) -> str:
+    from .results import summary
+
+    table = summary(frame)
+    good = table[table["dev_metric mean"] >= threshold]
+    return str(good.loc[good["sts_spearman mean"].idxmax(), "label"])
+
+
+def _same_label(answer, expected, context) -> bool:
+    return isinstance(answer, str) and answer.strip() == expected
+
+
+def _top_block_cka(frame, label: str = "full fine-tune, lr 0.0005") -> float:
+    from .results import flatten
+
+    runs = flatten(frame)
+    return float(runs.loc[runs["label"] == label, "cka_top"].mean())
+
+
+def _relative(tolerance: float):
+    return lambda answer, expected, context: (isinstance(answer, (int, float))
+                                              and abs(answer - expected) <= tolerance * abs(expected))
+
+
+def _two_phases(model):
+    from .schedules import Phase, Schedule
+
+    return Schedule((Phase(FreezePlan.head_only(model)),
+                     Phase(FreezePlan.train_top(model, 2), start_epoch=1, lr_scale=0.5)))
+
+
+def _same_schedule(answer, expected, context) -> bool:
+    from .schedules import Schedule
+
+    def phases(schedule):  # what a phase does, with the first phase's (unused) start left out
+        return [(p.plan.frozen_names(context["model"]), p.lr_scale) + ((p.start_step, p.start_epoch, p.on_plateau)
+                                                                       if i else ()) for i, p in enumerate(schedule.phases)]
+
+    return isinstance(answer, Schedule) and phases(answer) == phases(expected)
+
+
+def _best_depth(frame, size: str) -> int:
+    from .results import summary
+
+    table = summary(frame, by=("frozen_blocks", "train_size"), metrics=("dev_metric",))
+    wanted = table["train_size"].min() if size == "smallest" else table["train_size"].max()
+    part = table[table["train_size"] == wanted]
+    return int(part.loc[part["dev_metric mean"].idxmax(), "frozen_blocks"])
+
+
+def _steps(size: int = 300, batch_size: int = 32) -> int:
+    from .sweeps import data_size_points
+
+    epochs = next(p["epochs"] for p in data_size_points(seeds=[0]) if p["train_size"] == size)
+    return epochs * -(-size // batch_size)
+
+
 def _top3_pooler_frozen(model) -> FreezePlan:
     a = anatomy(model)
     rows = ["embeddings", "pooler"] + [f"block {i}" for i in range(a.num_blocks - 3)]
@@ -100,6 +164,35 @@ EXERCISES = {e.key: e for e in [
              "1 MB = 2**20 bytes; within 1 MB counts.",
              lambda model: (FreezePlan.full_finetune(model).trainable_count(model)
                             - FreezePlan.head_only(model).trainable_count(model)) * 12 / 2**20, _close(1.0)),
+    Exercise("04.best-kept",
+             "Among the precomputed set-ups with mean dev accuracy >= 0.78, which keeps the most STS-B retention?",
+             "Filter results.summary(frontier) on 'dev_metric mean' >= 0.78, then take the row with the largest "
+             "'sts_spearman mean'; answer its 'label' exactly.", _best_kept, _same_label),
+    Exercise("04.top-block-cka", "Mean CKA of block 5 after full fine-tuning at lr 5e-4, over the seeds?",
+             "results.flatten(frontier) has a 'cka_top' column; average it over the rows of that label; "
+             "within 0.02 counts.", _top_block_cka, _close(0.02)),
+    Exercise("04.pooler-size", "How many parameters does MiniLM-L6's pooler hold?",
+             "A 384 x 384 weight matrix plus a bias of 384; or read the 'pooler' line of fl.trainable_summary(model).",
+             lambda model: int(trainable_summary(model).loc["pooler", "total"]), _equal),
+    Exercise("05.embeddings-lr", "With lr 1e-4 and layer_decay 0.8, what lr do MiniLM-L6's embeddings get?",
+             "lr x 0.8 ** distance, where the distance counts rows down from the head (head 0, top block 1, ...); "
+             "freezelab.schedules.layer_distance(fl.anatomy(model), 'embeddings') gives it. Within 1% counts.",
+             lambda model: 1e-4 * 0.8 ** layer_distance(anatomy(model), "embeddings"), _relative(0.01)),
+    Exercise("05.phases", "How many phases does Schedule.gradual_unfreezing(model) have on MiniLM-L6?",
+             "One phase with the head (and pooler) alone, then one per block; or count len(schedule.phases).",
+             lambda model: len(_gradual(model).phases), _equal),
+    Exercise("05.two-phases", "Write a Schedule: head only for epoch 0, then top 2 + head from epoch 1 at lr_scale 0.5.",
+             "Two Phase objects in a Schedule: the first with FreezePlan.head_only(model) (it needs no start), the "
+             "second with FreezePlan.train_top(model, 2) and the start_epoch and lr_scale asked for.",
+             _two_phases, _same_schedule),
+    Exercise("06.best-depth-small", "How many frozen blocks give the best mean accuracy at 100 sentences?",
+             "Read the bold cell of the 100 column in results.data_size_heatmap(sizes); '6 of 6' means 6.",
+             lambda frame: _best_depth(frame, "smallest"), _equal),
+    Exercise("06.best-depth-large", "How many frozen blocks give the best mean accuracy at 3,000 sentences?",
+             "Read the bold cell of the 3,000 column in results.data_size_heatmap(sizes).",
+             lambda frame: _best_depth(frame, "largest"), _equal),
+    Exercise("06.steps-300", "How many optimizer steps does a 300-sentence run of the precomputed grid take?",
+             "epochs = max(2, ceil(2000 / 300)); steps per epoch = ceil(300 / 32); multiply.", _steps, _equal),
 ]}
 
 

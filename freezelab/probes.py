@@ -113,13 +113,36 @@ def mlm_retention(mlm_model, finetuned, tokenizer, texts: list[str], mask_rate: 
     return float((logits.argmax(-1)[chosen] == ids[chosen]).float().mean())
 
 
+def _weights_file(checkpoint: str) -> Path | None:
+    """The checkpoint's model.safetensors: in a local folder, or in the Hugging Face cache (fetched if online)."""
+    source = resolve(checkpoint)
+    if Path(source).is_dir():
+        path = Path(source) / "model.safetensors"
+        return path if path.is_file() else None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(source, "model.safetensors"))
+    except Exception:  # offline and not cached, or no safetensors file: no head to read
+        return None
+
+
 def has_mlm_head(checkpoint: str) -> bool:
-    """Whether a local checkpoint ships masked-LM head weights (all-MiniLM-L6-v2 does not)."""
-    path = Path(resolve(checkpoint)) / "model.safetensors"
-    if not path.is_file():
+    """Whether the checkpoint ships masked-LM head weights (bert-base-uncased does; all-MiniLM-L6-v2 does not)."""
+    path = _weights_file(checkpoint)
+    if path is None:
         return False
     with safe_open(str(path), "pt") as weights:
         return any(key.startswith("cls.predictions") for key in weights.keys())
+
+
+def mlm_model(checkpoint: str):
+    """The original checkpoint with its masked-LM head (safetensors only), for `mlm_retention`; None if it has none."""
+    if not has_mlm_head(checkpoint):
+        return None
+    from transformers import AutoModelForMaskedLM
+
+    return AutoModelForMaskedLM.from_pretrained(resolve(checkpoint), use_safetensors=True, trust_remote_code=False)
 
 
 def probe_texts(n: int = 200, seed: int = 0) -> list[str]:

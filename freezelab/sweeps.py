@@ -197,8 +197,10 @@ def run_point(point: dict, settings: SweepSettings) -> dict:
               "evaluations": [h for h in result.history if result.metric_name in h]}
     if settings.probes:
         original = load_model(settings.checkpoint, num_labels=num_labels, seed=point["seed"], pooling=pooling)[0]
-        record["retention"] = probes.retention(original, model, tokenizer, sts_dev_size=settings.sts_dev_size)
-        del original
+        mlm = probes.mlm_model(settings.checkpoint)  # None for checkpoints without a masked-LM head (MiniLM)
+        record["retention"] = probes.retention(original, model, tokenizer, sts_dev_size=settings.sts_dev_size,
+                                               mlm_model=mlm)
+        del original, mlm
     del model
     gc.collect()  # two models per run: give the memory back before the next one
     return record
