@@ -1,8 +1,11 @@
-"""The FreezePicker in a real browser: JupyterLab + Debian's headless Chromium driven by Playwright.
+"""The widgets in a real browser: JupyterLab + Debian's headless Chromium driven by Playwright.
 
-Opens notebook 02, runs every cell, clicks a layer toggle and moves the slider,
-and checks that the plotly heatmap's data and the summary line changed and that
-no cell printed an error. Screenshots before and after land in `artifacts/`.
+FreezePicker: opens notebook 02, runs every cell, clicks a layer toggle and
+moves the slider, and checks that the plotly heatmap's data and the summary
+line changed and that no cell printed an error.
+Dashboard: runs a short fine-tune in a notebook and checks that the loss curve
+grows while it trains and the progress bar reaches the end.
+Screenshots land in `artifacts/` (the README's pictures are copies).
 
 Needs /usr/bin/chromium (CI installs it). Skipped without it, unless
 FREEZELAB_REQUIRE_BROWSER=1 (as in CI), where its absence fails the test.
@@ -35,11 +38,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+DASHBOARD_NOTEBOOK = "dashboard_check.ipynb"
+DASHBOARD_CELLS = [
+    "import freezelab as fl",
+    "model, tokenizer = fl.load_model('minilm-l6', pooling='mean', seed=0)",
+    "result = fl.fine_tune(model, tokenizer, 'sst2', plan=fl.FreezePlan.train_top(model, 2), lr=1e-4, epochs=2,\n"
+    "                      train_size=640, dev_size=128, evals_per_epoch=2, seed=0)\nprint(result)",
+]
+
+
+def write_notebook(path: Path, cells: list[str]) -> None:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, path)
+
+
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory):
     """JupyterLab on 127.0.0.1 at a free port, no token, serving a temporary copy of the notebooks."""
     work = tmp_path_factory.mktemp("lab")
-    shutil.copytree(ROOT / "notebooks", work / "notebooks")
+    shutil.copytree(ROOT / "notebooks", work / "notebooks", ignore=shutil.ignore_patterns("runs", "naive-demo"))
+    write_notebook(work / "notebooks" / DASHBOARD_NOTEBOOK, DASHBOARD_CELLS)
     # Render every cell (no windowing) so the test can find the picker wherever it is on the page.
     settings = work / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
@@ -51,6 +72,9 @@ def jupyterlab(tmp_path_factory):
     if os.geteuid() == 0:
         command.append("--allow-root")
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(work / "settings"), "HF_HUB_OFFLINE": "1"}
+    shared = ROOT.parent / "shared" / "data"
+    if "FREEZELAB_DATA_DIR" not in env and shared.is_dir():  # the dashboard notebook trains on SST-2
+        env["FREEZELAB_DATA_DIR"] = str(shared)
     log = open(work / "jupyterlab.log", "w")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -71,17 +95,29 @@ def jupyterlab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(jupyterlab):
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
             "--disable-background-networking", "--disable-component-update"])
-        page = browser.new_page(viewport={"width": 1500, "height": 1000})
-        page.goto(f"{jupyterlab}/lab/tree/{NOTEBOOK}")
-        yield page
-        browser.close()
+        yield chromium
+        chromium.close()
+
+
+def open_notebook(browser, jupyterlab, name):
+    """A new page with the notebook alone, in a workspace of its own (no tabs restored from other pages)."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(f"{jupyterlab}/lab/workspaces/{name.split('.')[0]}/tree/{name}")
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser, jupyterlab):
+    page = open_notebook(browser, jupyterlab, NOTEBOOK)
+    yield page
+    page.close()
 
 
 PICKER_Z = """() => { const plots = [...document.querySelectorAll('.js-plotly-plot')]
@@ -92,12 +128,13 @@ SUMMARY = """() => { const html = [...document.querySelectorAll('.widget-html')]
                       return html.length ? html[html.length - 1].textContent : null; }"""
 
 
-def run_all_cells(page):
+def start_run_all(page):
+    """Run All Cells from the menu, retried while the kernel is still starting (a click then runs nothing)."""
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
     started = """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
                      .some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"""
-    for attempt in range(3):  # a click that lands while the kernel is still starting runs nothing: retry
+    for attempt in range(3):
         page.click(".lm-MenuBar-itemLabel:text-is('Run')")
         page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
         try:
@@ -105,6 +142,10 @@ def run_all_cells(page):
             break
         except Exception:
             page.keyboard.press("Escape")
+
+
+def run_all_cells(page):
+    start_run_all(page)
     # Every code cell shows an execution count when the run has finished.
     try:
         page.wait_for_function("""() => {
@@ -159,3 +200,38 @@ def test_picker_updates_heatmap_and_summary_in_the_browser(page):
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
     assert errors.count() == 0, f"error output on the page: {errors.first.text_content()[:500]}"
     print(f"browser test: {time.time() - started:.1f} s from Run All to the last check")
+
+
+DASHBOARD_STEPS = """() => { const traces = [...document.querySelectorAll('.js-plotly-plot')]
+                             .flatMap(p => p.data || []).filter(t => t.name === 'loss');
+                             return traces.length ? (traces[traces.length - 1].x || []).length : -1; }"""
+PROGRESS = """() => { const labels = [...document.querySelectorAll('.widget-hprogress .widget-label')];
+                       return labels.length ? labels[labels.length - 1].textContent : null; }"""
+
+
+def test_dashboard_draws_the_loss_while_training_in_the_browser(browser, jupyterlab):
+    page = open_notebook(browser, jupyterlab, DASHBOARD_NOTEBOOK)
+    start_run_all(page)
+    seen, deadline = [], time.time() + 240
+    while time.time() < deadline:  # sample the loss trace's length while the run goes on
+        steps = page.evaluate(DASHBOARD_STEPS)
+        if steps >= 0 and (not seen or steps != seen[-1]):
+            seen.append(steps)
+        if page.locator(".jp-OutputArea-output", has_text="parameters trained").count():  # print(result)
+            break
+        time.sleep(0.2)
+    else:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=ARTIFACTS / "browser_failure.png", full_page=True)
+        pytest.fail(f"the fine-tune did not finish; loss-trace lengths seen: {seen}")
+    total = 2 * 20  # 640 sentences / 32 per step x 2 epochs
+    assert seen and seen[-1] == total, f"the loss curve ended with {seen[-1:]} of {total} steps"
+    assert len([n for n in seen if 0 < n < total]) >= 2, f"the curve did not grow while training: {seen}"
+    assert page.evaluate(PROGRESS) == f"step {total}", "the progress bar did not reach the last step"
+    ARTIFACTS.mkdir(exist_ok=True)
+    dashboard = page.locator(".widget-vbox", has=page.locator(".widget-hprogress")).first
+    dashboard.screenshot(path=ARTIFACTS / "dashboard.png")
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    assert errors.count() == 0, f"error output on the page: {errors.first.text_content()[:500]}"
+    print(f"dashboard: loss-trace lengths seen while training: {seen}")
+    page.close()
