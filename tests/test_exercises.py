@@ -2,7 +2,7 @@
 
 import pytest
 
-from freezelab import FreezePlan
+from freezelab import FreezePlan, Schedule, results
 from freezelab.exercises import EXERCISES, check
 from freezelab.solutions import SOLUTIONS
 
@@ -15,11 +15,33 @@ WRONG = {
     "02.fix-last-2": FreezePlan(["embeddings", "head"]),
     "03.top2-trainable": 22_713_986,
     "03.state-saved": 12.0,
+    "04.best-kept": "head only, lr 0.001",
+    "04.top-block-cka": 1.0,
+    "04.pooler-size": 384,
+    "05.embeddings-lr": 1e-4,
+    "05.phases": 6,
+    "05.two-phases": lambda model: Schedule.gradual_unfreezing(model),
+    "06.best-depth-small": 3,  # no run froze 3 blocks
+    "06.best-depth-large": 5,
+    "06.steps-300": 63,
 }
+MINILM = ("01.embedding-share", "03.", "04.pooler-size", "05.")
+FRAMES = {"04.best-kept": "frontier", "04.top-block-cka": "frontier",
+          "06.best-depth-small": "data-size", "06.best-depth-large": "data-size"}
 
 
 def context(key, bert_base, minilm):
-    return {"model": minilm[0] if key == "01.embedding-share" or key.startswith("03.") else bert_base}
+    """What each check needs: a model (MiniLM or bert-base), a shipped sweep, or nothing."""
+    if key in FRAMES:
+        return {"frame": results.shipped(FRAMES[key])}
+    if key == "06.steps-300":
+        return {}
+    return {"model": minilm[0] if key.startswith(MINILM) else bert_base}
+
+
+def wrong(key, ctx):
+    answer = WRONG[key]
+    return answer(**ctx) if callable(answer) else answer
 
 
 def test_every_exercise_has_a_solution_and_a_wrong_answer():
@@ -29,13 +51,14 @@ def test_every_exercise_has_a_solution_and_a_wrong_answer():
 @pytest.mark.parametrize("key", sorted(EXERCISES))
 def test_check_accepts_the_solution(key, bert_base, minilm, capsys):
     ctx = context(key, bert_base, minilm)
-    assert check(key, SOLUTIONS[key](ctx["model"]), **ctx)
+    assert check(key, SOLUTIONS[key](**ctx), **ctx)
     assert "✅" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("key", sorted(EXERCISES))
 def test_check_rejects_a_wrong_answer_with_a_hint(key, bert_base, minilm, capsys):
-    assert not check(key, WRONG[key], **context(key, bert_base, minilm))
+    ctx = context(key, bert_base, minilm)
+    assert not check(key, wrong(key, ctx), **ctx)
     assert "Hint:" in capsys.readouterr().out
 
 

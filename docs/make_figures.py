@@ -1,0 +1,74 @@
+"""Regenerate the README's pictures in docs/images/ from the kit itself.
+
+- frontier.png and data_size.png: the course's plots of the shipped results
+  (`freezelab/precomputed/`), drawn by `freezelab.results` and rendered by
+  the same headless Chromium that the browser tests use;
+- picker.png and dashboard.png: the browser tests' screenshots of the live
+  widgets in JupyterLab (`tests/test_browser.py` writes them to artifacts/;
+  `--browser` runs it first).
+
+    FREEZELAB_DATA_DIR=../shared/data python docs/make_figures.py [--browser]
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = ROOT / "docs" / "images"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def render(figure, path: Path) -> None:
+    """Write a plotly figure to PNG through headless Chromium (no kaleido needed)."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as scratch:
+        page_file = Path(scratch) / "figure.html"
+        figure.write_html(page_file, include_plotlyjs=True, full_html=True, config={"displayModeBar": False})
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+                "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+            page = browser.new_page(viewport={"width": int(figure.layout.width or 1000) + 40,
+                                              "height": int(figure.layout.height or 600) + 40})
+            page.goto(page_file.as_uri())
+            page.wait_for_selector(".js-plotly-plot .main-svg")
+            page.locator(".js-plotly-plot").first.screenshot(path=str(path))
+            browser.close()
+    print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1024} KB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--browser", action="store_true", help="run tests/test_browser.py first for the widget pictures")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import freezelab as fl
+    from freezelab import probes, results
+
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = fl.load_model("minilm-l6")
+    dev = fl.load_task("sst2")["dev"]
+    chance = max(dev["label"].count(0), dev["label"].count(1)) / len(dev)
+    figure = results.frontier_plot(results.shipped("frontier"), untouched=probes.sts_retention(model, tokenizer),
+                                   chance=chance)
+    render(figure, IMAGES / "frontier.png")
+    render(results.data_size_heatmap(results.shipped("data-size")), IMAGES / "data_size.png")
+
+    if args.browser:
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_browser.py"], cwd=ROOT, check=True)
+    for shot, name in (("picker_before.png", "picker.png"), ("dashboard.png", "dashboard.png")):
+        source = ROOT / "artifacts" / shot
+        if source.exists():
+            shutil.copy(source, IMAGES / name)
+            print(f"copied artifacts/{shot} -> docs/images/{name}")
+        else:
+            print(f"artifacts/{shot} is missing: run with --browser (or pytest tests/test_browser.py) first")
+
+
+if __name__ == "__main__":
+    main()

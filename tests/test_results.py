@@ -1,0 +1,75 @@
+"""Specification of result tables and plots: exact statistics over seeds, and the shipped sweeps as the course reads them."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from freezelab import results
+
+
+def run(label, seed, accuracy, sts, plan="full", lr=1e-4, frozen=0, size=2000, schedule=False):
+    return {"label": label, "plan": plan, "lr": lr, "seed": seed, "train_size": size, "dev_metric": accuracy,
+            "frozen_blocks": frozen, "num_blocks": 6, "schedule": schedule, "pooling": "cls",
+            "retention": {"sts_spearman": sts, "cka": {"embeddings": 1.0, "block 5": sts - 0.1}, "weight_drift": {}}}
+
+
+RUNS = pd.DataFrame([run("full, lr 1e-4", 0, 0.80, 0.70), run("full, lr 1e-4", 1, 0.82, 0.60),
+                     run("full, lr 1e-4", 2, 0.84, 0.65), run("top 2", 0, 0.78, 0.85, plan="top2", frozen=4)])
+
+
+def test_summary_is_mean_and_sample_std_over_seeds_in_sweep_order():
+    table = results.summary(RUNS)
+    assert list(table["label"]) == ["full, lr 1e-4", "top 2"]
+    full = table.iloc[0]
+    assert full["dev_metric mean"] == pytest.approx(0.82) and full["dev_metric std"] == pytest.approx(0.02)
+    assert full["sts_spearman mean"] == pytest.approx(0.65) and full["cka_top mean"] == pytest.approx(0.55)
+    assert full["seeds"] == 3 and full["depth"] == "0 of 6 blocks frozen"
+    assert math.isnan(table.iloc[1]["dev_metric std"]) and table.iloc[1]["depth"] == "4 of 6 blocks frozen"
+
+
+def test_frontier_plot_draws_one_point_per_set_up_with_its_error_bars():
+    figure = results.frontier_plot(RUNS, untouched=0.867, chance=0.509)
+    assert [t.name for t in figure.data] == ["full, lr 1e-4", "top 2"]
+    assert figure.data[0].x[0] == pytest.approx(0.82) and figure.data[0].error_x.array[0] == pytest.approx(0.02)
+    texts = " ".join(a.text for a in figure.layout.annotations)
+    for corner in ("under-adaptation", "forgetting", "unstable training", "untouched model: 0.867",
+                   "majority class: 0.509"):
+        assert corner in texts
+    assert "dev accuracy" in figure.layout.xaxis.title.text and "STS-B" in figure.layout.yaxis.title.text
+
+
+def test_data_size_heatmap_marks_the_best_depth_of_each_size():
+    frame = pd.DataFrame([run("a", 0, 0.70, 0.8, frozen=6, size=100), run("b", 0, 0.60, 0.8, frozen=0, size=100),
+                          run("c", 0, 0.75, 0.8, frozen=6, size=1000), run("d", 0, 0.85, 0.8, frozen=0, size=1000)])
+    figure = results.data_size_heatmap(frame)
+    heat = figure.data[0]
+    assert list(heat.y) == ["6 of 6 blocks frozen", "0 of 6 blocks frozen"] and list(heat.x) == ["100", "1,000"]
+    assert heat.text[0][0].startswith("<b>0.700") and heat.text[1][1].startswith("<b>0.850")
+    assert not heat.text[1][0].startswith("<b>") and not heat.text[0][1].startswith("<b>")
+
+
+def test_shipped_sweeps_load_and_cover_their_grids():
+    frontier = results.shipped("frontier")
+    assert len(frontier) == 39 and frontier.groupby("label")["seed"].nunique().eq(3).all()
+    assert {"sts_spearman", "cka_top"} <= set(results.flatten(frontier).columns)
+    sizes = results.shipped("data-size")
+    assert len(sizes) == 48 and sorted(sizes["train_size"].unique()) == [100, 300, 1000, 3000]
+    with pytest.raises(ValueError, match="no shipped results named 'nope'; shipped: data-size, frontier"):
+        results.shipped("nope")
+
+
+def test_frozen_encoders_keep_their_retention_exactly():
+    """A run whose encoder was entirely frozen cannot have changed its sentence embeddings."""
+    runs = results.flatten(results.shipped("frontier"))
+    frozen = runs[(runs["frozen_blocks"] == 6) & ~runs["schedule"]]
+    assert len(frozen) and frozen["sts_spearman"].nunique() == 1
+    assert all(v == 0 for drift in frozen["retention"] for cell, v in drift["weight_drift"].items()
+               if not cell.startswith(("head", "pooler")))
+
+
+def test_loading_something_else_is_a_clear_error(tmp_path):
+    path = tmp_path / "other.json"
+    path.write_text('{"runs": []}')
+    with pytest.raises(ValueError, match="not an exported freezelab sweep"):
+        results.load(path)
