@@ -136,7 +136,7 @@ def has_mlm_head(checkpoint: str) -> bool:
         return any(key.startswith("cls.predictions") for key in weights.keys())
 
 
-def mlm_model(checkpoint: str):
+def load_mlm_model(checkpoint: str):
     """The original checkpoint with its masked-LM head (safetensors only), for `mlm_retention`; None if it has none."""
     if not has_mlm_head(checkpoint):
         return None
@@ -147,13 +147,15 @@ def mlm_model(checkpoint: str):
 
 def probe_texts(n: int = 200, seed: int = 0) -> list[str]:
     """A fixed probe set for CKA and masked-LM accuracy: SST-2 dev sentences (never trained on)."""
-    return load_task("sst2", dev_size=n, seed=seed)["dev"]["text"]
+    return list(load_task("sst2", dev_size=n, seed=seed)["dev"]["text"])
 
 
-def retention(original, finetuned, tokenizer, *, sts_dev_size: int | None = None, probe_size: int = 200,
-              mlm_model=None) -> dict:
-    """Every probe that applies, in one record: STS-B Spearman, CKA per layer, weight drift per cell,
-    and masked-LM accuracy when `mlm_model` (the original checkpoint with its MLM head) is given."""
+def retention(original, finetuned, tokenizer, *, checkpoint: str | None = None, sts_dev_size: int | None = None,
+              probe_size: int = 200, mlm_model=None) -> dict:
+    """Every probe that applies, in one record: STS-B Spearman, CKA per layer, weight drift per cell, and
+    masked-LM accuracy when the checkpoint has an MLM head (pass `checkpoint` to look, or the head as `mlm_model`)."""
+    if mlm_model is None and checkpoint is not None:
+        mlm_model = load_mlm_model(checkpoint)
     texts = probe_texts(probe_size)
     drift = weight_drift(original, finetuned)
     record = {

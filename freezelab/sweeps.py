@@ -197,10 +197,9 @@ def run_point(point: dict, settings: SweepSettings) -> dict:
               "evaluations": [h for h in result.history if result.metric_name in h]}
     if settings.probes:
         original = load_model(settings.checkpoint, num_labels=num_labels, seed=point["seed"], pooling=pooling)[0]
-        mlm = probes.mlm_model(settings.checkpoint)  # None for checkpoints without a masked-LM head (MiniLM)
-        record["retention"] = probes.retention(original, model, tokenizer, sts_dev_size=settings.sts_dev_size,
-                                               mlm_model=mlm)
-        del original, mlm
+        record["retention"] = probes.retention(original, model, tokenizer, checkpoint=settings.checkpoint,
+                                               sts_dev_size=settings.sts_dev_size)  # MLM probe where there is a head
+        del original
     del model
     gc.collect()  # two models per run: give the memory back before the next one
     return record

@@ -88,3 +88,16 @@ def test_retention_record_for_an_unchanged_model(minilm):
     assert set(record) == {"sts_spearman", "cka", "weight_drift"}
     assert all(v == pytest.approx(1.0) for v in record["cka"].values())
     assert all(v == 0 for cell, v in record["weight_drift"].items() if not cell.startswith("head/"))
+
+
+def test_retention_adds_the_mlm_probe_when_the_checkpoint_has_a_head(tmp_path):
+    torch.manual_seed(0)
+    config = BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64)
+    AutoModelForMaskedLM.from_config(config).save_pretrained(tmp_path)  # a local checkpoint with an MLM head
+    _, tokenizer = fl.load_model("minilm-l6")
+    assert probes.has_mlm_head(str(tmp_path))
+    original, _ = fl.load_model(str(tmp_path))
+    finetuned, _ = fl.load_model(str(tmp_path))
+    record = fl.retention(original, finetuned, tokenizer, checkpoint=str(tmp_path), sts_dev_size=50, probe_size=20)
+    assert set(record) == {"sts_spearman", "cka", "weight_drift", "mlm_accuracy"}
+    assert 0 <= record["mlm_accuracy"] <= 1
