@@ -5,7 +5,8 @@
   the same headless Chromium that the browser tests use;
 - picker.png and dashboard.png: the browser tests' screenshots of the live
   widgets in JupyterLab (`tests/test_browser.py` writes them to artifacts/;
-  `--browser` runs it first).
+  `--browser` runs it first);
+- the README's results tables, printed as Markdown (mean ± std over seeds).
 
     FREEZELAB_DATA_DIR=../shared/data python docs/make_figures.py [--browser]
 """
@@ -42,6 +43,24 @@ def render(figure, path: Path) -> None:
     print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1024} KB)")
 
 
+def print_tables(results) -> None:
+    """The shipped sweeps as the README's Markdown tables."""
+    table = results.summary(results.shipped("frontier"))
+    print("\n| set-up | SST-2 dev accuracy | STS-B Spearman | CKA, top block |\n| --- | --- | --- | --- |")
+    for row in table.to_dict(orient="records"):
+        print(f"| {row['label']} | " + " | ".join(f"{row[m + ' mean']:.3f} ± {row[m + ' std']:.3f}"
+                                                  for m in ("dev_metric", "sts_spearman", "cka_top")) + " |")
+    sizes = results.summary(results.shipped("data-size"), by=("depth", "train_size"), metrics=("dev_metric",))
+    columns = sorted(sizes["train_size"].unique())
+    print("\n| frozen depth | " + " | ".join(f"{n:,} sentences" for n in columns) + " |")
+    print("| --- |" + " --- |" * len(columns))
+    for depth, part in sizes.groupby("depth", sort=False):
+        cells = part.set_index("train_size")
+        print(f"| {depth} | " + " | ".join(f"{cells.loc[n, 'dev_metric mean']:.3f} ± {cells.loc[n, 'dev_metric std']:.3f}"
+                                           for n in columns) + " |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--browser", action="store_true", help="run tests/test_browser.py first for the widget pictures")
@@ -59,6 +78,7 @@ def main() -> None:
     render(figure, IMAGES / "frontier.png")
     render(results.data_size_heatmap(results.shipped("data-size")), IMAGES / "data_size.png")
 
+    print_tables(results)
     if args.browser:
         subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_browser.py"], cwd=ROOT, check=True)
     for shot, name in (("picker_before.png", "picker.png"), ("dashboard.png", "dashboard.png")):

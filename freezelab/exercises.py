@@ -71,7 +71,7 @@ def _embedding_share(model) -> float:
     return summary.loc["embeddings", "total"] / summary.loc["all", "total"]
 
 
-def _best_kept(frame, threshold: float = 0.78) -> str:
+def _best_kept(frame, threshold: float = 0.80) -> str:
     from .results import summary
 
     table = summary(frame)
@@ -165,8 +165,8 @@ EXERCISES = {e.key: e for e in [
              lambda model: (FreezePlan.full_finetune(model).trainable_count(model)
                             - FreezePlan.head_only(model).trainable_count(model)) * 12 / 2**20, _close(1.0)),
     Exercise("04.best-kept",
-             "Among the precomputed set-ups with mean dev accuracy >= 0.78, which keeps the most STS-B retention?",
-             "Filter results.summary(frontier) on 'dev_metric mean' >= 0.78, then take the row with the largest "
+             "Among the precomputed set-ups with mean dev accuracy >= 0.80, which keeps the most STS-B retention?",
+             "Filter results.summary(frontier) on 'dev_metric mean' >= 0.80, then take the row with the largest "
              "'sts_spearman mean'; answer its 'label' exactly.", _best_kept, _same_label),
     Exercise("04.top-block-cka", "Mean CKA of block 5 after full fine-tuning at lr 5e-4, over the seeds?",
              "results.flatten(frontier) has a 'cka_top' column; average it over the rows of that label; "

@@ -21,7 +21,7 @@ def _best_kept(frame) -> str:
     from .results import summary
 
     table = summary(frame)
-    return table[table["dev_metric mean"] >= 0.78].sort_values("sts_spearman mean")["label"].iloc[-1]
+    return table[table["dev_metric mean"] >= 0.80].sort_values("sts_spearman mean")["label"].iloc[-1]
 
 
 def _top_block_cka(frame) -> float:

@@ -21,11 +21,13 @@ Not for: choosing hyper-parameters by search (the grid is fixed), or plotting (`
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import hashlib
 import itertools
 import json
 import math
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -140,6 +142,7 @@ def storage(url: str, heartbeat: int = 30, grace: int = 120) -> RDBStorage:
 
 def create_sweep(name: str, url: str, points: list[dict], settings: SweepSettings, **storage_options) -> optuna.Study:
     """Create (or reopen) the study and enqueue each grid point once; reopening never enqueues twice."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line in a notebook's stderr
     study = optuna.create_study(study_name=name, storage=storage(url, **storage_options), direction="maximize",
                                 load_if_exists=True)
     if "grid" in study.user_attrs:
@@ -201,8 +204,19 @@ def run_point(point: dict, settings: SweepSettings) -> dict:
                                                sts_dev_size=settings.sts_dev_size)  # MLM probe where there is a head
         del original
     del model
-    gc.collect()  # two models per run: give the memory back before the next one
+    release_memory()  # two models and an optimizer per run: give the memory back before the next one
     return record
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc keeps them otherwise: a long sweep's
+    resident memory would creep up run after run)."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except OSError:  # not glibc (musl, ...): nothing to trim
+            pass
 
 
 def run_sweep(name: str, url: str, run=run_point, log=print, progress: bool = True, **storage_options) -> int:
@@ -248,7 +262,7 @@ def run_sweep(name: str, url: str, run=run_point, log=print, progress: bool = Tr
             study.stop()
 
     if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress line says what Optuna would
         study.optimize(objective, callbacks=[after_each], catch=())
     bar.close()
     running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
