@@ -21,13 +21,10 @@ Not for: choosing hyper-parameters by search (the grid is fixed), or plotting (`
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import hashlib
 import itertools
 import json
 import math
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -165,7 +162,7 @@ def run_point(point: dict, settings: SweepSettings) -> dict:
     from . import probes
     from .cache import frozen_prefix_depth
     from .models import load_model
-    from .training import fine_tune
+    from .training import fine_tune, release_memory
 
     num_labels = 1 if settings.task == "stsb" else 2
     pooling = point.get("pooling", "cls")
@@ -207,16 +204,6 @@ def run_point(point: dict, settings: SweepSettings) -> dict:
     release_memory()  # two models and an optimizer per run: give the memory back before the next one
     return record
 
-
-def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS (glibc keeps them otherwise: a long sweep's
-    resident memory would creep up run after run)."""
-    gc.collect()
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except OSError:  # not glibc (musl, ...): nothing to trim
-            pass
 
 
 def run_sweep(name: str, url: str, run=run_point, log=print, progress: bool = True, **storage_options) -> int:
