@@ -116,21 +116,69 @@ def _short(row) -> str:
     return text
 
 
+# The frontier's drawing area in pixels (width and height less margins and legend), for placing labels.
+_PLOT_W, _PLOT_H = 670, 410
+
+
+def _label_positions(points: list[tuple[float, float, float, float, str]], x_range, y_range) -> list[str]:
+    """A textposition per (x, y, x error, y error, text), chosen greedily so that labels overlap neither each
+    other nor the markers and error bars."""
+    def to_px(x, y):
+        return ((x - x_range[0]) / (x_range[1] - x_range[0]) * _PLOT_W,
+                (y - y_range[0]) / (y_range[1] - y_range[0]) * _PLOT_H)
+
+    offsets = {"top center": (0, 14), "bottom center": (0, -14), "middle right": (1, 0), "middle left": (-1, 0)}
+    taken = []  # (box, weight): labels and markers must not be covered; an error bar under a label is a lesser evil
+    for x, y, dx, dy, _ in points:
+        (left, bottom), (right, top) = to_px(x - dx, y - dy), to_px(x + dx, y + dy)
+        px, py = to_px(x, y)
+        taken += [((px - 8, py - 8, px + 8, py + 8), 1.0), ((left, py - 2, right, py + 2), 0.3),
+                  ((px - 2, bottom, px + 2, top), 0.3)]
+
+    def box_at(px, py, position, width, height=11):
+        dx, dy = offsets[position]
+        if dx:  # beside the marker
+            left = px + 11 if dx > 0 else px - 11 - width
+            return left, py - height / 2, left + width, py + height / 2
+        return px - width / 2, py + dy - height / 2, px + width / 2, py + dy + height / 2
+
+    def cost(box):
+        inside = 0 <= box[0] and box[2] <= _PLOT_W and 0 <= box[1] and box[3] <= _PLOT_H
+        covered = sum(weight * max(0, min(box[2], b[2]) - max(box[0], b[0])) * max(0, min(box[3], b[3]) - max(box[1], b[1]))
+                      for b, weight in taken)
+        return covered + (0 if inside else 1e4)
+
+    chosen = []
+    for x, y, _, _, text in points:
+        px, py = to_px(x, y)
+        width = 5.2 * len(text)
+        best = min(offsets, key=lambda position: cost(box_at(px, py, position, width)))  # ties: the first, on top
+        taken.append((box_at(px, py, best, width), 1.0))
+        chosen.append(best)
+    return chosen
+
+
 def frontier_plot(frame: pd.DataFrame, retention: str = "sts_spearman", untouched: float | None = None,
                   chance: float | None = None, title: str | None = None) -> go.Figure:
     """The adaptation-retention frontier: x = task dev accuracy, y = retention, one point per set-up.
 
     Points are means over seeds with ± 1 std error bars; colour = frozen depth (blue all frozen,
-    vermillion none, purple a schedule), size = learning rate. `untouched` draws the pre-trained model's
-    retention, `chance` the accuracy of always answering the majority class. The corners are labelled
-    with the failure each one shows.
+    vermillion none, purple a schedule), size = learning rate, diamonds are schedules and squares
+    layer-wise lr decay. `untouched` draws the pre-trained model's retention, `chance` the accuracy of
+    always answering the majority class. The corners are labelled with the failure each one shows.
     """
     table = summary(frame, metrics=("dev_metric", retention))
+    x, y = table["dev_metric mean"], table[f"{retention} mean"]
+    x_range = [min(x.min(), chance or 1) - 0.03, x.max() + 0.04]
+    y_range = [y.min() - 0.1, max(y.max(), untouched or 0) + 0.16]  # room above for the corner labels
+    rows = table.to_dict(orient="records")
+    positions = _label_positions([(r["dev_metric mean"], r[f"{retention} mean"], np.nan_to_num(r["dev_metric std"]),
+                                   np.nan_to_num(r[f"{retention} std"]), _short(r)) for r in rows], x_range, y_range)
     figure = go.Figure()
-    for row in table.to_dict(orient="records"):
+    for row, position in zip(rows, positions):
         figure.add_trace(go.Scatter(
             x=[row["dev_metric mean"]], y=[row[f"{retention} mean"]], name=row["label"], mode="markers+text",
-            text=[_short(row)], textposition="top center", textfont={"size": 9},
+            text=[_short(row)], textposition=position, textfont={"size": 9, "color": "#333"},
             marker={"color": _colour(row), "size": 7 + 3 * math.log10(row["lr"] / 1e-5),
                     "symbol": "diamond" if row["schedule"] else ("square" if "layer decay" in row["label"] else "circle"),
                     "line": {"width": 1, "color": "white"}},
@@ -140,32 +188,30 @@ def frontier_plot(frame: pd.DataFrame, retention: str = "sts_spearman", untouche
                            f"{row['dev_metric std']:.3f}<br>{METRIC_NAMES.get(retention, retention)} %{{y:.3f}} ± "
                            f"{row[f'{retention} std']:.3f}<br>{row['seeds']} seeds<extra></extra>"),
         ))
-    x_low = min(table["dev_metric mean"].min(), chance or 1) - 0.03
-    y_low = table[f"{retention} mean"].min() - 0.08
-    x_high = table["dev_metric mean"].max() + 0.04
-    y_high = max(table[f"{retention} mean"].max(), untouched or 0) + 0.06
+    grey = {"color": "#777", "size": 10}
     if untouched is not None:
-        figure.add_hline(y=untouched, line={"dash": "dash", "color": "grey", "width": 1},
-                         annotation_text=f"untouched model: {untouched:.3f}", annotation_position="top left",
-                         annotation_font_size=10)
+        figure.add_hline(y=untouched, line={"dash": "dash", "color": "grey", "width": 1})
+        figure.add_annotation(x=(chance or x_range[0]) + 0.02, y=untouched, xanchor="left", yanchor="bottom",
+                              text=f"untouched model: {untouched:.3f}", showarrow=False, font=grey)
     if chance is not None:
-        figure.add_vline(x=chance, line={"dash": "dot", "color": "grey", "width": 1},
-                         annotation_text=f"majority class: {chance:.3f}", annotation_position="bottom right",
-                         annotation_font_size=10)
-    corners = [(x_low, y_high, "left", "top", "<b>under-adaptation</b><br>knowledge kept, task not learned"),
-               (x_high, y_low, "right", "bottom", "<b>forgetting</b><br>task learned, knowledge overwritten"),
-               (x_low, y_low, "left", "bottom", "<b>unstable training</b><br>both lost"),
-               (x_high, y_high, "right", "top", "<b>the goal</b><br>both kept")]
-    for x, y, xanchor, yanchor, text in corners:
-        figure.add_annotation(x=x, y=y, xanchor=xanchor, yanchor=yanchor, text=text, showarrow=False,
-                              font={"size": 11, "color": "#555"}, align=xanchor)
+        figure.add_vline(x=chance, line={"dash": "dot", "color": "grey", "width": 1})
+        figure.add_annotation(x=chance, y=(y_range[0] + y_range[1]) / 2, xanchor="left", xshift=4, textangle=-90,
+                              text=f"majority class: {chance:.3f}", showarrow=False, font=grey)
+    corners = [(x_range[0], y_range[1], "left", "top", "<b>under-adaptation</b><br>knowledge kept, task not learned"),
+               (x_range[1], y_range[0], "right", "bottom", "<b>forgetting</b><br>task learned, knowledge overwritten"),
+               (x_range[0], y_range[0], "left", "bottom", "<b>unstable training</b><br>both lost"),
+               (x_range[1], y_range[1], "right", "top", "<b>the goal</b><br>both kept")]
+    for cx, cy, xanchor, yanchor, text in corners:
+        figure.add_annotation(x=cx, y=cy, xanchor=xanchor, yanchor=yanchor, text=text, showarrow=False,
+                              font={"size": 11, "color": "#555"}, align=xanchor, bgcolor="rgba(255,255,255,0.85)")
     name = METRIC_NAMES.get(retention, retention)
     figure.update_layout(
-        title=title or f"Adaptation versus retention (means over seeds, bars ± 1 std)",
-        xaxis={"title": "task dev accuracy (fraction correct)", "range": [x_low, x_high], "showgrid": True},
-        yaxis={"title": f"retention: {name} (1 = perfect)", "range": [y_low, y_high]},
-        legend={"title": "set-up (colour: blue = all frozen → vermillion = none; size: lr)", "font": {"size": 10}},
-        height=560, width=1000, plot_bgcolor="white", margin={"t": 60},
+        title=title or "Adaptation versus retention (means over seeds, bars ± 1 std)",
+        xaxis={"title": "task dev accuracy (fraction correct)", "range": x_range},
+        yaxis={"title": f"retention: {name} (1 = perfect)", "range": y_range},
+        legend={"title": {"text": "set-up<br><sup>colour: blue all frozen → vermillion none frozen;"
+                                  "<br>purple schedule; size: learning rate</sup>"}, "font": {"size": 10}},
+        height=560, width=1000, plot_bgcolor="white", margin={"t": 60, "l": 70, "r": 20, "b": 60},
     )
     figure.update_xaxes(gridcolor="#eee", zeroline=False)
     figure.update_yaxes(gridcolor="#eee", zeroline=False)
