@@ -80,6 +80,14 @@ def grid(plans, lrs, train_sizes, seeds, **options) -> list[dict]:
     wrong = [o for o in options if o not in OPTIONS]
     if wrong:
         raise ValueError(f"unknown option {wrong[0]!r}; a point may set: {', '.join(OPTIONS)}")
+    checks = {"pooling": (lambda v: v in ("cls", "mean"), "'cls' or 'mean'"),
+              "warmup": (lambda v: 0 <= v < 1, "a fraction from 0 to below 1"),
+              "epochs": (lambda v: isinstance(v, int) and v >= 1, "a whole number >= 1"),
+              "layer_decay": (lambda v: 0 < v <= 1, "in (0, 1]")}
+    for option, value in options.items():  # caught here, not hours later inside a worker
+        valid, what = checks[option]
+        if not valid(value):
+            raise ValueError(f"{option} must be {what}, got {value!r}")
     return [{"plan": p, "lr": float(lr), "train_size": int(n), "seed": int(s), **options}
             for p, lr, n, s in itertools.product(plans, lrs, train_sizes, seeds)]
 

@@ -52,6 +52,10 @@ def test_points_carry_their_own_options_and_labels():
     assert sweeps.describe({"plan": "head", "lr": 1e-2, "pooling": "mean"}) == "head only (mean-pooled), lr 0.01"
     with pytest.raises(ValueError, match="unknown option 'momentum'; a point may set: epochs, warmup, pooling"):
         sweeps.grid(["full"], [1e-4], [100], [0], momentum=0.9)
+    with pytest.raises(ValueError, match="pooling must be 'cls' or 'mean', got 'max'"):
+        sweeps.grid(["full"], [1e-4], [100], [0], pooling="max")
+    with pytest.raises(ValueError, match="warmup must be a fraction from 0 to below 1, got 6"):
+        sweeps.grid(["full"], [1e-4], [100], [0], warmup=6)
 
 
 def test_the_course_presets():
