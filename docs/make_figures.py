@@ -40,7 +40,7 @@ def render(figure, path: Path) -> None:
             page.wait_for_selector(".js-plotly-plot .main-svg")
             page.locator(".js-plotly-plot").first.screenshot(path=str(path))
             browser.close()
-    print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1024} KB)")
+    print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
 
 
 def print_tables(results) -> None:

@@ -78,13 +78,15 @@ def _trainable_parts(a: Anatomy, frozen: frozenset[str]) -> dict:
 
 
 def grid_heatmap(a: Anatomy, values: np.ndarray, *, title: str, hover: list[list[str]], notes: list[str],
-                 colorscale, zmin: float, zmax: float, colorbar: dict, widget: bool = False) -> go.Figure:
+                 colorscale, zmin: float, zmax: float, colorbar: dict, widget: bool = False,
+                 labels: list[list[str]] | None = None) -> go.Figure:
     """Draw any rows x columns measure on the anatomy grid (embeddings at the bottom, head at the top).
 
     `values` is None (or NaN, for plain figures) where a cell does not exist: those cells stay blank.
-    `notes` are written beside each row; `hover` is the text of each cell.
+    `notes` are written beside each row; `hover` is the text of each cell; `labels`, the text in each
+    cell, defaults to its parameter count.
     """
-    _, labels, _ = _static_parts(a)
+    labels = labels or _static_parts(a)[1]
     heatmap = go.Heatmap(
         z=values, x=list(a.columns), y=list(a.rows), zmin=zmin, zmax=zmax, colorscale=colorscale,
         text=labels, texttemplate="%{text}", textfont={"size": 9, "color": "black"}, customdata=hover,
@@ -163,7 +165,8 @@ def drift_heatmap(model_or_anatomy: nn.Module | Anatomy, drift: dict, title: str
         per_row[row] = max(per_row.get(row, 0.0), value)
     notes = [f"max {per_row.get(row, 0.0):.1e}" if per_row.get(row, 0.0) > 0 else "unchanged" for row in a.rows]
     top = zmax or max([v for line in values for v in line if v is not None] + [1e-12])
+    labels = [["" if v is None else ("0" if v == 0 else f"{v:.2g}") for v in line] for line in values]
     return grid_heatmap(a, values, title=title or "Relative weight change per cell, ||ΔW|| / ||W||", hover=hover,
-                        notes=notes, colorscale=DRIFT_SCALE, zmin=0, zmax=top,
+                        notes=notes, colorscale=DRIFT_SCALE, zmin=0, zmax=top, labels=labels,
                         colorbar={"title": {"text": "||ΔW|| / ||W||<br>(relative)"}, "len": 0.6, "x": 1.22,
                                   "xanchor": "left"})

@@ -24,6 +24,8 @@ from plotly.colors import sample_colorscale
 # Okabe-Ito blue (everything frozen) to vermillion (nothing frozen); reddish purple for schedules.
 DEPTH_SCALE = [[0.0, "#D55E00"], [1.0, "#0072B2"]]
 SCHEDULE_COLOUR = "#CC79A7"
+# Curves of several set-ups at once: the Okabe-Ito palette, colour-blind safe, one colour per set-up.
+LINE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 METRIC_NAMES = {
     "dev_metric": "task dev accuracy",
     "sts_spearman": "STS-B Spearman ρ",
@@ -265,10 +267,10 @@ def cka_plot(frame: pd.DataFrame, labels: list[str] | None = None) -> go.Figure:
     """Linear CKA between the pre-trained and the fine-tuned model, per layer (mean over seeds); 1 = unchanged."""
     runs = frame if labels is None else frame[frame["label"].isin(labels)]
     figure = go.Figure()
-    for label, part in runs.groupby("label", sort=False):
+    for i, (label, part) in enumerate(runs.groupby("label", sort=False)):
         per_layer = pd.DataFrame(list(part["retention"].apply(lambda r: r["cka"])))
         figure.add_trace(go.Scatter(x=list(per_layer.columns), y=per_layer.mean(), name=label, mode="lines+markers",
-                                    line={"color": _colour(flatten(part).iloc[0])},
+                                    line={"color": LINE_COLOURS[i % len(LINE_COLOURS)]},
                                     error_y={"array": per_layer.std().fillna(0), "thickness": 1}))
     figure.update_layout(title="How much each layer's representations changed (linear CKA with the pre-trained model)",
                          xaxis={"title": "layer (data flows left to right)"},
@@ -284,9 +286,9 @@ def loss_plot(frame: pd.DataFrame, labels: list[str], smooth: int = 10, guessing
     `guessing` marks the loss of a model that gives every class the same probability (ln 2 for two classes).
     """
     figure = go.Figure()
-    for label in labels:
+    for j, label in enumerate(labels):
         part = frame[frame["label"] == label]
-        colour = _colour(flatten(part).iloc[0])
+        colour = LINE_COLOURS[j % len(LINE_COLOURS)]
         for i, run in enumerate(part.to_dict(orient="records")):
             losses = pd.Series(run["losses"]).rolling(smooth, min_periods=1).mean()
             figure.add_trace(go.Scatter(x=list(range(1, len(losses) + 1)), y=losses, mode="lines",
@@ -294,7 +296,7 @@ def loss_plot(frame: pd.DataFrame, labels: list[str], smooth: int = 10, guessing
                                         name=f"{label}, seed {run['seed']}", legendgroup=label))
     if guessing is not None:
         figure.add_hline(y=guessing, line={"dash": "dash", "color": "grey", "width": 1},
-                         annotation_text=f"{guessing:.3f}: guessing", annotation_position="bottom left")
+                         annotation_text=f"{guessing:.3f}: guessing", annotation_position="top right")
     figure.update_layout(title=f"Training loss (cross-entropy, moving average over {smooth} steps)",
                          xaxis={"title": "training step (batches of 32 sentences)"},
                          yaxis={"title": "loss (nats per sentence)"}, height=420, width=900, plot_bgcolor="white",
