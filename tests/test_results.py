@@ -73,3 +73,28 @@ def test_loading_something_else_is_a_clear_error(tmp_path):
     path.write_text('{"runs": []}')
     with pytest.raises(ValueError, match="not an exported freezelab sweep"):
         results.load(path)
+
+
+def test_what_notebook_04_says_of_the_shipped_frontier():
+    """The prose of notebooks 04-05 reads the shipped results; if they are remade, these must still hold."""
+    table = results.summary(results.shipped("frontier")).set_index("label")
+    acc, sts = table["dev_metric mean"], table["sts_spearman mean"]
+    full = ["full fine-tune, lr 2e-05", "full fine-tune, lr 0.0001", "full fine-tune, lr 0.0005"]
+    assert list(sts[full]) == sorted(sts[full], reverse=True)  # faster learning, more forgetting
+    for label in ["full fine-tune, lr 0.001, no warm-up", "full fine-tune, lr 0.002, no warm-up"]:
+        assert acc[label] < 0.52 and sts[label] < 0.3  # collapsed to the majority class, embeddings gone
+    assert acc["head only, lr 0.001"] < 0.52 < 0.75 < acc["head only (mean-pooled), lr 0.01"]
+    assert sts["train top 2 + head, lr 0.0005"] < sts["full fine-tune, lr 2e-05"] - 0.2  # freezing is no safety belt
+    gradual, full_1e4 = "gradual unfreezing, lr 0.0001", "full fine-tune, lr 0.0001"
+    assert abs(acc[gradual] - acc[full_1e4]) < 0.01 and sts[gradual] > sts[full_1e4] + 0.15
+
+
+def test_what_notebook_06_says_of_the_shipped_data_size_grid():
+    table = results.summary(results.shipped("data-size"), by=("frozen_blocks", "train_size"), metrics=("dev_metric",))
+    mean = table.pivot(index="frozen_blocks", columns="train_size", values="dev_metric mean")
+    std = table.pivot(index="frozen_blocks", columns="train_size", values="dev_metric std")
+    assert mean[100].max() - mean[100].min() < std[100].max()  # at 100 sentences: all depths within one std
+    for size in (300, 1000, 3000):  # from 300 on, training two or more blocks beats the frozen encoder
+        best = mean.loc[[0, 2], size].idxmax()  # by more than the spread of either
+        assert mean.loc[best, size] - mean.loc[6, size] > max(std.loc[best, size], std.loc[6, size])
+    assert mean[3000].idxmax() == 0 and (mean.loc[2] > mean.loc[4]).all()
