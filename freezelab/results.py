@@ -238,7 +238,7 @@ def data_size_heatmap(frame: pd.DataFrame) -> go.Figure:
     figure.update_layout(
         title="Dev accuracy by training-set size and frozen depth (mean ± std over seeds; best per column in bold)",
         xaxis={"title": "training sentences", "type": "category"},
-        yaxis={"title": "frozen depth (embeddings always frozen)", "autorange": "reversed"},
+        yaxis={"title": "frozen blocks (and the embeddings, except at 0)", "autorange": "reversed"},
         height=140 + 70 * len(depths), width=900, plot_bgcolor="white",
     )
     return figure

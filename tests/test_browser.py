@@ -128,6 +128,17 @@ SUMMARY = """() => { const html = [...document.querySelectorAll('.widget-html')]
                       return html.length ? html[html.length - 1].textContent : null; }"""
 
 
+def dismiss_dialogs(page):
+    """Close any modal dialog JupyterLab opened on its own (e.g. a kernel or file notice); report what it said."""
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count():
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=ARTIFACTS / "browser_dialog.png")
+        print(f"closing a JupyterLab dialog: {dialog.first.text_content()[:200]!r}")
+        page.keyboard.press("Escape")
+        dialog.first.wait_for(state="detached", timeout=10_000)
+
+
 def start_run_all(page):
     """Run All Cells from the menu, retried while the kernel is still starting (a click then runs nothing)."""
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
@@ -135,6 +146,7 @@ def start_run_all(page):
     started = """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
                      .some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"""
     for attempt in range(3):
+        dismiss_dialogs(page)
         page.click(".lm-MenuBar-itemLabel:text-is('Run')")
         page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
         try:
