@@ -18,13 +18,8 @@ from .anatomy import anatomy, trainable_summary
 from .models import structure_copy
 from .plans import FreezePlan
 from .recipes import RECIPES
-from .schedules import layer_distance
-
-
-def _gradual(model):
-    from .schedules import Schedule
-
-    return Schedule.gradual_unfreezing(model)
+from .results import flatten, summary
+from .schedules import Phase, Schedule, layer_distance
 
 
 @dataclass(frozen=True)
@@ -72,8 +67,6 @@ def _embedding_share(model) -> float:
 
 
 def _best_kept(frame, threshold: float = 0.80) -> str:
-    from .results import summary
-
     table = summary(frame)
     good = table[table["dev_metric mean"] >= threshold]
     return str(good.loc[good["sts_spearman mean"].idxmax(), "label"])
@@ -84,8 +77,6 @@ def _same_label(answer, expected, context) -> bool:
 
 
 def _top_block_cka(frame, label: str = "full fine-tune, lr 0.0005") -> float:
-    from .results import flatten
-
     runs = flatten(frame)
     return float(runs.loc[runs["label"] == label, "cka_top"].mean())
 
@@ -96,15 +87,11 @@ def _relative(tolerance: float):
 
 
 def _two_phases(model):
-    from .schedules import Phase, Schedule
-
     return Schedule((Phase(FreezePlan.head_only(model)),
                      Phase(FreezePlan.train_top(model, 2), start_epoch=1, lr_scale=0.5)))
 
 
 def _same_schedule(answer, expected, context) -> bool:
-    from .schedules import Schedule
-
     def phases(schedule):  # what a phase does, with the first phase's (unused) start left out
         return [(p.plan.frozen_names(context["model"]), p.lr_scale) + ((p.start_step, p.start_epoch, p.on_plateau)
                                                                        if i else ()) for i, p in enumerate(schedule.phases)]
@@ -113,8 +100,6 @@ def _same_schedule(answer, expected, context) -> bool:
 
 
 def _best_depth(frame, size: str) -> int:
-    from .results import summary
-
     table = summary(frame, by=("frozen_blocks", "train_size"), metrics=("dev_metric",))
     wanted = table["train_size"].min() if size == "smallest" else table["train_size"].max()
     part = table[table["train_size"] == wanted]
@@ -122,7 +107,7 @@ def _best_depth(frame, size: str) -> int:
 
 
 def _steps(size: int = 300, batch_size: int = 32) -> int:
-    from .sweeps import data_size_points
+    from .sweeps import data_size_points  # on demand: sweeps need Optuna
 
     epochs = next(p["epochs"] for p in data_size_points(seeds=[0]) if p["train_size"] == size)
     return epochs * -(-size // batch_size)
@@ -180,7 +165,7 @@ EXERCISES = {e.key: e for e in [
              lambda model: 1e-4 * 0.8 ** layer_distance(anatomy(model), "embeddings"), _relative(0.01)),
     Exercise("05.phases", "How many phases does Schedule.gradual_unfreezing(model) have on MiniLM-L6?",
              "One phase with the head (and pooler) alone, then one per block; or count len(schedule.phases).",
-             lambda model: len(_gradual(model).phases), _equal),
+             lambda model: len(Schedule.gradual_unfreezing(model).phases), _equal),
     Exercise("05.two-phases", "Write a Schedule: head only for epoch 0, then top 2 + head from epoch 1 at lr_scale 0.5.",
              "Two Phase objects in a Schedule: the first with FreezePlan.head_only(model) (it needs no start), the "
              "second with FreezePlan.train_top(model, 2) and the start_epoch and lr_scale asked for.",
