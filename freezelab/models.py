@@ -29,7 +29,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from .heads import use_mean_pooling
+from .heads import pooling_of, use_mean_pooling
 
 OFFLINE_PRESET = "minilm-l6"
 
@@ -192,6 +192,8 @@ def structure_copy(model):
     """
     with torch.device("meta"):
         scratch = type(model)(copy.deepcopy(model.config))
+    if pooling_of(model) == "mean":  # the same parameters: no pooler
+        use_mean_pooling(scratch)
     for (name, p), (_, q) in zip(model.named_parameters(), scratch.named_parameters()):
         q.requires_grad_(p.requires_grad)
     return scratch

@@ -83,3 +83,13 @@ def test_bad_pooling_names_what_is_valid():
         fl.load_model("minilm-l6", pooling="max")
     with pytest.raises(ValueError, match="no pooler to replace"):
         use_mean_pooling(tiny_model("distilbert"))
+
+
+def test_the_picker_and_structure_copies_follow_mean_pooling(mean_minilm):
+    from freezelab.models import structure_copy
+
+    model, _ = mean_minilm
+    assert [n for n, _ in structure_copy(model).named_parameters()] == [n for n, _ in model.named_parameters()]
+    picker = fl.FreezePicker(model)
+    assert "as printed: freeze-body-loop" in picker.presets
+    assert picker.presets["head only"].trainable_count(model) == 770
