@@ -256,9 +256,17 @@ def run_sweep(name: str, url: str, run=run_point, log=print, progress: bool = Tr
         if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             study.stop()
 
-    if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress line says what Optuna would
-        study.optimize(objective, callbacks=[after_each], catch=())
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress line says what Optuna would
+    while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        try:
+            study.optimize(objective, callbacks=[after_each], catch=())
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as error:
+            if isinstance(error, ValueError) and not str(error).startswith("Cannot tell a"):
+                raise
+            # This worker stalled (a paused machine, a starved CPU) past the grace period: another worker
+            # declared its run dead and re-queued it. Drop this copy of the result and go on with the queue.
+            log(f"a run of this worker went more than {storage_options.get('grace', 120)} s without a heartbeat; "
+                f"it was re-queued for another worker, so this worker's result for it is dropped")
     bar.close()
     running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
     if running:

@@ -94,6 +94,26 @@ def test_a_killed_sweep_resumes_without_losing_or_redoing_a_finished_run(tmp_pat
           f"{[t.state.name for t in after]}")
 
 
+def test_a_worker_that_stalls_past_the_grace_period_drops_its_run_and_goes_on(tmp_path):
+    """SIGSTOP a worker mid-run: another declares the run dead and redoes it; the stalled one must not crash."""
+    db = tmp_path / "sweep.db"
+    sweeps.create_sweep("s", f"sqlite:///{db}", sweeps.grid(["head", "top1"], [1e-4, 1e-3], [16], [0]),
+                        sweeps.SweepSettings(epochs=1, dev_size=16, probes=False), heartbeat=1, grace=3)
+    stalled = worker(db)
+    deadline = time.time() + 240
+    while time.time() < deadline and not any(t.state == TrialState.RUNNING for t in trials(db)):
+        time.sleep(0.1)
+    stalled.send_signal(signal.SIGSTOP)
+    rescuer = worker(db)
+    while time.time() < deadline and not any(t.state == TrialState.FAIL for t in trials(db)):
+        time.sleep(0.2)  # the rescuer found the stalled run's heartbeat stale and re-queued it
+    stalled.send_signal(signal.SIGCONT)
+    outputs = [w.communicate(timeout=300)[0] for w in (stalled, rescuer)]
+    assert [w.returncode for w in (stalled, rescuer)] == [0, 0], outputs
+    assert completed_points(db) == ALL  # every point done exactly once
+    assert "result for it is dropped" in outputs[0]
+
+
 def test_two_workers_split_the_grid_without_duplicates(tmp_path):
     db = tmp_path / "sweep.db"
     sweeps.create_sweep("s", f"sqlite:///{db}", sweeps.grid(["head", "top1"], [1e-4, 1e-3], [16], [0]),
