@@ -71,8 +71,7 @@ def main() -> None:
 
     IMAGES.mkdir(parents=True, exist_ok=True)
     model, tokenizer = fl.load_model("minilm-l6")
-    dev = fl.load_task("sst2")["dev"]
-    chance = max(dev["label"].count(0), dev["label"].count(1)) / len(dev)
+    chance = fl.data.majority_share(fl.load_task("sst2")["dev"])
     figure = results.frontier_plot(results.shipped("frontier"), untouched=probes.sts_retention(model, tokenizer),
                                    chance=chance)
     render(figure, IMAGES / "frontier.png")

@@ -1,7 +1,7 @@
 """Command line: `python -m freezelab sweep ...` to run (or resume) a sweep, `python -m freezelab export ...`.
 
 For: instructors precomputing the course's results (`--preset frontier`,
-`--preset data-size`: the runs behind `results/*.json`), and anyone resuming
+`--preset data-size`: the runs behind `freezelab/precomputed/*.json`), and anyone resuming
 a killed sweep (run the same command again). Not for: anything the notebooks
 do interactively (they call `freezelab.sweeps.run_grid`).
 """

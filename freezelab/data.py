@@ -105,6 +105,12 @@ def _hub(info: TaskInfo) -> DatasetDict:
     return DatasetDict(splits)
 
 
+def majority_share(split: Dataset) -> float:
+    """What always answering the most common class scores on this split (accuracy's chance level)."""
+    counts = pd.Series(list(split["label"])).value_counts()
+    return float(counts.iloc[0] / counts.sum())
+
+
 def subset(data: DatasetDict, train_size: int | None, dev_size: int | None, seed: int) -> DatasetDict:
     """Seeded subsets of the train and dev splits (None keeps a split whole); checks the sizes."""
     for split, size in (("train", train_size), ("dev", dev_size)):

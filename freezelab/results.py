@@ -3,8 +3,8 @@
 For: the adaptation-retention frontier (notebooks 04 and 05), the train size x
 frozen depth heatmap (notebook 06), CKA-per-layer and loss curves. Input is a
 table with one row per run: `sweeps.run_grid` / `sweeps.results` for live
-runs, or `load(path)` for the exported JSON files the course ships in
-`results/` (no Optuna needed to read those).
+runs, or `load(path)` / `shipped(name)` for the exported JSON files the course
+ships in `freezelab/precomputed/` (no Optuna needed to read those).
 
 Not for: running anything (`freezelab.sweeps`) or drawing the anatomy grid
 (`freezelab.plots`).
@@ -35,7 +35,7 @@ METRIC_NAMES = {
 
 
 def load(path) -> pd.DataFrame:
-    """An exported sweep (`sweeps.export`, or a file in the course's `results/`) as one row per run."""
+    """An exported sweep (`sweeps.export`) as one row per run."""
     with open(path) as handle:
         data = json.load(handle)
     if data.get("freezelab_sweep") != 1:

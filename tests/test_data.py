@@ -112,3 +112,10 @@ def test_local_file_errors(tmp_path):
         load_task(path=write(tmp_path, "t,s\na,1\nb,1\n"), text_column="t", label_column="s")
     with pytest.raises(ValueError, match="needs text_column"):
         load_task(path=write(tmp_path, "t,s\na,1\n"))
+
+
+def test_majority_share_is_the_accuracy_of_always_answering_the_commonest_class(offline_data):
+    from freezelab.data import majority_share
+
+    dev = load_task("sst2")["dev"]
+    assert majority_share(dev) == pytest.approx(444 / 872)  # 444 positive sentences of 872
