@@ -83,7 +83,8 @@ def summary(frame: pd.DataFrame, by=("label",), metrics=("dev_metric", "sts_spea
     frame = flatten(frame)
     metrics = [m for m in metrics if m in frame]
     by = list(by)
-    keys = ["plan", "lr", "train_size", "depth", "frozen_blocks", "num_blocks", "schedule", "pooling"]
+    keys = ["plan", "lr", "train_size", "depth", "frozen_blocks", "num_blocks", "schedule", "pooling", "layer_decay",
+            "warmup"]
     first = frame.groupby(by, sort=False)[[k for k in keys if k in frame and k not in by]].first()
     stats = frame.groupby(by, sort=False)[metrics].agg(["mean", "std"])
     stats.columns = [f"{m} {s}" for m, s in stats.columns]
@@ -108,12 +109,16 @@ def _colour(row) -> str:
     return sample_colorscale(DEPTH_SCALE, [row["frozen_blocks"] / row["num_blocks"]])[0]
 
 
+def _layer_decay(row) -> bool:
+    return pd.notna(row.get("layer_decay"))  # a point's own options are absent (NaN) where it did not set them
+
+
 def _short(row) -> str:
     """'full · 5e-4', 'head (mean) · 1e-2', 'full · 2e-3 · no warm-up' for labels on the points."""
     text = row["plan"] + (" (mean)" if row.get("pooling") == "mean" else "") + f" · {row['lr']:.0e}".replace("e-0", "e-")
-    if "layer decay" in row["label"]:
+    if _layer_decay(row):
         text += " · layer decay"
-    if "no warm-up" in row["label"]:
+    if row.get("warmup") == 0:
         text += " · no warm-up"
     return text
 
@@ -182,7 +187,7 @@ def frontier_plot(frame: pd.DataFrame, retention: str = "sts_spearman", untouche
             x=[row["dev_metric mean"]], y=[row[f"{retention} mean"]], name=row["label"], mode="markers+text",
             text=[_short(row)], textposition=position, textfont={"size": 9, "color": "#333"},
             marker={"color": _colour(row), "size": 7 + 3 * math.log10(row["lr"] / 1e-5),
-                    "symbol": "diamond" if row["schedule"] else ("square" if "layer decay" in row["label"] else "circle"),
+                    "symbol": "diamond" if row["schedule"] else ("square" if _layer_decay(row) else "circle"),
                     "line": {"width": 1, "color": "white"}},
             error_x={"array": [row["dev_metric std"]], "thickness": 1, "width": 3},
             error_y={"array": [row[f"{retention} std"]], "thickness": 1, "width": 3},
@@ -223,7 +228,7 @@ def frontier_plot(frame: pd.DataFrame, retention: str = "sts_spearman", untouche
 def data_size_heatmap(frame: pd.DataFrame) -> go.Figure:
     """Dev accuracy (mean ± std over seeds) for each train size (columns) and frozen depth (rows); best per column in bold."""
     table = summary(frame, by=("depth", "train_size"), metrics=("dev_metric",))
-    depths = sorted(table["depth"].unique(), key=lambda d: -int(d.split()[0]) if d[0].isdigit() else 99)
+    depths = list(table.sort_values("frozen_blocks", ascending=False)["depth"].unique())  # most frozen on top
     sizes = sorted(table["train_size"].unique())
     mean = table.pivot(index="depth", columns="train_size", values="dev_metric mean").loc[depths, sizes]
     std = table.pivot(index="depth", columns="train_size", values="dev_metric std").loc[depths, sizes]
