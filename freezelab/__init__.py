@@ -5,6 +5,7 @@ The package follows the course: anatomy (where parameters live) → plans
 → plots and widgets (the heatmap and the FreezePicker) → data → training
 (fine_tune on Trainer, schedules, the live dashboard; heads: which vector the
 classifier reads) → probes (what survives) → results (tables and plots of sweeps).
+`freezelab.course` chooses checkpoint, run size and device for the notebooks.
 Sweeps (`freezelab.sweeps`, `python -m freezelab`) are imported on demand:
 they need Optuna. Notebooks in `notebooks/` import from here.
 """
@@ -17,7 +18,7 @@ from .widgets import FreezePicker, ScheduleReplay
 from .data import load_task
 from .schedules import Phase, Schedule
 from .training import FineTuneResult, fine_tune
-from . import probes
+from . import course, probes
 from .probes import retention
 from . import results
 from . import exercises
@@ -25,7 +26,7 @@ from .recipes import RECIPES, Recipe
 
 __all__ = [
     "Anatomy", "FineTuneResult", "FreezePicker", "FreezePlan", "Phase", "Schedule", "ScheduleReplay", "ModelNotAvailableError", "OFFLINE_PRESET", "RECIPES", "Recipe",
-    "anatomy", "exercises", "results", "retention", "probes", "find_blocks", "fine_tune", "grid_heatmap", "load_task", "frozen_names", "is_untrained", "load_model", "parameter_grid",
+    "anatomy", "course", "exercises", "results", "retention", "probes", "find_blocks", "fine_tune", "grid_heatmap", "load_task", "frozen_names", "is_untrained", "load_model", "parameter_grid",
     "summary_line", "trainable_heatmap", "trainable_summary",
 ]
 __version__ = "0.1.0"

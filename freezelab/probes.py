@@ -9,6 +9,8 @@ For: measuring catastrophic forgetting instead of asserting it.
   per layer (1.0 = unchanged).
 - `weight_drift`: relative change ||dW|| / ||W|| per cell of the anatomy grid.
 - `retention`: the probes that apply to the checkpoint, in one record.
+- `retention_probe` / `untouched`: which probe is the retention axis for a checkpoint (masked-LM accuracy
+  through the original head where it has one, STS-B for sentence encoders), and the untouched model's score.
 
 Not for: task accuracy (`freezelab.training` measures it) or plotting
 (`freezelab.plots` draws drift on the anatomy grid).
@@ -26,7 +28,7 @@ from scipy.stats import spearmanr
 
 from .anatomy import anatomy
 from .data import load_task
-from .models import resolve
+from .models import _quiet_transformers, resolve
 
 
 def _body(model):
@@ -142,7 +144,8 @@ def load_mlm_model(checkpoint: str):
         return None
     from transformers import AutoModelForMaskedLM
 
-    return AutoModelForMaskedLM.from_pretrained(resolve(checkpoint), use_safetensors=True, trust_remote_code=False)
+    with _quiet_transformers():  # no load report or progress bar in a notebook's output
+        return AutoModelForMaskedLM.from_pretrained(resolve(checkpoint), use_safetensors=True, trust_remote_code=False)
 
 
 def probe_texts(n: int = 200, seed: int = 0) -> list[str]:
@@ -166,3 +169,26 @@ def retention(original, finetuned, tokenizer, *, checkpoint: str | None = None, 
     if mlm_model is not None:
         record["mlm_accuracy"] = mlm_retention(mlm_model, finetuned, tokenizer, texts)
     return record
+
+
+PROBES = {"sts_spearman": "STS-B Spearman ρ", "mlm_accuracy": "masked-LM accuracy"}
+
+
+def retention_probe(checkpoint: str) -> str:
+    """The retention axis that fits the checkpoint: "mlm_accuracy" where it ships a masked-LM head (what it
+    was pre-trained to do), else "sts_spearman" (sentence encoders such as all-MiniLM-L6-v2)."""
+    return "mlm_accuracy" if has_mlm_head(checkpoint) else "sts_spearman"
+
+
+def untouched(model, tokenizer, checkpoint: str, probe: str, *, sts_dev_size: int | None = None,
+              probe_size: int = 200) -> float:
+    """The pre-trained model's own score on `probe`, measured as `retention` measures a fine-tuned one."""
+    if probe == "sts_spearman":
+        return sts_retention(model, tokenizer, dev_size=sts_dev_size)
+    if probe == "mlm_accuracy":
+        head = load_mlm_model(checkpoint)
+        if head is None:
+            raise ValueError(f"{checkpoint!r} has no masked-LM head: use the 'sts_spearman' probe")
+        return mlm_retention(head, model, tokenizer, probe_texts(probe_size))
+    raise ValueError(f"unknown probe {probe!r}; probes: {', '.join(PROBES)}")
+

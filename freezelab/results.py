@@ -55,6 +55,37 @@ def shipped(name: str) -> pd.DataFrame:
     return load(folder / f"{name}.json")
 
 
+def shipped_for(checkpoint: str, name: str) -> pd.DataFrame | None:
+    """The shipped sweep `name` if it was made with `checkpoint`, else None: shipped results are only ever
+    drawn against their own model's baseline."""
+    from .course import canonical
+
+    frame = shipped(name)
+    made_with = _settings(name).get("checkpoint")
+    return frame if canonical(made_with) == canonical(checkpoint) else None
+
+
+def _settings(name: str) -> dict:
+    with (resources.files("freezelab") / "precomputed" / f"{name}.json").open() as handle:
+        return json.load(handle)["settings"]
+
+
+def pick(frame: pd.DataFrame, plan: str, lr: str | float = "max", **options) -> str:
+    """The label of a set-up chosen by what it is, not by its label's text: the `plan` run at the highest
+    (lr="max"), the lowest ("min") or a given learning rate, among the runs whose options match (warmup=0.0,
+    pooling="mean", ...; None: the option was not set). Notebooks pick this way so that their choices hold
+    for any grid and any checkpoint."""
+    runs = frame[frame["plan"] == plan]
+    for option, value in options.items():
+        column = runs[option] if option in runs else pd.Series(np.nan, index=runs.index)
+        runs = runs[column.isna()] if value is None else runs[column == value]
+    if not isinstance(lr, str):
+        runs = runs[np.isclose(runs["lr"], lr)]
+    if runs.empty:
+        raise ValueError(f"no run of plan {plan!r} at lr {lr!r} with options {options} in this frame")
+    return str(runs.loc[runs["lr"].idxmin() if lr == "min" else runs["lr"].idxmax(), "label"])
+
+
 def depth(run) -> str:
     """'6 of 6 blocks frozen', or 'schedule' for runs whose plan changed during training."""
     if run.get("schedule"):
@@ -75,8 +106,9 @@ def flatten(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def summary(frame: pd.DataFrame, by=("label",), metrics=("dev_metric", "sts_spearman", "cka_top")) -> pd.DataFrame:
-    """Mean, standard deviation (over seeds, ddof=1) and number of seeds of each metric, per set-up.
+def summary(frame: pd.DataFrame, by=("label",), metrics=("dev_metric", "sts_spearman", "mlm_accuracy", "cka_top")
+            ) -> pd.DataFrame:
+    """Mean, standard deviation (over seeds, ddof=1) and number of seeds of each metric the runs have, per set-up.
 
     Rows keep the order in which set-ups first appear in the sweep.
     """
@@ -92,13 +124,18 @@ def summary(frame: pd.DataFrame, by=("label",), metrics=("dev_metric", "sts_spea
     return first.join(stats).reset_index()
 
 
+def mean_std(row: dict, metric: str) -> str:
+    """'0.812 ± 0.015' for a row of `summary`; just '0.812' where one seed gives no spread."""
+    mean, std = row[f"{metric} mean"], row[f"{metric} std"]
+    return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+
+
 def styled(table: pd.DataFrame):
     """The summary as a notebook table: 'mean ± std' per metric, plain column names."""
     shown = pd.DataFrame({"set-up": table["label"]} if "label" in table else {})
     for metric, name in METRIC_NAMES.items():
         if f"{metric} mean" in table:
-            shown[name] = [f"{m:.3f} ± {s:.3f}" if not math.isnan(s) else f"{m:.3f}"
-                           for m, s in zip(table[f"{metric} mean"], table[f"{metric} std"])]
+            shown[name] = [mean_std(row, metric) for row in table.to_dict(orient="records")]
     shown["seeds"] = table["seeds"]
     return shown.style.hide(axis="index")
 
@@ -199,7 +236,8 @@ def frontier_plot(frame: pd.DataFrame, retention: str = "sts_spearman", untouche
     if untouched is not None:
         figure.add_hline(y=untouched, line={"dash": "dash", "color": "grey", "width": 1})
         figure.add_annotation(x=(chance or x_range[0]) + 0.02, y=untouched, xanchor="left", yanchor="bottom",
-                              text=f"untouched model: {untouched:.3f}", showarrow=False, font=grey)
+                              text=f"untouched model, {METRIC_NAMES.get(retention, retention)}: {untouched:.3f}",
+                              showarrow=False, font=grey)
     if chance is not None:
         figure.add_vline(x=chance, line={"dash": "dot", "color": "grey", "width": 1})
         figure.add_annotation(x=chance, y=(y_range[0] + y_range[1]) / 2, xanchor="left", xshift=4, textangle=-90,

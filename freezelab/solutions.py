@@ -5,7 +5,7 @@ For: instructors, and the tests that prove each check in
 try (the check cells give hints).
 """
 
-from .anatomy import trainable_summary
+from .anatomy import anatomy, trainable_summary
 from .models import structure_copy
 from .plans import FreezePlan
 from .recipes import RECIPES
@@ -17,21 +17,27 @@ def _embeddings_training_after_first8(model) -> int:
     return int(trainable_summary(model).loc["embeddings", "trainable"])
 
 
-def _best_kept(frame) -> str:
+def _best_kept(frame, probe="sts_spearman") -> str:
     from .results import summary
 
     table = summary(frame)
-    return table[table["dev_metric mean"] >= 0.80].sort_values("sts_spearman mean")["label"].iloc[-1]
+    close = table[table["dev_metric mean"] >= table["dev_metric mean"].max() - 0.02]
+    return close.sort_values(f"{probe} mean")["label"].iloc[-1]
 
 
-def _top_block_cka(frame) -> float:
-    runs = frame[frame["label"] == "full fine-tune, lr 0.0005"]
-    return sum(r["cka"]["block 5"] for r in runs["retention"]) / len(runs)
+def _top_block_cka(frame, label) -> float:
+    runs = frame[frame["label"] == label]
+    return sum(list(r["cka"].values())[-1] for r in runs["retention"]) / len(runs)  # layers run bottom to top
 
 
 def _best_depth(frame, size) -> int:
     runs = frame[frame["train_size"] == size]
     return int(runs.groupby("frozen_blocks")["dev_metric"].mean().idxmax())
+
+
+def _embeddings_lr(model) -> float:
+    rows_above = 1 + anatomy(model).num_blocks  # every block, then the pooler and head share the top rate
+    return 1e-4 * 0.8 ** rows_above
 
 
 SOLUTIONS = {
@@ -46,14 +52,14 @@ SOLUTIONS = {
     "03.top2-trainable": lambda model: FreezePlan.train_top(model, 2).trainable_count(model),
     "03.state-saved": lambda model: (sum(p.numel() for p in model.parameters())
                                      - FreezePlan.head_only(model).trainable_count(model)) * 12 / 2**20,
-    "04.best-kept": lambda frame: _best_kept(frame),
-    "04.top-block-cka": lambda frame: _top_block_cka(frame),
-    "05.embeddings-lr": lambda model: 1e-4 * 0.8 ** 7,  # embeddings sit 6 blocks + 1 below the head
-    "05.phases": lambda model: 7,  # head alone, then blocks 5, 4, 3, 2, 1, 0 one at a time
+    "04.best-kept": _best_kept,
+    "04.top-block-cka": _top_block_cka,
+    "05.embeddings-lr": _embeddings_lr,
+    "05.phases": lambda model: 1 + anatomy(model).num_blocks,  # head alone, then one block at a time, top down
     "05.two-phases": lambda model: Schedule((Phase(FreezePlan.head_only(model)),
                                              Phase(FreezePlan.train_top(model, 2), start_epoch=1, lr_scale=0.5))),
-    "06.best-depth-small": lambda frame: _best_depth(frame, 100),
-    "06.best-depth-large": lambda frame: _best_depth(frame, 3000),
+    "06.best-depth-small": lambda frame: _best_depth(frame, frame["train_size"].min()),
+    "06.best-depth-large": lambda frame: _best_depth(frame, frame["train_size"].max()),
     "06.steps-300": lambda: 7 * 10,  # 7 epochs (2,000 / 300 rounded up) of 10 batches (300 / 32 rounded up)
-    "04.pooler-size": lambda model: model.bert.pooler.dense.weight.numel() + model.bert.pooler.dense.bias.numel(),
+    "04.pooler-size": lambda model: model.config.hidden_size ** 2 + model.config.hidden_size,  # weight + bias
 }

@@ -1,65 +1,74 @@
-"""Every exercise check accepts its solution, rejects an obviously wrong answer, and waits for a missing one."""
+"""Every exercise check accepts its solution in every correct form, rejects the known wrong answers with a hint,
+and waits for a missing one, on the course model and on a checkpoint of another shape."""
 
+import numpy as np
 import pytest
+import torch
 
-from freezelab import FreezePlan, Schedule, results
+import freezelab as fl
+from freezelab import FreezePlan, results
 from freezelab.exercises import EXERCISES, check
 from freezelab.solutions import SOLUTIONS
 
-WRONG = {
-    "01.block-size": 7_000_000,
-    "01.embedding-share": 0.2,
-    "01.bigger-part": "attention",
-    "02.top3-pooler-frozen": FreezePlan(["embeddings"]),
-    "02.first8-embeddings": 0,
-    "02.fix-last-2": FreezePlan(["embeddings", "head"]),
-    "03.top2-trainable": 22_713_986,
-    "03.state-saved": 12.0,
-    "04.best-kept": "head only, lr 0.001",
-    "04.top-block-cka": 1.0,
-    "04.pooler-size": 384,
-    "05.embeddings-lr": 1e-4,
-    "05.phases": 6,
-    "05.two-phases": lambda model: Schedule.gradual_unfreezing(model),
-    "06.best-depth-small": 3,  # no run froze 3 blocks
-    "06.best-depth-large": 5,
-    "06.steps-300": 63,
-}
-MINILM = ("01.embedding-share", "03.", "04.pooler-size", "05.")
+from exercise_answers import WRONG
+
+PRETRAINED = ("01.embedding-share", "03.", "04.pooler-size", "05.")  # checks on the notebook's pretrained model
 FRAMES = {"04.best-kept": "frontier", "04.top-block-cka": "frontier",
           "06.best-depth-small": "data-size", "06.best-depth-large": "data-size"}
 
 
-def context(key, bert_base, minilm):
-    """What each check needs: a model (MiniLM or bert-base), a shipped sweep, or nothing."""
+@pytest.fixture(scope="module", params=["minilm-l6", "tiny-random-bert"])
+def pretrained(request):
+    """The course model, and a random-weight BERT with 4 blocks, a masked-LM head and a pooler not in its file."""
+    return fl.load_model(request.param)[0]
+
+
+def context(key, bert_base, pretrained):
+    """What each check needs: a model (the pretrained one or bert-base), a shipped sweep, or nothing."""
     if key in FRAMES:
-        return {"frame": results.shipped(FRAMES[key])}
+        frame = results.shipped(FRAMES[key])
+        extra = {"label": results.pick(frame, "full", warmup=None, layer_decay=None)} if key == "04.top-block-cka" else {}
+        return {"frame": frame, **extra}
     if key == "06.steps-300":
         return {}
-    return {"model": minilm[0] if key.startswith(MINILM) else bert_base}
+    return {"model": pretrained if key.startswith(PRETRAINED) else bert_base}
 
 
-def wrong(key, ctx):
-    answer = WRONG[key]
-    return answer(**ctx) if callable(answer) else answer
-
-
-def test_every_exercise_has_a_solution_and_a_wrong_answer():
+def test_every_exercise_has_a_solution_and_wrong_answers():
     assert set(EXERCISES) == set(SOLUTIONS) == set(WRONG)
 
 
 @pytest.mark.parametrize("key", sorted(EXERCISES))
-def test_check_accepts_the_solution(key, bert_base, minilm, capsys):
-    ctx = context(key, bert_base, minilm)
+def test_check_accepts_the_solution(key, bert_base, pretrained, capsys):
+    ctx = context(key, bert_base, pretrained)
     assert check(key, SOLUTIONS[key](**ctx), **ctx)
     assert "✅" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("key", sorted(EXERCISES))
-def test_check_rejects_a_wrong_answer_with_a_hint(key, bert_base, minilm, capsys):
-    ctx = context(key, bert_base, minilm)
-    assert not check(key, wrong(key, ctx), **ctx)
-    assert "Hint:" in capsys.readouterr().out
+def test_check_rejects_the_known_wrong_answers_with_a_hint(key, bert_base, pretrained, capsys):
+    ctx = context(key, bert_base, pretrained)
+    assert WRONG[key](**ctx), "every check meets at least one known mistake here"
+    for answer in WRONG[key](**ctx):
+        assert not check(key, answer, **ctx), answer
+        assert "Hint:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("form", [np.int64, np.float64, torch.tensor, float, np.array])
+def test_numbers_count_in_any_scalar_form(form, bert_base, capsys):
+    right = int(fl.trainable_summary(bert_base).loc["block 0", "total"])
+    assert check("01.block-size", form(right), model=bert_base)
+
+
+@pytest.mark.parametrize("form", [np.float32, np.float64, torch.tensor, float, np.array])
+def test_rounded_answers_within_the_tolerance_count(form, bert_base, capsys):
+    share = SOLUTIONS["01.embedding-share"](bert_base)
+    assert check("01.embedding-share", form(round(share, 2)), model=bert_base)
+
+
+@pytest.mark.parametrize("answer", ["7087872", [7087872], True, float("nan"), torch.ones(2)])
+def test_things_that_are_not_numbers_are_wrong_not_errors(answer, bert_base, capsys):
+    assert not check("01.block-size", answer, model=bert_base)
 
 
 def test_an_unanswered_exercise_is_not_an_error(bert_base, capsys):

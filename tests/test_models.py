@@ -88,3 +88,39 @@ def test_a_missing_folder_is_a_clear_error():
 def test_bad_num_labels():
     with pytest.raises(ValueError, match="num_labels must be a positive whole number, got 0"):
         fl.load_model("minilm-l6", num_labels=0)
+
+
+def test_the_random_checkpoint_preset_is_shaped_unlike_minilm(monkeypatch, tmp_path):
+    """tiny-random-bert: written once into FREEZELAB_CACHE, then a local folder like any other."""
+    monkeypatch.setenv("FREEZELAB_CACHE", str(tmp_path))
+    model, tokenizer = fl.load_model("tiny-random-bert")
+    again, _ = fl.load_model("tiny-random-bert", seed=5)
+    assert (tmp_path / "tiny-random-bert" / "model.safetensors").is_file()
+    assert fl.anatomy(model).num_blocks == 4 and model.config.hidden_size == 64 and fl.is_untrained(model)
+    assert fl.probes.has_mlm_head("tiny-random-bert")
+    assert sorted(model.freezelab_new_weights) == ["bert.pooler.dense.bias", "bert.pooler.dense.weight",
+                                                   "classifier.bias", "classifier.weight"]
+    assert torch.equal(model.bert.encoder.layer[0].output.dense.weight, again.bert.encoder.layer[0].output.dense.weight)
+    assert tokenizer("Hello world")["input_ids"] == [101, 7592, 2088, 102]
+
+
+@pytest.mark.parametrize("load, status", [
+    (lambda: fl.load_model("minilm-l6"), "untrained"),  # in the file, bias exactly zero
+    (lambda: fl.load_model("minilm-l6", pooling="mean"), "mean"),
+    (lambda: fl.load_model("bert-base-uncased", random_weights=True), "new"),
+    (lambda: fl.load_model("distilbert-base-uncased", random_weights=True), "none"),
+])
+def test_pooler_status_tells_trained_untrained_new_and_absent_apart(load, status):
+    model, _ = load()
+    assert fl.models.pooler_status(model) == status and status in fl.models.POOLER_STATUS
+
+
+def test_a_pooler_with_trained_weights_is_pre_trained(tmp_path, minilm):
+    model, tokenizer = minilm
+    with torch.no_grad():
+        model.bert.pooler.dense.bias.add_(0.01)  # what training leaves: a bias that is not all zero
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    assert fl.models.pooler_status(fl.load_model(str(tmp_path))[0]) == "pre-trained"
+    with torch.no_grad():
+        model.bert.pooler.dense.bias.zero_()

@@ -101,3 +101,19 @@ def test_retention_adds_the_mlm_probe_when_the_checkpoint_has_a_head(tmp_path):
     record = fl.retention(original, finetuned, tokenizer, checkpoint=str(tmp_path), sts_dev_size=50, probe_size=20)
     assert set(record) == {"sts_spearman", "cka", "weight_drift", "mlm_accuracy"}
     assert 0 <= record["mlm_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("checkpoint, probe", [("minilm-l6", "sts_spearman"), ("tiny-random-bert", "mlm_accuracy")])
+def test_the_retention_axis_fits_the_checkpoint(checkpoint, probe):
+    """A sentence encoder is asked about sentence similarity; a checkpoint with an MLM head about hidden words."""
+    assert probes.retention_probe(checkpoint) == probe
+
+
+def test_untouched_is_what_retention_reports_for_an_unchanged_model(offline_data):
+    model, tokenizer = fl.load_model("tiny-random-bert")
+    original, _ = fl.load_model("tiny-random-bert")
+    record = fl.retention(original, model, tokenizer, checkpoint="tiny-random-bert", sts_dev_size=50, probe_size=40)
+    assert probes.untouched(model, tokenizer, "tiny-random-bert", "mlm_accuracy", probe_size=40) == record["mlm_accuracy"]
+    assert probes.untouched(model, tokenizer, "tiny-random-bert", "sts_spearman", sts_dev_size=50) == record["sts_spearman"]
+    with pytest.raises(ValueError, match="unknown probe 'bleu'; probes: sts_spearman, mlm_accuracy"):
+        probes.untouched(model, tokenizer, "tiny-random-bert", "bleu")

@@ -33,7 +33,7 @@ def test_frontier_plot_draws_one_point_per_set_up_with_its_error_bars():
     assert [t.name for t in figure.data] == ["full, lr 1e-4", "top 2"]
     assert figure.data[0].x[0] == pytest.approx(0.82) and figure.data[0].error_x.array[0] == pytest.approx(0.02)
     texts = " ".join(a.text for a in figure.layout.annotations)
-    for corner in ("under-adaptation", "forgetting", "unstable training", "untouched model: 0.867",
+    for corner in ("under-adaptation", "forgetting", "unstable training", "untouched model, STS-B Spearman ρ: 0.867",
                    "majority class: 0.509"):
         assert corner in texts
     assert "dev accuracy" in figure.layout.xaxis.title.text and "STS-B" in figure.layout.yaxis.title.text
@@ -98,3 +98,27 @@ def test_what_notebook_06_says_of_the_shipped_data_size_grid():
         best = mean.loc[[0, 2], size].idxmax()  # by more than the spread of either
         assert mean.loc[best, size] - mean.loc[6, size] > max(std.loc[best, size], std.loc[6, size])
     assert mean[3000].idxmax() == 0 and (mean.loc[2] > mean.loc[4]).all()
+
+
+def test_pick_chooses_a_set_up_by_what_it_is_not_by_its_label():
+    frontier = results.shipped("frontier")
+    assert results.pick(frontier, "full", warmup=None, layer_decay=None) == "full fine-tune, lr 0.0005"
+    assert results.pick(frontier, "full", lr="min", warmup=None, layer_decay=None) == "full fine-tune, lr 2e-05"
+    assert results.pick(frontier, "full", warmup=0.0) == "full fine-tune, lr 0.002, no warm-up"
+    assert results.pick(frontier, "top2", lr=5e-5) == "train top 2 + head, lr 5e-05"
+    assert results.pick(RUNS, "full", warmup=None) == "full, lr 1e-4"  # a frame without that column
+    with pytest.raises(ValueError, match="no run of plan 'top4'"):
+        results.pick(frontier, "top4")
+
+
+def test_mean_std_leaves_out_the_spread_of_a_single_seed():
+    table = results.summary(RUNS).to_dict(orient="records")
+    assert results.mean_std(table[0], "dev_metric") == "0.820 ± 0.020"
+    assert results.mean_std(table[1], "dev_metric") == "0.780"
+
+
+def test_frontier_plot_names_the_probe_on_its_axis_and_baseline():
+    frame = RUNS.assign(retention=[{**r, "mlm_accuracy": 0.4} for r in RUNS["retention"]])
+    figure = results.frontier_plot(frame, retention="mlm_accuracy", untouched=0.5)
+    assert "masked-LM accuracy" in figure.layout.yaxis.title.text
+    assert "untouched model, masked-LM accuracy: 0.500" in " ".join(a.text for a in figure.layout.annotations)

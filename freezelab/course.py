@@ -1,0 +1,159 @@
+"""The course's runtime choices: which checkpoint, what run size, which device, which learning rates.
+
+For: the first code cell of every notebook, `course = fl.course.setup()`, which prints what it chose, why,
+and how to change it. There is one course model on every runtime, MiniLM-L6: the story, the shipped
+results and the exercises are calibrated on it. A GPU buys size, not another model: runs are quick on a
+CPU and full size on a GPU. Environment variables change either choice:
+
+- `FREEZELAB_QUICK=1` or `0`: quick or full size, whatever the device (`FREEZELAB_SIZE=smoke` is the
+  smallest size, for CI's pass over the notebooks);
+- `FREEZELAB_CHECKPOINT`: another BERT-family checkpoint (a hub id such as `bert-base-uncased`, a local
+  folder, or a random-weight preset such as `tiny-random-bert`). It is an opt-in: the notebooks then
+  compute every model fact from the loaded model, probe retention the way that fits it, and draw the
+  shipped MiniLM results only against MiniLM's own baseline.
+
+Learning rates of the live grids are multiples of a stable rate per checkpoint (`STABLE_LR`), so a grid
+tuned on MiniLM does not push another model past the rates the literature found stable for it.
+
+Not for: loading models (`freezelab.models`), training (`freezelab.training`) or sweeps' presets
+(`freezelab.sweeps`), which always describe the shipped MiniLM results.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .models import OFFLINE_PRESET, PRESETS, RANDOM_CHECKPOINTS
+
+COURSE_MODEL = OFFLINE_PRESET
+CHECKPOINT_VARIABLE, QUICK_VARIABLE, SIZE_VARIABLE = "FREEZELAB_CHECKPOINT", "FREEZELAB_QUICK", "FREEZELAB_SIZE"
+
+
+@dataclass(frozen=True)
+class RunSize:
+    """How much a notebook trains and measures at one size."""
+
+    name: str
+    train_size: int  # sentences a live fine-tune trains on
+    dev_size: int | None  # dev sentences it is scored on (None: the whole dev set)
+    sts_dev_size: int | None  # STS-B pairs of the retention probe (None: all 1,500)
+    data_sizes: tuple[int, ...]  # notebook 06's live training-set sizes
+    min_examples: int  # notebook 06: each of its runs sees at least this many examples
+
+    def describe(self) -> str:
+        dev = "the whole dev set" if self.dev_size is None else f"{self.dev_size:,} dev sentences"
+        return f"{self.name}: {self.train_size:,} training sentences, {dev}"
+
+
+SIZES = {
+    "full": RunSize("full", 2000, None, None, (100, 1000), 2000),
+    "quick": RunSize("quick", 500, 200, 300, (100, 1000), 1000),
+    "smoke": RunSize("smoke", 64, 64, 64, (16, 64), 64),
+}
+
+# A learning rate at which full fine-tuning of the checkpoint is known to be stable, and where that is from.
+# The live grids are stated as multiples of it (`Course.lr`).
+STABLE_LR = {
+    "minilm-l6": (1e-4, "the course's calibration: full fine-tuning at 1e-4 learns SST-2 in 2 epochs "
+                        "on every seed of the shipped frontier"),
+    "bert-base-uncased": (2e-5, "Devlin et al. (2019) fine-tune BERT at 2e-5 to 5e-5"),
+    "bert-large-uncased": (2e-5, "Devlin et al. (2019) fine-tune BERT at 2e-5 to 5e-5"),
+    "google/bert_uncased_L-4_H-512_A-8": (1e-4, "Turc et al. (2019) fine-tune the small BERTs at 3e-5 to 1e-4"),
+    "tiny-random-bert": (1e-3, "a test preset, 64 wide and untrained: at smoke size it needs large steps to move"),
+}
+DEFAULT_STABLE_LR = (2e-5, "no calibration for this checkpoint: the low end of the range Devlin et al. (2019) "
+                           "found stable for BERT (2e-5 to 5e-5)")
+
+
+def canonical(checkpoint: str) -> str:
+    """The name a preset stands for ("bert-base" → "bert-base-uncased"); other names unchanged."""
+    return PRESETS.get(checkpoint, checkpoint)
+
+
+def stable_lr(checkpoint: str) -> tuple[float, str]:
+    """(learning rate, source) for full fine-tuning of `checkpoint`."""
+    return STABLE_LR.get(canonical(checkpoint), DEFAULT_STABLE_LR)
+
+
+def _device() -> tuple[str, str]:
+    from .training import pick_device  # on demand: the import costs nothing once training is loaded
+
+    return pick_device()
+
+
+def _size(device: str) -> tuple[RunSize, str]:
+    size, quick = os.environ.get(SIZE_VARIABLE, "").strip(), os.environ.get(QUICK_VARIABLE, "").strip()
+    if size:
+        if size not in SIZES:
+            raise ValueError(f"{SIZE_VARIABLE}={size!r} is not a run size; sizes: {', '.join(SIZES)}")
+        return SIZES[size], f"{SIZE_VARIABLE}={size}"
+    if quick:
+        if quick not in ("0", "1"):
+            raise ValueError(f"{QUICK_VARIABLE}={quick!r}: use 1 (quick) or 0 (full size)")
+        return SIZES["quick" if quick == "1" else "full"], f"{QUICK_VARIABLE}={quick}"
+    if device == "cuda":
+        return SIZES["full"], f"a GPU: full size ({QUICK_VARIABLE}=1 for quick)"
+    return SIZES["quick"], f"no GPU: quick, so a laptop finishes in minutes ({QUICK_VARIABLE}=0 for full size)"
+
+
+def _checkpoint() -> tuple[str, str]:
+    chosen = os.environ.get(CHECKPOINT_VARIABLE, "").strip()
+    if not chosen or canonical(chosen) == COURSE_MODEL:
+        return COURSE_MODEL, "the course model: the story, the shipped results and the exercises are calibrated on it"
+    if chosen.startswith(("/", ".", "~")) and not Path(chosen).expanduser().is_dir():
+        raise ValueError(f"{CHECKPOINT_VARIABLE}={chosen!r}: no such folder. Give a folder with a saved model, a hub "
+                         f"id such as 'bert-base-uncased', or a preset: {', '.join([COURSE_MODEL, *RANDOM_CHECKPOINTS])}")
+    return chosen, (f"your choice ({CHECKPOINT_VARIABLE}); the course is calibrated on {COURSE_MODEL}: facts are "
+                    f"computed from this model, and {COURSE_MODEL}'s shipped results are shown only against their own "
+                    f"baseline")
+
+
+@dataclass(frozen=True)
+class Course:
+    """What a notebook runs with. `lr(k)` is k times the checkpoint's stable full fine-tuning rate."""
+
+    checkpoint: str
+    device: str
+    precision: str
+    size: RunSize
+    stable_lr: float
+    why: dict
+
+    @property
+    def is_course_model(self) -> bool:
+        return self.checkpoint == COURSE_MODEL
+
+    @property
+    def quick(self) -> bool:
+        return self.size.name != "full"
+
+    def lr(self, times: float = 1.0) -> float:
+        """`times` x the stable rate, to three significant digits (5 x 2e-5 is 1e-4, not 1.0000000000000002e-4)."""
+        return float(f"{self.stable_lr * times:.3g}")
+
+    def __str__(self) -> str:
+        how = (f"to change: run `%env {QUICK_VARIABLE}=0` (full size) or `%env {CHECKPOINT_VARIABLE}=bert-base-uncased`"
+               f" (or a folder) in a cell, then this cell again; the same works on Colab. In a terminal: "
+               f"`export {QUICK_VARIABLE}=0` before `jupyter lab`.")
+        return "\n".join([
+            f"checkpoint: {self.checkpoint} ({self.why['checkpoint']})",
+            f"device:     {self.device} ({self.precision})",
+            f"run size:   {self.size.describe()} ({self.why['size']})",
+            f"stable lr:  {self.stable_lr:g} for full fine-tuning ({self.why['lr']})",
+            how,
+        ])
+
+
+def setup(show: bool = True) -> Course:
+    """Choose checkpoint, device and run size from the runtime and the environment; print them unless show=False."""
+    checkpoint, why_checkpoint = _checkpoint()
+    device, precision = _device()
+    size, why_size = _size(device)
+    lr, why_lr = stable_lr(checkpoint)
+    course = Course(checkpoint, device, precision, size, lr,
+                    {"checkpoint": why_checkpoint, "size": why_size, "lr": why_lr})
+    if show:
+        print(course)
+    return course

@@ -1,0 +1,58 @@
+"""Known wrong answers to every exercise, computed for the model or results at hand.
+
+Each is a mistake a student really makes (off by one row, a forgotten bias, the bug a recipe teaches), so a
+check that accepts one of them is broken. Used by tests/test_exercises.py and by the second-checkpoint pass
+over the notebooks (tests/test_notebooks_any_checkpoint.py), which runs them in the notebooks' own kernels.
+"""
+
+from freezelab import FreezePlan, Schedule, anatomy, results, trainable_summary
+from freezelab.solutions import SOLUTIONS
+
+
+def _cells(model, row):
+    return anatomy(model).table().set_index(["row", "column"])["total"][row]
+
+
+def _table(frame):
+    return results.summary(frame)
+
+
+def _most_accurate_if_it_forgets_more(frame, probe):
+    """The most accurate set-up, retention ignored; no wrong answer where it also keeps the most (random models)."""
+    table = _table(frame).sort_values("dev_metric mean")
+    close = table[table["dev_metric mean"] >= table["dev_metric mean"].max() - 0.02]
+    most_accurate = table.iloc[-1]
+    return [str(most_accurate["label"])] if most_accurate[f"{probe} mean"] < close[f"{probe} mean"].max() else []
+
+
+def _not_within(tolerance, right, answers):
+    """The mistakes that miss the right number by more than the question's tolerance: on a model whose layers all
+    changed alike (random weights), a mistake can land on the right number, and then it is no mistake."""
+    return [float(a) for a in answers if abs(float(a) - right) > tolerance]
+
+
+WRONG = {
+    "01.block-size": lambda model: [7_000_000, int(_cells(model, "block 0")[["query", "key", "value", "attn out"]].sum())],
+    "01.embedding-share": lambda model: [1 - trainable_summary(model).loc["embeddings", "total"]
+                                         / trainable_summary(model).loc["all", "total"]],
+    "01.bigger-part": lambda model: ["attention"],
+    "02.top3-pooler-frozen": lambda model: [FreezePlan.train_top(model, 3), FreezePlan(["embeddings"])],
+    "02.first8-embeddings": lambda model: [0],
+    "02.fix-last-2": lambda model: [FreezePlan(["embeddings", "head"]),  # the printed recipe freezes the head
+                                    FreezePlan.freeze_bottom(model, anatomy(model).num_blocks - 2, embeddings=False)],
+    "03.top2-trainable": lambda model: [sum(p.numel() for p in model.parameters())],
+    "03.state-saved": lambda model: [(FreezePlan.full_finetune(model).trainable_count(model)
+                                      - FreezePlan.head_only(model).trainable_count(model)) * 8 / 2**20],  # no grads
+    "04.best-kept": lambda frame, probe="sts_spearman": _most_accurate_if_it_forgets_more(frame, probe),
+    "04.top-block-cka": lambda frame, label: _not_within(0.02, SOLUTIONS["04.top-block-cka"](frame, label), [
+        1.0,  # "CKA is 1 for frozen layers", but this block trained
+        results.flatten(frame).loc[lambda f: f["label"] == label, "retention"].apply(  # the bottom layer's CKA
+            lambda r: list(r["cka"].values())[0]).mean()]),
+    "04.pooler-size": lambda model: [model.config.hidden_size ** 2, model.config.hidden_size],  # weight or bias only
+    "05.embeddings-lr": lambda model: [1e-4, 1e-4 * 0.8 ** anatomy(model).num_blocks],  # no decay; one row short
+    "05.phases": lambda model: [anatomy(model).num_blocks, anatomy(model).num_blocks + 2],
+    "05.two-phases": lambda model: [Schedule.gradual_unfreezing(model)],
+    "06.best-depth-small": lambda frame: [3, 5],  # no run froze 3 or 5 blocks
+    "06.best-depth-large": lambda frame: [3, 5],
+    "06.steps-300": lambda: [63, 70 * 32],  # 7 epochs of 9 batches; examples instead of steps
+}

@@ -1,0 +1,69 @@
+"""The notebooks tell the truth on a checkpoint they were not written for.
+
+CI's first pass (nbval, `python -m pytest`) runs the notebooks on the course model. This second pass runs
+notebooks 01-06 top to bottom on `tiny-random-bert`: 4 blocks instead of MiniLM-L6's 6, 64 wide instead of 384,
+a masked-LM head (so retention is probed the other way) and no pooler in its file, at the smoke size. After
+each notebook, in the same kernel, every exercise check it holds must accept the solution computed for that
+kernel's model and data, and reject each known wrong answer (`exercise_answers.WRONG`).
+"""
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+TESTS = Path(__file__).resolve().parent
+CHECK = re.compile(r'fl\.exercises\.check\("(?P<key>[^"]+)", answer_\d+(?P<context>(?:, \w+=\w+)*)\)')
+# What only holds for MiniLM-L6: its name, its number of blocks or width, its head size, its retention score.
+COURSE_MODEL_CONSTANTS = re.compile(r"minilm|\bblock 5\b|layer\[\d+\]|\b384\b|\b770\b|0\.867", re.IGNORECASE)
+
+
+def proof(key: str, context: str) -> str:
+    """A cell that holds one check to its solution and to the known wrong answers, in the notebook's context."""
+    return "\n".join([
+        f"_context = dict({context.lstrip(', ')})",
+        f"assert fl.exercises.check({key!r}, SOLUTIONS[{key!r}](**_context), **_context), 'rejected its solution'",
+        f"for _wrong in WRONG[{key!r}](**_context):",
+        f"    assert not fl.exercises.check({key!r}, _wrong, **_context), f'accepted a wrong answer: {{_wrong!r}}'",
+    ])
+
+
+def checks_in(notebook) -> list[tuple[str, str]]:
+    return [(m["key"], m["context"]) for cell in notebook.cells if cell.cell_type == "code"
+            for m in CHECK.finditer(cell.source)]
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("0[1-6]_*.ipynb")), ids=lambda p: p.stem)
+def test_notebook_runs_and_its_checks_hold_on_another_checkpoint(path, tmp_path, monkeypatch, offline_data):
+    monkeypatch.setenv("FREEZELAB_CHECKPOINT", "tiny-random-bert")
+    monkeypatch.setenv("FREEZELAB_SIZE", "smoke")
+    notebook = nbformat.read(path, as_version=4)
+    checks = checks_in(notebook)
+    notebook.cells.append(nbformat.v4.new_code_cell(
+        f"import sys\nsys.path.insert(0, {str(TESTS)!r})\n"
+        "from exercise_answers import WRONG\nfrom freezelab.solutions import SOLUTIONS\n"
+        "assert course.checkpoint == 'tiny-random-bert' and course.size.name == 'smoke', course"))
+    notebook.cells += [nbformat.v4.new_code_cell(proof(key, context)) for key, context in checks]
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()  # raises on the first failing cell
+
+
+def test_every_notebook_with_exercises_is_proved():
+    """The pattern above finds every check cell, so no exercise escapes the second pass."""
+    for path in NOTEBOOKS.glob("0[1-6]_*.ipynb"):
+        notebook = nbformat.read(path, as_version=4)
+        calls = sum(cell.source.count("fl.exercises.check(") for cell in notebook.cells if cell.cell_type == "code")
+        assert len(checks_in(notebook)) == calls >= 2, path.name
+
+
+def test_no_course_model_constant_in_notebook_code():
+    """Code that names MiniLM or its shape would be wrong for any other checkpoint; prose may name the course model."""
+    for path in NOTEBOOKS.glob("0[1-6]_*.ipynb"):
+        for cell in json.loads(path.read_text())["cells"]:
+            source = "".join(cell["source"])
+            if cell["cell_type"] == "code":
+                assert not COURSE_MODEL_CONSTANTS.search(source), f"{path.name}: {source[:200]}"
