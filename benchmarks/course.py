@@ -1,15 +1,19 @@
-"""Benchmark: the whole course in quick mode, as a student (or CI) runs it.
+"""Benchmark: the whole course at one run size, as a student (or CI) runs it.
 
 Executes every notebook top to bottom in a fresh kernel, one at a time, and
 prints each one's wall time and peak memory (the largest resident set of the
 kernel and its helpers, as `/usr/bin/time -v` reports it: both read the
-children's rusage), then the total. Targets (issue 6): the whole course
-<= 15 minutes, every notebook <= 2 GB (Binder's limit).
+children's rusage; on a GPU also the largest GPU memory in use, sampled from
+nvidia-smi every half second), then the total. Targets (issue 6): the whole
+course in quick mode <= 15 minutes, every notebook <= 2 GB (Binder's limit).
 
 Finished runs of the live grids are cached in notebooks/runs/; this script
 runs each notebook in a scratch copy of the folder, so every grid trains.
 
-    FREEZELAB_DATA_DIR=../shared/data python benchmarks/course.py [--full] [notebooks/04_*.ipynb ...]
+    FREEZELAB_DATA_DIR=../shared/data python benchmarks/course.py [--size quick|full|smoke]
+        [--checkpoint bert-base-uncased] [notebooks/04_*.ipynb ...]
+
+Without --size, the notebooks choose as they do for a student: quick on a CPU, full size on a GPU.
 """
 
 import argparse
@@ -20,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,18 +38,43 @@ def run_one(path: str) -> None:
     from nbclient import NotebookClient
 
     notebook = nbformat.read(path, as_version=4)
+    gpu = GpuPeak()
     started = time.perf_counter()
     NotebookClient(notebook, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(Path(path).parent)}}).execute()
     seconds = time.perf_counter() - started
     kernel = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux -> MiB
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mb": max(kernel, own)}))
+    print(json.dumps({"seconds": seconds, "peak_mb": max(kernel, own), "gpu_peak_mb": gpu.stop()}))
+
+
+class GpuPeak:
+    """The largest GPU memory in use (MiB, all processes: only the kernel runs) while a notebook runs; None
+    without nvidia-smi. Sampled, because the kit resets torch's own peak counter at every fine-tune."""
+
+    def __init__(self, every: float = 0.5):
+        self.peak, self.done = None, threading.Event()
+        if shutil.which("nvidia-smi"):
+            self.thread = threading.Thread(target=self._watch, args=(every,), daemon=True)
+            self.thread.start()
+
+    def _watch(self, every: float) -> None:
+        while not self.done.wait(every):
+            out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                                 capture_output=True, text=True).stdout.split()
+            if out:
+                self.peak = max(self.peak or 0.0, max(float(v) for v in out))
+
+    def stop(self) -> float | None:
+        self.done.set()
+        return self.peak
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("notebooks", nargs="*")
-    parser.add_argument("--full", action="store_true", help="full-size runs instead of quick mode")
+    parser.add_argument("--size", choices=["smoke", "quick", "full"],
+                        help="run size (default: what the notebooks choose, quick on a CPU, full on a GPU)")
+    parser.add_argument("--checkpoint", help="FREEZELAB_CHECKPOINT for the notebooks (default: the course model)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -52,7 +82,10 @@ def main() -> None:
 
     notebooks = args.notebooks or sorted(str(p) for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "TOKENIZERS_PARALLELISM": "false"}
-    env["FREEZELAB_QUICK"] = "0" if args.full else "1"
+    if args.size:
+        env["FREEZELAB_SIZE"] = args.size
+    if args.checkpoint:
+        env["FREEZELAB_CHECKPOINT"] = args.checkpoint
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch) / "notebooks"
@@ -65,10 +98,11 @@ def main() -> None:
                 sys.exit(f"{Path(path).name} failed:\n{done.stderr[-3000:]}")
             row = {"notebook": Path(path).name, **json.loads(done.stdout.strip().splitlines()[-1])}
             rows.append(row)
-            print(f"{row['notebook']:40s} {row['seconds'] / 60:5.1f} min   peak {row['peak_mb']:6.0f} MB", flush=True)
+            gpu = "" if row["gpu_peak_mb"] is None else f"   GPU peak {row['gpu_peak_mb']:6.0f} MiB"
+            print(f"{row['notebook']:40s} {row['seconds'] / 60:5.1f} min   peak {row['peak_mb']:6.0f} MB{gpu}", flush=True)
     total = sum(r["seconds"] for r in rows) / 60
     worst = max(r["peak_mb"] for r in rows)
-    mode = "full size" if args.full else "quick mode"
+    mode = f"size {args.size or 'chosen by the runtime'}, checkpoint {args.checkpoint or 'the course model'}"
     print(f"\n{len(rows)} notebooks, {mode}: {total:.1f} min in all (target <= {TARGET_TOTAL_MIN} min: "
           f"{'met' if total <= TARGET_TOTAL_MIN else 'MISSED'}, ratio {total / TARGET_TOTAL_MIN:.2f}); "
           f"largest peak {worst:.0f} MB (target <= {TARGET_PEAK_MB} MB: "

@@ -68,8 +68,10 @@ class FreezePicker:
         self.preset = W.Dropdown(options=[CUSTOM, *self.presets], description="preset",
                                  layout=W.Layout(width="460px"))
         self.slider = W.IntSlider(min=0, max=a.num_blocks, description="bottom k",
-                                  tooltip="freeze the embeddings and blocks 0 ... k-1",
                                   continuous_update=False, layout=W.Layout(width="460px"))
+        # ipywidgets 8 calls it `tooltip`; ipywidgets 7 (Colab) only knows `description_tooltip` on sliders.
+        hint = "tooltip" if self.slider.has_trait("tooltip") else "description_tooltip"
+        setattr(self.slider, hint, "freeze the embeddings and blocks 0 ... k-1")
         self.summary = W.HTML()
         self.figure = trainable_heatmap(a, FreezePlan.from_names(a, self._frozen), widget=self.live == "figurewidget")
         self.figure.update_layout(width=900)  # leave room for the toggles beside it
