@@ -7,6 +7,7 @@ do interactively (they call `freezelab.sweeps.run_grid`).
 """
 
 import argparse
+import json
 import sys
 
 from . import sweeps
@@ -41,6 +42,8 @@ def main(argv=None) -> None:
     sweep.add_argument("--no-probes", action="store_true", help="skip the retention probes")
     sweep.add_argument("--heartbeat", type=int, default=30, help="seconds between a worker's heartbeats")
     sweep.add_argument("--grace", type=int, default=120, help="seconds without a heartbeat before a run is retried")
+    sweep.add_argument("--finished", help="an exported sweep with the same settings: its runs of this grid's "
+                                          "points count as done (grow a shipped grid without redoing it)")
     export = commands.add_parser("export", help="write a sweep's finished runs to a small JSON file")
     export.add_argument("--name", required=True)
     export.add_argument("--storage", default="sqlite:///freezelab-sweep.db")
@@ -60,7 +63,14 @@ def main(argv=None) -> None:
             settings = sweeps.SweepSettings(task=args.task, checkpoint=args.checkpoint, epochs=args.epochs,
                                             dev_size=args.dev_size, probes=not args.no_probes)
         options = {"heartbeat": args.heartbeat, "grace": args.grace}
-        sweeps.create_sweep(args.name, args.storage, points, settings, **options)
+        finished = None
+        if args.finished:
+            with open(args.finished) as handle:
+                finished = json.load(handle)
+        try:
+            sweeps.create_sweep(args.name, args.storage, points, settings, finished=finished, **options)
+        except ValueError as error:
+            parser.error(str(error))
         print(f"sweep {args.name!r}: {len(points)} runs in {args.storage}", flush=True)
         done = sweeps.run_sweep(args.name, args.storage, progress=sys.stderr.isatty(), **options)
         print(f"this worker finished {done} run(s)")

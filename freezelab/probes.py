@@ -9,6 +9,8 @@ For: measuring catastrophic forgetting instead of asserting it.
   per layer (1.0 = unchanged).
 - `weight_drift`: relative change ||dW|| / ||W|| per cell of the anatomy grid.
 - `retention`: the probes that apply to the checkpoint, in one record.
+- `sentence_features` / `linear_probe`: what a frozen encoder's [CLS] vector, pooler output or mean vector
+  holds about a task, measured by a logistic regression fitted to convergence (no step-size budget).
 - `retention_probe` / `untouched`: which probe is the retention axis for a checkpoint (masked-LM accuracy
   through the original head where it has one, STS-B for sentence encoders), and the untouched model's score.
 
@@ -191,4 +193,53 @@ def untouched(model, tokenizer, checkpoint: str, probe: str, *, sts_dev_size: in
             raise ValueError(f"{checkpoint!r} has no masked-LM head: use the 'sts_spearman' probe")
         return mlm_retention(head, model, tokenizer, probe_texts(probe_size))
     raise ValueError(f"unknown probe {probe!r}; probes: {', '.join(PROBES)}")
+
+
+@torch.no_grad()
+def sentence_features(model, tokenizer, texts: list[str], read: str = "mean", batch_size: int = 64,
+                      max_length: int = 64) -> torch.Tensor:
+    """One vector per sentence from the encoder: "cls" (the [CLS] token's last hidden state), "pooler" (BERT's
+    pooler over it, what the classifier reads) or "mean" (the mean of the real tokens' vectors)."""
+    if read not in ("cls", "pooler", "mean"):
+        raise ValueError(f"read must be 'cls', 'pooler' or 'mean', got {read!r}")
+    body, was_training = _body(model), model.training
+    model.eval()
+    device = next(model.parameters()).device
+    vectors = []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(list(texts[start:start + batch_size]), padding=True, truncation=True,
+                          max_length=max_length, return_tensors="pt").to(device)
+        hidden = body(**batch).last_hidden_state
+        if read == "cls":
+            vectors.append(hidden[:, 0])
+        elif read == "pooler":
+            vectors.append(body.pooler(hidden))
+        else:
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            vectors.append((hidden * mask).sum(1) / mask.sum(1))
+    model.train(was_training)
+    return torch.cat(vectors).float().cpu()
+
+
+def linear_probe(train_x: torch.Tensor, train_y, dev_x: torch.Tensor, dev_y, l2: float = 1e-4) -> float:
+    """Dev accuracy of a logistic regression fitted to convergence (full-batch L-BFGS) on frozen features.
+
+    It asks how much a linear head *could* read from the features, whatever their scale: unlike a short
+    fine-tune, it has no learning rate or step budget to run out of.
+    """
+    train_y, dev_y = torch.as_tensor(list(train_y)), torch.as_tensor(list(dev_y))
+    classes = int(max(train_y.max(), dev_y.max())) + 1
+    torch.manual_seed(0)
+    head = torch.nn.Linear(train_x.shape[1], classes)
+    optimizer = torch.optim.LBFGS(head.parameters(), max_iter=500, line_search_fn="strong_wolfe")
+
+    def loss():
+        optimizer.zero_grad()
+        value = torch.nn.functional.cross_entropy(head(train_x), train_y) + l2 * head.weight.pow(2).sum()
+        value.backward()
+        return value
+
+    optimizer.step(loss)
+    with torch.no_grad():
+        return float((head(dev_x).argmax(1) == dev_y).float().mean())
 

@@ -111,10 +111,11 @@ def frontier_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
     """The adaptation-retention frontier of notebooks 04-05: static plans, the high-lr divergence, schedules."""
     n = [train_size]
     return (grid(["head", "feature"], [1e-3], n, seeds)
+            + grid(["head"], [1e-2], n, seeds)  # the [CLS] head at the mean-pooled head's step size
             + grid(["head"], [1e-3, 1e-2], n, seeds, pooling="mean")  # the fair frozen baseline
-            + grid(["top2"], [5e-5, 5e-4], n, seeds)
-            + grid(["full"], [2e-5, 1e-4, 5e-4], n, seeds)
-            + grid(["full"], [1e-3, 2e-3], n, seeds, warmup=0.0)  # Sun et al. (2019): no warm-up, high lr
+            + grid(["top2"], [5e-5, 1e-4, 5e-4], n, seeds)  # 1e-4: the static plan to hold gradual unfreezing to
+            + grid(["full"], [2e-5, 1e-4, 5e-4, 1e-3], n, seeds)  # 1e-3 with warm-up: lr and warm-up apart
+            + grid(["full"], [5e-4, 1e-3, 2e-3], n, seeds, warmup=0.0)  # Sun et al. (2019): no warm-up, high lr
             + grid(["gradual"], [1e-4], n, seeds)
             + grid(["full"], [1e-4], n, seeds, layer_decay=0.8))
 
@@ -145,8 +146,14 @@ def storage(url: str, heartbeat: int = 30, grace: int = 120) -> RDBStorage:
                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
 
 
-def create_sweep(name: str, url: str, points: list[dict], settings: SweepSettings, **storage_options) -> optuna.Study:
-    """Create (or reopen) the study and enqueue each grid point once; reopening never enqueues twice."""
+def create_sweep(name: str, url: str, points: list[dict], settings: SweepSettings, finished: dict | None = None,
+                 **storage_options) -> optuna.Study:
+    """Create (or reopen) the study and enqueue each grid point once; reopening never enqueues twice.
+
+    finished: an exported sweep (`json.load` of an `export` file) made with the same settings. Its runs of
+    points in this grid are stored as finished instead of being queued, so a grown grid trains only its new
+    points (how the course's shipped frontier gained runs without redoing the old ones).
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line in a notebook's stderr
     study = optuna.create_study(study_name=name, storage=storage(url, **storage_options), direction="maximize",
                                 load_if_exists=True)
@@ -154,11 +161,33 @@ def create_sweep(name: str, url: str, points: list[dict], settings: SweepSetting
         if study.user_attrs["grid"] != points or study.user_attrs["settings"] != asdict(settings):
             raise ValueError(f"sweep {name!r} already exists with another grid or settings; use another name")
         return study
+    known = {}
+    if finished is not None:
+        if finished.get("settings") != asdict(settings):
+            raise ValueError(f"the finished runs were made with other settings ({finished.get('settings')}) than "
+                             f"this sweep's ({asdict(settings)}); they cannot stand in for its runs")
+        known = {_key(run, settings): run for run in finished["runs"]}
     study.set_user_attr("grid", points)
     study.set_user_attr("settings", asdict(settings))
-    for point in points:
-        study.enqueue_trial(point)
+    for point in points:  # in grid order, so that results come back in grid order
+        run = known.get(_key(point, settings))
+        if run is None:
+            study.enqueue_trial(point)
+            continue
+        study.add_trial(optuna.trial.create_trial(
+            value=float(run["dev_metric"]), system_attrs={"fixed_params": point},
+            user_attrs={"point": point, "record": json.dumps(run)}))
     return study
+
+
+def _key(point: dict, settings: SweepSettings) -> str:
+    """What identifies a grid point: plan, lr, size, seed and the options it sets. A run's record also spells out
+    the options it left at the sweep's values (pooling "cls", the sweep's epochs), so those are left out."""
+    defaults = {"pooling": "cls", "epochs": settings.epochs}
+    options = {o: point[o] for o in OPTIONS
+               if o in point and point[o] == point[o] and point[o] != defaults.get(o)}  # NaN: not set
+    return json.dumps([point["plan"], float(point["lr"]), int(point["train_size"]), int(point["seed"]), options],
+                      sort_keys=True)
 
 
 def run_point(point: dict, settings: SweepSettings) -> dict:

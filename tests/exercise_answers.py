@@ -18,11 +18,15 @@ def _table(frame):
 
 
 def _most_accurate_if_it_forgets_more(frame, probe):
-    """The most accurate set-up, retention ignored; no wrong answer where it also keeps the most (random models)."""
+    """The most accurate set-up, retention ignored: a mistake only where its retention is beyond the seed spread
+    below the best's (on a random-weight model every run may keep the same)."""
     table = _table(frame).sort_values("dev_metric mean")
     close = table[table["dev_metric mean"] >= table["dev_metric mean"].max() - 0.02]
     most_accurate = table.iloc[-1]
-    return [str(most_accurate["label"])] if most_accurate[f"{probe} mean"] < close[f"{probe} mean"].max() else []
+    best = close.loc[close[f"{probe} mean"].idxmax()]
+    spread = max(best[f"{probe} std"], most_accurate[f"{probe} std"])
+    spread = 0.0 if spread != spread else spread  # one seed: no spread
+    return [str(most_accurate["label"])] if most_accurate[f"{probe} mean"] < best[f"{probe} mean"] - spread else []
 
 
 def _not_within(tolerance, right, answers):

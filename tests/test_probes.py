@@ -117,3 +117,26 @@ def test_untouched_is_what_retention_reports_for_an_unchanged_model(offline_data
     assert probes.untouched(model, tokenizer, "tiny-random-bert", "sts_spearman", sts_dev_size=50) == record["sts_spearman"]
     with pytest.raises(ValueError, match="unknown probe 'bleu'; probes: sts_spearman, mlm_accuracy"):
         probes.untouched(model, tokenizer, "tiny-random-bert", "bleu")
+
+
+def test_sentence_features_read_cls_pooler_or_mean():
+    model, tokenizer = fl.load_model("tiny-random-bert")
+    cls, pooled, mean = (probes.sentence_features(model, tokenizer, TEXTS, read) for read in ("cls", "pooler", "mean"))
+    with torch.no_grad():
+        out = model.bert(**tokenizer(TEXTS, padding=True, return_tensors="pt"))
+    assert torch.allclose(cls, out.last_hidden_state[:, 0], atol=1e-5)
+    assert torch.allclose(pooled, out.pooler_output, atol=1e-5)
+    assert torch.allclose(mean, probes._encode(model, tokenizer, TEXTS), atol=1e-5)
+    with pytest.raises(ValueError, match="read must be 'cls', 'pooler' or 'mean', got 'max'"):
+        probes.sentence_features(model, tokenizer, TEXTS, "max")
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_the_linear_probe_reads_what_is_there_whatever_the_scale(scale):
+    """What a short fine-tune of a small head cannot: its answer must not depend on the features' size."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 8, generator=generator)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    assert probes.linear_probe(scale * x[:300], y[:300], scale * x[300:], y[300:], l2=0.0) >= 0.97
+    noise = torch.randint(0, 2, (400,), generator=generator)  # labels that the features do not predict
+    assert probes.linear_probe(scale * x[:300], noise[:300], scale * x[300:], noise[300:], l2=0.0) < 0.65

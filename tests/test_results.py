@@ -51,7 +51,7 @@ def test_data_size_heatmap_marks_the_best_depth_of_each_size():
 
 def test_shipped_sweeps_load_and_cover_their_grids():
     frontier = results.shipped("frontier")
-    assert len(frontier) == 39 and frontier.groupby("label")["seed"].nunique().eq(3).all()
+    assert len(frontier) == 51 and frontier.groupby("label")["seed"].nunique().eq(3).all()
     assert {"sts_spearman", "cka_top"} <= set(results.flatten(frontier).columns)
     sizes = results.shipped("data-size")
     assert len(sizes) == 48 and sorted(sizes["train_size"].unique()) == [100, 300, 1000, 3000]
@@ -102,9 +102,10 @@ def test_what_notebook_06_says_of_the_shipped_data_size_grid():
 
 def test_pick_chooses_a_set_up_by_what_it_is_not_by_its_label():
     frontier = results.shipped("frontier")
-    assert results.pick(frontier, "full", warmup=None, layer_decay=None) == "full fine-tune, lr 0.0005"
+    assert results.pick(frontier, "full", warmup=None, layer_decay=None) == "full fine-tune, lr 0.001"
     assert results.pick(frontier, "full", lr="min", warmup=None, layer_decay=None) == "full fine-tune, lr 2e-05"
     assert results.pick(frontier, "full", warmup=0.0) == "full fine-tune, lr 0.002, no warm-up"
+    assert results.pick(frontier, "full", lr=5e-4, warmup=None, layer_decay=None) == "full fine-tune, lr 0.0005"
     assert results.pick(frontier, "top2", lr=5e-5) == "train top 2 + head, lr 5e-05"
     assert results.pick(RUNS, "full", warmup=None) == "full, lr 1e-4"  # a frame without that column
     with pytest.raises(ValueError, match="no run of plan 'top4'"):
@@ -122,3 +123,46 @@ def test_frontier_plot_names_the_probe_on_its_axis_and_baseline():
     figure = results.frontier_plot(frame, retention="mlm_accuracy", untouched=0.5)
     assert "masked-LM accuracy" in figure.layout.yaxis.title.text
     assert "untouched model, masked-LM accuracy: 0.500" in " ".join(a.text for a in figure.layout.annotations)
+
+
+def beyond_spread(table, a, b, metric):
+    """a's mean exceeds b's by more than the larger of the two standard deviations over seeds."""
+    gap = table.loc[a, f"{metric} mean"] - table.loc[b, f"{metric} mean"]
+    return gap > max(table.loc[a, f"{metric} std"], table.loc[b, f"{metric} std"])
+
+
+def within_spread(table, a, b, metric):
+    gap = abs(table.loc[a, f"{metric} mean"] - table.loc[b, f"{metric} mean"])
+    return gap <= max(table.loc[a, f"{metric} std"], table.loc[b, f"{metric} std"])
+
+
+def test_what_notebook_04_says_of_the_learning_rate_and_the_warm_up():
+    runs = results.shipped("frontier")
+    table = results.summary(runs).set_index("label")
+    full = ["full fine-tune, lr 2e-05", "full fine-tune, lr 0.0001", "full fine-tune, lr 0.0005"]
+    assert beyond_spread(table, full[0], full[1], "sts_spearman") and beyond_spread(table, full[1], full[2], "sts_spearman")
+    assert within_spread(table, full[1], full[2], "dev_metric")
+    warm, cold = "full fine-tune, lr 0.0005", "full fine-tune, lr 0.0005, no warm-up"  # warm-up changes nothing at 5e-4
+    assert within_spread(table, warm, cold, "dev_metric") and within_spread(table, warm, cold, "sts_spearman")
+    at = lambda label: runs[runs["label"] == label]["dev_metric"]
+    assert (at("full fine-tune, lr 0.001, no warm-up") < 0.52).all()  # every seed at the majority class
+    assert (at("full fine-tune, lr 0.001") < 0.52).sum() == 1  # with warm-up: one seed of three collapses
+    assert table.loc["full fine-tune, lr 0.001", "sts_spearman mean"] < 0.3  # and the retention is lost anyway
+
+
+def test_what_notebook_04_says_of_the_cls_head():
+    runs = results.shipped("frontier")
+    table = results.summary(runs).set_index("label")
+    at = lambda label: runs[runs["label"] == label]["dev_metric"]
+    assert (at("head only, lr 0.001") < 0.52).all()  # at the majority class on all three seeds
+    assert at("head only, lr 0.01").min() > at("head only, lr 0.001").max() + 0.03  # off it, on every seed
+    assert table.loc["head only, lr 0.01", "dev_metric mean"] < table.loc["head only (mean-pooled), lr 0.01",
+                                                                           "dev_metric mean"] - 0.15
+
+
+def test_what_notebook_05_says_of_gradual_unfreezing_and_top_2():
+    table = results.summary(results.shipped("frontier")).set_index("label")
+    gradual, top2 = "gradual unfreezing, lr 0.0001", "train top 2 + head, lr 0.0001"
+    assert within_spread(table, gradual, top2, "dev_metric") and within_spread(table, gradual, top2, "sts_spearman")
+    assert beyond_spread(table, top2, "full fine-tune, lr 0.0001", "sts_spearman")
+

@@ -60,9 +60,12 @@ def test_points_carry_their_own_options_and_labels():
 
 def test_the_course_presets():
     frontier = sweeps.frontier_points()
-    assert len(frontier) == 39 and {p["seed"] for p in frontier} == {0, 1, 2}
+    assert len(frontier) == 51 and {p["seed"] for p in frontier} == {0, 1, 2}
     diverging = [p for p in frontier if p.get("warmup") == 0.0]
-    assert {(p["plan"], p["lr"]) for p in diverging} == {("full", 1e-3), ("full", 2e-3)}
+    assert {(p["plan"], p["lr"]) for p in diverging} == {("full", 5e-4), ("full", 1e-3), ("full", 2e-3)}
+    # each no-warm-up rate also runs with warm-up: the grid can tell the learning rate from the warm-up apart
+    warm = {(p["plan"], p["lr"]) for p in frontier if "warmup" not in p and "layer_decay" not in p}
+    assert {(p["plan"], p["lr"]) for p in diverging} - {("full", 2e-3)} <= warm
     sizes = sweeps.data_size_points(seeds=[0])
     assert {p["train_size"]: p["epochs"] for p in sizes} == {100: 20, 300: 7, 1000: 2, 3000: 2}
     assert all(p["pooling"] == "mean" for p in sizes)
@@ -159,3 +162,32 @@ def test_reopening_a_sweep_with_another_grid_is_an_error(tmp_path):
     assert len(trials(tmp_path / "sweep.db", "x")) == 1
     with pytest.raises(ValueError, match="already exists with another grid"):
         sweeps.create_sweep("x", url, sweeps.grid(["full"], [1e-3], [16], [0]), settings)
+
+
+def test_a_grown_grid_trains_only_its_new_points(tmp_path):
+    """`finished=` (CLI `--finished`): runs of an exported sweep stand in for the same points of a larger grid."""
+    settings = sweeps.SweepSettings(epochs=1, dev_size=16, probes=False)
+    ran = []
+
+    def stand_in(point, settings):
+        ran.append(point)
+        # as run_point does: the record spells out the options the point left at the sweep's values
+        return {**point, "pooling": "cls", "epochs": settings.epochs, "label": sweeps.describe(point), "dev_metric": 0.5}
+
+    url = f"sqlite:///{tmp_path / 'grow.db'}"
+    small = sweeps.grid(["head"], [1e-3], [16], [0, 1])
+    sweeps.create_sweep("small", url, small, settings)
+    sweeps.run_sweep("small", url, run=stand_in, progress=False)
+    sweeps.export("small", url, tmp_path / "small.json")
+    finished = json.loads((tmp_path / "small.json").read_text())
+
+    grown = sweeps.grid(["head"], [1e-3], [16], [0, 1, 2]) + sweeps.grid(["full"], [1e-4], [16], [0], warmup=0.0)
+    ran.clear()
+    sweeps.create_sweep("grown", url, grown, settings, finished=finished)
+    sweeps.run_sweep("grown", url, run=stand_in, progress=False)
+    assert ran == [grown[2], grown[3]]  # only the points the export lacked
+    frame = sweeps.results("grown", url)
+    assert [(r["plan"], r["seed"]) for r in frame.to_dict(orient="records")] == [("head", 0), ("head", 1),
+                                                                               ("head", 2), ("full", 0)]
+    with pytest.raises(ValueError, match="made with other settings"):
+        sweeps.create_sweep("other", url, grown, sweeps.SweepSettings(epochs=3), finished=finished)
