@@ -95,3 +95,15 @@ def test_every_fix_is_a_valid_plan_on_bert_base_and_minilm(bert_base, minilm):
         for recipe in RECIPES.values():
             plan = recipe.fixed(model)
             assert not plan.leaves_nothing_trainable(model)
+
+
+def test_what_notebook_02_says_of_distilberts_two_layer_head():
+    """Recipes 1 and 3 leave pre_classifier training (it is outside the body); recipe 4 freezes it at random."""
+    distil, _ = fl.load_model("distilbert-base-uncased", random_weights=True)
+    trains = {}
+    for key in ["freeze-body-loop", "requires-grad-body", "all-but-classifier"]:
+        scratch = fl.models.structure_copy(distil)
+        plan = fl.RECIPES[key].run_as_printed(scratch)
+        trains[key] = (scratch.pre_classifier.weight.requires_grad, plan == fl.FreezePlan.head_only(scratch))
+    assert trains == {"freeze-body-loop": (True, True), "requires-grad-body": (True, True),
+                      "all-but-classifier": (False, False)}

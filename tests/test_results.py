@@ -166,3 +166,15 @@ def test_what_notebook_05_says_of_gradual_unfreezing_and_top_2():
     assert within_spread(table, gradual, top2, "dev_metric") and within_spread(table, gradual, top2, "sts_spearman")
     assert beyond_spread(table, top2, "full fine-tune, lr 0.0001", "sts_spearman")
 
+
+def test_what_notebook_06_says_within_and_beyond_the_spread():
+    table = results.summary(results.shipped("data-size"), by=("frozen_blocks", "train_size"), metrics=("dev_metric",))
+    table = table.set_index(["frozen_blocks", "train_size"])
+    assert beyond_spread(table, (0, 3000), (2, 3000), "dev_metric")  # full is best at 3,000, by just more than
+    gap = table.loc[(0, 3000), "dev_metric mean"] - table.loc[(2, 3000), "dev_metric mean"]  # the spread:
+    assert round(gap, 3) == round(table.loc[(0, 3000), "dev_metric std"], 3) == 0.010  # "0.010 against 0.010"
+    for size in (1000, 3000):  # top 4 (2 frozen) above top 2 (4 frozen), beyond the spread
+        assert beyond_spread(table, (2, size), (4, size), "dev_metric")
+    for size in (100, 300):
+        assert within_spread(table, (2, size), (4, size), "dev_metric")
+
