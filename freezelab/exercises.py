@@ -5,7 +5,7 @@ answer, model=model)` prints right / not yet, with a hint) and the tests that
 prove every check accepts the solution and rejects a wrong answer. Expected
 answers are computed from the models, never typed in.
 
-Not for: the solutions themselves (`freezelab.solutions`, kept out of the
+Not for: the solutions themselves (`teacher/solutions.py`, kept out of the
 notebooks' view).
 """
 

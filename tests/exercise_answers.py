@@ -6,7 +6,7 @@ over the notebooks (tests/test_notebooks_any_checkpoint.py), which runs them in 
 """
 
 from freezelab import FreezePlan, Schedule, anatomy, results, trainable_summary
-from freezelab.solutions import SOLUTIONS
+from solutions import SOLUTIONS  # teacher/, on sys.path (conftest)
 
 
 def _cells(model, row):

@@ -8,7 +8,7 @@ import torch
 import freezelab as fl
 from freezelab import FreezePlan, results
 from freezelab.exercises import EXERCISES, check
-from freezelab.solutions import SOLUTIONS
+from solutions import SOLUTIONS  # teacher/solutions.py, on sys.path (conftest)
 
 from exercise_answers import WRONG
 
@@ -99,3 +99,10 @@ def test_a_winner_the_seeds_cannot_separate_is_not_the_only_right_answer(capsys)
     for label in ("gradual unfreezing, lr 0.0001", "train top 2 + head, lr 0.0001"):
         assert check("04.best-kept", label, frame=frame)
     assert not check("04.best-kept", "full fine-tune, lr 0.0001", frame=frame)
+
+
+def test_the_installed_package_ships_no_solutions():
+    import importlib.util
+
+    assert importlib.util.find_spec("freezelab.solutions") is None
+

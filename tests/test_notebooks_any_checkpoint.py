@@ -17,6 +17,7 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 TESTS = Path(__file__).resolve().parent
+TEACHER = TESTS.parent / "teacher"
 CHECK = re.compile(r'fl\.exercises\.check\("(?P<key>[^"]+)", answer_\d+(?P<context>(?:, \w+=\w+)*)\)')
 # What only holds for MiniLM-L6: its name, its number of blocks or width, its head size, its retention score.
 COURSE_MODEL_CONSTANTS = re.compile(r"minilm|\bblock 5\b|layer\[\d+\]|\b384\b|\b770\b|0\.867", re.IGNORECASE)
@@ -44,8 +45,8 @@ def test_notebook_runs_and_its_checks_hold_on_another_checkpoint(path, tmp_path,
     notebook = nbformat.read(path, as_version=4)
     checks = checks_in(notebook)
     notebook.cells.append(nbformat.v4.new_code_cell(
-        f"import sys\nsys.path.insert(0, {str(TESTS)!r})\n"
-        "from exercise_answers import WRONG\nfrom freezelab.solutions import SOLUTIONS\n"
+        f"import sys\nsys.path[:0] = [{str(TESTS)!r}, {str(TEACHER)!r}]\n"
+        "from exercise_answers import WRONG\nfrom solutions import SOLUTIONS\n"
         "assert course.checkpoint == 'tiny-random-bert' and course.size.name == 'smoke', course"))
     notebook.cells += [nbformat.v4.new_code_cell(proof(key, context)) for key, context in checks]
     NotebookClient(notebook, timeout=600, kernel_name="python3",

@@ -1,15 +1,16 @@
-"""Solutions to the notebook exercises, kept out of the notebooks' view.
+"""Solutions to the notebook exercises: the teacher's, outside the installed package.
 
-For: instructors, and the tests that prove each check in
-`freezelab.exercises` accepts these answers. Not for: students on their first
-try (the check cells give hints).
+For: instructors, and the tests that prove each check in `freezelab.exercises`
+accepts these answers (`tests/` and CI's second pass over the notebooks put this
+folder on `sys.path`). Not for: students. `pip install freezelab` does not ship
+this file, so `import freezelab` gives no way to it.
 """
 
-from .anatomy import anatomy, trainable_summary
-from .models import structure_copy
-from .plans import FreezePlan
-from .recipes import RECIPES
-from .schedules import Phase, Schedule
+from freezelab.anatomy import anatomy, trainable_summary
+from freezelab.models import structure_copy
+from freezelab.plans import FreezePlan
+from freezelab.recipes import RECIPES
+from freezelab.schedules import Phase, Schedule
 
 def _embeddings_training_after_first8(model) -> int:
     model = structure_copy(model)  # leave the caller's model as it was
@@ -18,7 +19,7 @@ def _embeddings_training_after_first8(model) -> int:
 
 
 def _best_kept(frame, probe="sts_spearman") -> str:
-    from .results import summary
+    from freezelab.results import summary
 
     table = summary(frame)
     close = table[table["dev_metric mean"] >= table["dev_metric mean"].max() - 0.02]
