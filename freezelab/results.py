@@ -40,7 +40,9 @@ def load(path) -> pd.DataFrame:
         data = json.load(handle)
     if data.get("freezelab_sweep") != 1:
         raise ValueError(f"{path} is not an exported freezelab sweep (missing 'freezelab_sweep': 1)")
-    return pd.DataFrame(data["runs"])
+    frame = pd.DataFrame(data["runs"])
+    frame.attrs["settings"] = data["settings"]  # checkpoint, epochs, probes...: what every run shared
+    return frame
 
 
 def shipped(name: str) -> pd.DataFrame:
@@ -61,13 +63,7 @@ def shipped_for(checkpoint: str, name: str) -> pd.DataFrame | None:
     from .course import canonical
 
     frame = shipped(name)
-    made_with = _settings(name).get("checkpoint")
-    return frame if canonical(made_with) == canonical(checkpoint) else None
-
-
-def _settings(name: str) -> dict:
-    with (resources.files("freezelab") / "precomputed" / f"{name}.json").open() as handle:
-        return json.load(handle)["settings"]
+    return frame if canonical(frame.attrs["settings"]["checkpoint"]) == canonical(checkpoint) else None
 
 
 def pick(frame: pd.DataFrame, plan: str, lr: str | float = "max", **options) -> str:
