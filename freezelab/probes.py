@@ -202,6 +202,8 @@ def sentence_features(model, tokenizer, texts: list[str], read: str = "mean", ba
     pooler over it, what the classifier reads) or "mean" (the mean of the real tokens' vectors)."""
     if read not in ("cls", "pooler", "mean"):
         raise ValueError(f"read must be 'cls', 'pooler' or 'mean', got {read!r}")
+    if read == "mean":
+        return _encode(model, tokenizer, list(texts), batch_size=batch_size, max_length=max_length)
     body, was_training = _body(model), model.training
     model.eval()
     device = next(model.parameters()).device
@@ -210,13 +212,7 @@ def sentence_features(model, tokenizer, texts: list[str], read: str = "mean", ba
         batch = tokenizer(list(texts[start:start + batch_size]), padding=True, truncation=True,
                           max_length=max_length, return_tensors="pt").to(device)
         hidden = body(**batch).last_hidden_state
-        if read == "cls":
-            vectors.append(hidden[:, 0])
-        elif read == "pooler":
-            vectors.append(body.pooler(hidden))
-        else:
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            vectors.append((hidden * mask).sum(1) / mask.sum(1))
+        vectors.append(hidden[:, 0] if read == "cls" else body.pooler(hidden))
     model.train(was_training)
     return torch.cat(vectors).float().cpu()
 
