@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .models import OFFLINE_PRESET, PRESETS, RANDOM_CHECKPOINTS
+from .training import pick_device
 
 COURSE_MODEL = OFFLINE_PRESET
 CHECKPOINT_VARIABLE, QUICK_VARIABLE, SIZE_VARIABLE = "FREEZELAB_CHECKPOINT", "FREEZELAB_QUICK", "FREEZELAB_SIZE"
@@ -78,9 +79,7 @@ def stable_lr(checkpoint: str) -> tuple[float, str]:
 
 
 def _device() -> tuple[str, str]:
-    from .training import pick_device  # on demand: the import costs nothing once training is loaded
-
-    return pick_device()
+    return pick_device()  # one seam for the tests to choose a device
 
 
 def _size(device: str) -> tuple[RunSize, str]:

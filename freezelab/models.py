@@ -219,8 +219,9 @@ def _pooled(model, pooling: str):
 POOLER_STATUS = {
     "pre-trained": "It was trained with the rest of the model (BERT's next-sentence task): the classifier reads a "
                    "trained summary of the [CLS] token.",
-    "untrained": "It is in the checkpoint but was never trained (its bias is exactly zero): the checkpoint was "
-                 "trained with mean pooling, so a frozen pooler is a fixed random projection of [CLS].",
+    "untrained": "It is in the checkpoint but was never trained (its bias is still exactly zero, as initialised; "
+                 "sentence encoders trained with mean pooling ship it so): frozen, it is a fixed random projection "
+                 "of [CLS].",
     "new": "It is not in the checkpoint (or the whole model is untrained): it starts random, and a frozen pooler "
            "stays random.",
     "mean": "Mean pooling replaces it: the classifier reads the mean of the token vectors, with no pooler weights.",

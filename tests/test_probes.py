@@ -140,3 +140,24 @@ def test_the_linear_probe_reads_what_is_there_whatever_the_scale(scale):
     assert probes.linear_probe(scale * x[:300], y[:300], scale * x[300:], y[300:], l2=0.0) >= 0.97
     noise = torch.randint(0, 2, (400,), generator=generator)  # labels that the features do not predict
     assert probes.linear_probe(scale * x[:300], noise[:300], scale * x[300:], noise[300:], l2=0.0) < 0.65
+
+
+def test_what_notebook_04_says_of_the_untrained_pooler():
+    """At the notebook's quick size, on MiniLM: the probe reads about as much from the untrained pooler's output as
+    from [CLS] itself, far above the majority class; the pooler's outputs are several times smaller; and the
+    shipped [CLS] head at lr 1e-2 stays below what the probe reads from the same vector."""
+    from freezelab import course, data, results
+
+    size = course.SIZES["quick"]
+    model, tokenizer = fl.load_model("minilm-l6", seed=0)
+    sample = fl.load_task("sst2", train_size=size.train_size, dev_size=size.dev_size, seed=0)
+    probe, scale = {}, {}
+    for read in ("cls", "pooler"):
+        train_x = probes.sentence_features(model, tokenizer, sample["train"]["text"], read)
+        dev_x = probes.sentence_features(model, tokenizer, sample["dev"]["text"], read)
+        scale[read] = float(train_x.abs().mean())
+        probe[read] = probes.linear_probe(train_x, sample["train"]["label"], dev_x, sample["dev"]["label"])
+    assert abs(probe["pooler"] - probe["cls"]) < 0.05 and probe["pooler"] > data.majority_share(sample["dev"]) + 0.1
+    assert scale["pooler"] < scale["cls"] / 3
+    table = results.summary(results.shipped("frontier")).set_index("label")
+    assert table.loc["head only, lr 0.01", "dev_metric mean"] < probe["pooler"]
