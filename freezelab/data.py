@@ -1,9 +1,11 @@
-"""Course data sets as `datasets` objects: SST-2, SUBJ, CoLA, STS-B, or any local CSV/TSV.
+"""Course data sets as `datasets` objects: SST-2, SUBJ, CoLA, STS-B, word order, or any local CSV/TSV.
 
 For: `load_task(name)` with fixed train/dev splits, read offline from the
 folder named by FREEZELAB_DATA_DIR (tab-separated copies, one header line)
 or online from the hub through `datasets`; deterministic subsets
-(`train_size`, `seed`) so quick runs are small and repeatable; `tokenize`,
+(`train_size`, `seed`) so quick runs are small and repeatable; "word-order",
+a task built from SST-2's sentences (original or shuffled?) that frozen
+sentence features capture poorly; `tokenize`,
 cached per (data, tokenizer, max_length).
 
 Not for: training (`freezelab.training`) or probing (`freezelab.probes`).
@@ -15,13 +17,14 @@ from __future__ import annotations
 
 import csv
 import os
+import random
 from contextlib import contextmanager
 from functools import lru_cache
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from datasets import ClassLabel, Dataset, DatasetDict, Value
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from datasets.utils import logging as datasets_logging
 
 DATA_DIR_VARIABLE = "FREEZELAB_DATA_DIR"
@@ -46,6 +49,9 @@ TASKS = {
 }
 
 
+WORD_ORDER_MIN_WORDS = 6  # shorter sentences have few orders, and short phrases read fine shuffled
+
+
 class DataNotAvailableError(OSError):
     """Neither the local copy nor the hub could provide the data set."""
 
@@ -65,8 +71,6 @@ def _features(info: TaskInfo, classes=None) -> dict:
 
 
 def _from_frame(frame: pd.DataFrame, info: TaskInfo, classes=None) -> Dataset:
-    from datasets import Features
-
     columns = {"text": frame[info.text].astype(str).tolist()}
     if info.pair:
         columns["text_pair"] = frame[info.pair].astype(str).tolist()
@@ -129,7 +133,7 @@ def subset(data: DatasetDict, train_size: int | None, dev_size: int | None, seed
 def load_task(name: str | None = None, *, path: str | os.PathLike | None = None, text_column: str | None = None,
               label_column: str | None = None, train_size: int | None = None, dev_size: int | None = None,
               seed: int = 0, dev_fraction: float = 0.1) -> DatasetDict:
-    """Load a course task ("sst2", "subj", "cola", "stsb") or a local CSV/TSV file.
+    """Load a course task ("sst2", "subj", "cola", "stsb", "word-order") or a local CSV/TSV file.
 
     Course tasks: from FREEZELAB_DATA_DIR when it is set, else from the hub.
     Local file: `load_task(path="reviews.csv", text_column="review",
@@ -138,12 +142,13 @@ def load_task(name: str | None = None, *, path: str | os.PathLike | None = None,
     """
     if path is not None:
         data = _local_file(Path(path), text_column, label_column, seed, dev_fraction)
-    elif name in TASKS:
+    elif name in TASKS or name == "word-order":
         folder = data_dir()
+        folder = None if folder is None else str(folder)
         # Read once per process; each call gets its own DatasetDict (the datasets themselves are immutable).
-        data = DatasetDict(_course_task(TASKS[name], None if folder is None else str(folder)))
+        data = DatasetDict(_word_order_task(folder) if name == "word-order" else _course_task(TASKS[name], folder))
     else:
-        raise ValueError(f"unknown task {name!r}; course tasks: {', '.join(TASKS)}, "
+        raise ValueError(f"unknown task {name!r}; course tasks: {', '.join(TASKS)}, word-order, "
                          "or pass path=... with text_column and label_column for your own CSV/TSV")
     return subset(data, train_size, dev_size, seed)
 
@@ -163,6 +168,36 @@ def _course_task(info: TaskInfo, folder: str | None) -> DatasetDict:
             f"- Offline: set {DATA_DIR_VARIABLE} to a folder holding {info.name}/train.tsv and {info.name}/dev.tsv.\n"
             f"- Online: check the connection; the kit calls datasets.load_dataset{info.hub}."
         ) from None
+
+
+def word_order(split: Dataset, seed: int, min_words: int = WORD_ORDER_MIN_WORDS) -> Dataset:
+    """Sentences of `split` with at least `min_words` words; a seeded half of them with their words shuffled.
+
+    Labels: 0 "shuffled", 1 "original". Each sentence appears once, one way or the other, so a model cannot
+    answer by recognising the pair. A shuffle always differs from the original order.
+    """
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for text in split["text"]:
+        words = text.split()
+        if len(words) < min_words:
+            continue
+        if rng.random() < 0.5:
+            shuffled = words[:]
+            while shuffled == words:
+                rng.shuffle(shuffled)
+            texts.append(" ".join(shuffled)), labels.append(0)
+        else:
+            texts.append(text), labels.append(1)
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["shuffled", "original"])})
+    return Dataset.from_dict({"text": texts, "label": labels}, features=features)
+
+
+@lru_cache(maxsize=2)
+def _word_order_task(folder: str | None) -> DatasetDict:
+    # Fixed shuffle seeds per split: which sentence is shuffled is part of the task, not of the run's seed.
+    sst2 = _course_task(TASKS["sst2"], folder)
+    return DatasetDict({"train": word_order(sst2["train"], seed=0), "dev": word_order(sst2["dev"], seed=1)})
 
 
 def _local_file(path: Path, text_column, label_column, seed: int, dev_fraction: float) -> DatasetDict:

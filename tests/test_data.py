@@ -1,8 +1,8 @@
-"""Specification of load_task: the four course tasks offline, deterministic subsets, local files and their errors."""
+"""Specification of load_task: the course tasks offline (four data sets and word order built from one), deterministic subsets, local files and their errors."""
 
 import pytest
 
-from freezelab.data import DATA_DIR_VARIABLE, DataNotAvailableError, load_task, tokenize
+from freezelab.data import DATA_DIR_VARIABLE, WORD_ORDER_MIN_WORDS, DataNotAvailableError, load_task, tokenize
 
 pytestmark = pytest.mark.usefixtures("offline_data")  # conftest: FREEZELAB_DATA_DIR or ../shared/data
 
@@ -26,6 +26,24 @@ def test_sts_b_is_sentence_pairs_with_scores():
     assert row == {"text": "A plane is taking off.", "text_pair": "An air plane is taking off.", "label": 5.0}
 
 
+def test_word_order_is_sst2_sentences_half_of_them_shuffled():
+    sst2, task = load_task("sst2"), load_task("word-order")
+    assert task["train"].features["label"].names == ["shuffled", "original"]
+    originals = set(sst2["train"]["text"])
+    for split in ("train", "dev"):
+        rows = task[split].to_pandas()
+        assert (rows["text"].str.split().str.len() >= WORD_ORDER_MIN_WORDS).all()
+        assert 0.45 < rows["label"].mean() < 0.55  # balanced: chance is about one half
+    rows = task["train"].to_pandas().head(500)
+    assert rows[rows["label"] == 1]["text"].isin(originals).all()
+    # A shuffled sentence has an original's words, in an order that is not the original's.
+    by_words = {tuple(sorted(t.split())): t for t in sst2["train"]["text"]}
+    for text in rows[rows["label"] == 0]["text"]:
+        assert text != by_words[tuple(sorted(text.split()))]
+    assert load_task("word-order", train_size=30, seed=3)["train"]["text"] == \
+        load_task("word-order", train_size=30, seed=3)["train"]["text"]
+
+
 def test_quotes_inside_sentences_are_kept_as_text():
     texts = load_task("sst2")["train"]["text"]
     assert any('"' in t for t in texts) or any("'" in t for t in texts)
@@ -47,7 +65,7 @@ def test_train_size_larger_than_the_split_is_an_error():
 
 
 def test_unknown_task_names_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown task 'imdb'; course tasks: sst2, subj, cola, stsb"):
+    with pytest.raises(ValueError, match="unknown task 'imdb'; course tasks: sst2, subj, cola, stsb, word-order"):
         load_task("imdb")
 
 
