@@ -126,6 +126,25 @@ def mean_std(row: dict, metric: str) -> str:
     return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
 
 
+def compare(table: pd.DataFrame, a: str, b: str, metric: str = "dev_metric") -> str:
+    """How set-up `a` compares with `b` on `metric` (rows of `summary`), measured against the seed spread.
+
+    "Beyond the spread" means the gap in means exceeds the larger of the two standard deviations over seeds:
+    the rule every comparison in the course's prose follows.
+    """
+    rows = table.set_index("label")
+    gap = rows.loc[a, f"{metric} mean"] - rows.loc[b, f"{metric} mean"]
+    stds = rows.loc[a, f"{metric} std"], rows.loc[b, f"{metric} std"]
+    spread = max(stds)
+    if any(math.isnan(s) for s in stds):
+        verdict = "a single seed, so no spread to judge it by"
+    elif abs(gap) > spread:
+        verdict = f"beyond the seed spread ({abs(gap) / spread:.1f} x the larger standard deviation, {spread:.3f})"
+    else:
+        verdict = f"within the seed spread (the larger standard deviation is {spread:.3f})"
+    return f"{a} minus {b}: {METRIC_NAMES.get(metric, metric)} {gap:+.3f}, {verdict}"
+
+
 def styled(table: pd.DataFrame):
     """The summary as a notebook table: 'mean ± std' per metric, plain column names."""
     shown = pd.DataFrame({"set-up": table["label"]} if "label" in table else {})

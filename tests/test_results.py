@@ -125,6 +125,16 @@ def test_frontier_plot_names_the_probe_on_its_axis_and_baseline():
     assert "untouched model, masked-LM accuracy: 0.500" in " ".join(a.text for a in figure.layout.annotations)
 
 
+def test_compare_measures_a_gap_against_the_larger_seed_spread():
+    table = pd.DataFrame({"label": ["a", "b", "c"], "dev_metric mean": [0.90, 0.70, 0.88],
+                          "dev_metric std": [0.02, 0.05, float("nan")]})
+    assert results.compare(table, "a", "b") == ("a minus b: task dev accuracy +0.200, beyond the seed spread "
+                                                "(4.0 x the larger standard deviation, 0.050)")
+    assert results.compare(table, "b", "a").startswith("b minus a: task dev accuracy -0.200, beyond")
+    assert "within the seed spread" in results.compare(table.assign(**{"dev_metric std": [0.3, 0.3, 0.3]}), "a", "b")
+    assert results.compare(table, "a", "c").endswith("a single seed, so no spread to judge it by")
+
+
 def beyond_spread(table, a, b, metric):
     """a's mean exceeds b's by more than the larger of the two standard deviations over seeds."""
     gap = table.loc[a, f"{metric} mean"] - table.loc[b, f"{metric} mean"]
