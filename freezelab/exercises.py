@@ -5,8 +5,9 @@ answer, model=model)` prints right / not yet, with a hint) and the tests that
 prove every check accepts the solution and rejects a wrong answer. Expected
 answers are computed from the models, never typed in.
 
-Not for: the solutions themselves (`teacher/solutions.py`, kept out of the
-notebooks' view).
+Not for: the solutions themselves: they live in the teacher edition
+(`teacher/notebooks/`) and the answer key `teacher/solutions.py`, outside the
+installed package and the student edition.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""The notebooks tell the truth on a checkpoint they were not written for.
+"""The teacher edition runs, and tells the truth on a checkpoint it was not written for.
 
-CI's first pass (nbval, `python -m pytest`) runs the notebooks on the course model. This second pass runs
-notebooks 01-06 top to bottom on `tiny-random-bert`: 4 blocks instead of MiniLM-L6's 6, 64 wide instead of 384,
-a masked-LM head (so retention is probed the other way) and no pooler in its file, at the smoke size. After
-each notebook, in the same kernel, every exercise check it holds must accept the solution computed for that
-kernel's model and data, and reject each known wrong answer (`exercise_answers.WRONG`).
+CI's first pass (nbval, `python -m pytest`) runs the student edition (`notebooks/`) on the course model. This
+second pass runs the teacher edition (`teacher/notebooks/`, the sources, solutions included) of notebooks
+01-06 top to bottom on `tiny-random-bert`: 4 blocks instead of MiniLM-L6's 6, 64 wide instead of 384, a
+masked-LM head (so retention is probed the other way) and no pooler in its file, at the smoke size. After each
+notebook, in the same kernel, every exercise check must accept the notebook's own solution (its `answer_N`,
+computed for that kernel's model and data), and the one in `teacher/solutions.py`, and reject each known
+wrong answer (`exercise_answers.WRONG`).
 """
 
 import json
@@ -15,31 +17,32 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 TESTS = Path(__file__).resolve().parent
 TEACHER = TESTS.parent / "teacher"
-CHECK = re.compile(r'fl\.exercises\.check\("(?P<key>[^"]+)", answer_\d+(?P<context>(?:, \w+=\w+)*)\)')
+NOTEBOOKS = TEACHER / "notebooks"  # the teacher edition
+CHECK = re.compile(r'fl\.exercises\.check\("(?P<key>[^"]+)", (?P<answer>answer_\d+)(?P<context>(?:, \w+=\w+)*)\)')
 # What only holds for MiniLM-L6: its name, its number of blocks or width, its head size, its retention score.
 COURSE_MODEL_CONSTANTS = re.compile(r"minilm|\bblock 5\b|layer\[\d+\]|\b384\b|\b770\b|0\.867", re.IGNORECASE)
 
 
-def proof(key: str, context: str) -> str:
-    """A cell that holds one check to its solution and to the known wrong answers, in the notebook's context."""
+def proof(key: str, answer: str, context: str) -> str:
+    """A cell that holds one check to the solutions and to the known wrong answers, in the notebook's context."""
     return "\n".join([
         f"_context = dict({context.lstrip(', ')})",
+        f"assert fl.exercises.check({key!r}, {answer}, **_context), 'rejected the notebook\\'s own solution'",
         f"assert fl.exercises.check({key!r}, SOLUTIONS[{key!r}](**_context), **_context), 'rejected its solution'",
         f"for _wrong in WRONG[{key!r}](**_context):",
         f"    assert not fl.exercises.check({key!r}, _wrong, **_context), f'accepted a wrong answer: {{_wrong!r}}'",
     ])
 
 
-def checks_in(notebook) -> list[tuple[str, str]]:
-    return [(m["key"], m["context"]) for cell in notebook.cells if cell.cell_type == "code"
+def checks_in(notebook) -> list[tuple[str, str, str]]:
+    return [(m["key"], m["answer"], m["context"]) for cell in notebook.cells if cell.cell_type == "code"
             for m in CHECK.finditer(cell.source)]
 
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("0[1-6]_*.ipynb")), ids=lambda p: p.stem)
-def test_notebook_runs_and_its_checks_hold_on_another_checkpoint(path, tmp_path, monkeypatch, offline_data):
+def test_teacher_edition_runs_and_its_checks_hold_on_another_checkpoint(path, tmp_path, monkeypatch, offline_data):
     monkeypatch.setenv("FREEZELAB_CHECKPOINT", "tiny-random-bert")
     monkeypatch.setenv("FREEZELAB_SIZE", "smoke")
     notebook = nbformat.read(path, as_version=4)
@@ -48,7 +51,7 @@ def test_notebook_runs_and_its_checks_hold_on_another_checkpoint(path, tmp_path,
         f"import sys\nsys.path[:0] = [{str(TESTS)!r}, {str(TEACHER)!r}]\n"
         "from exercise_answers import WRONG\nfrom solutions import SOLUTIONS\n"
         "assert course.checkpoint == 'tiny-random-bert' and course.size.name == 'smoke', course"))
-    notebook.cells += [nbformat.v4.new_code_cell(proof(key, context)) for key, context in checks]
+    notebook.cells += [nbformat.v4.new_code_cell(proof(*check)) for check in checks]
     NotebookClient(notebook, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()  # raises on the first failing cell
 

@@ -1,0 +1,79 @@
+"""The course site: built from the student edition by one command, every page present and whole in Chromium.
+
+Builds the site (`docs/build_site.py`: every notebook executed at quick size, about as long as nbval's pass)
+into `artifacts/site`, then opens each notebook's page in Debian's headless Chromium over file:// (no server,
+no network) and checks that every plotly figure drew, that no cell failed, and that every link inside the site
+leads to a file that exists. Skipped without Chromium unless FREEZELAB_REQUIRE_BROWSER=1 (CI).
+"""
+
+import os
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+SITE = ROOT / "artifacts" / "site"
+NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("0*.ipynb"))
+
+if not Path(CHROMIUM).exists() and os.environ.get("FREEZELAB_REQUIRE_BROWSER") != "1":
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+sys.path.insert(0, str(ROOT / "docs"))
+import build_site  # noqa: E402  (docs/build_site.py: a script, not part of the package)
+
+
+@pytest.fixture(scope="module")
+def site(offline_data):
+    seconds = build_site.build(SITE)
+    size = sum(p.stat().st_size for p in SITE.rglob("*") if p.is_file())
+    print(f"site built in {seconds / 60:.1f} min, {size / 2**20:.1f} MB")
+    return SITE
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def test_every_notebook_has_a_page_and_the_index_links_them_all(site):
+    index = (site / "index.html").read_text()
+    for stem in NOTEBOOKS:
+        assert (site / "notebooks" / f"{stem}.html").is_file(), stem
+        assert f"notebooks/{stem}.html" in index, stem
+
+
+def test_no_page_shows_a_failed_cell_and_the_solutions_stay_out(site):
+    for stem in NOTEBOOKS:
+        page = (site / "notebooks" / f"{stem}.html").read_text()
+        assert "output traceback" not in page, f"{stem}: a cell raised"
+        assert "BEGIN SOLUTION" not in page, f"{stem}: the teacher edition leaked"
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_page_in_chromium_figures_drawn_no_script_errors_links_whole(site, browser, stem):
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    path = site / "notebooks" / f"{stem}.html"
+    page.goto(path.as_uri(), wait_until="load")
+    figures = page.locator(".plotly-graph-div")
+    for i in range(figures.count()):  # plotly.js draws an svg into every figure's div
+        figures.nth(i).locator("svg.main-svg").first.wait_for(state="attached", timeout=20_000)
+    hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+    page.close()
+    assert errors == [], f"{stem}: {errors}"
+    if stem not in ("00_start_here",):  # every other notebook draws at least one figure
+        assert figures.count() > 0, f"{stem}: no plotly figure on the page"
+    for href in hrefs:
+        url = urlparse(href)
+        if url.scheme == "file":
+            assert Path(unquote(url.path)).exists(), f"{stem}: broken link {href}"
