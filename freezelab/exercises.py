@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from .anatomy import anatomy, trainable_summary
 from .models import structure_copy
@@ -75,6 +76,34 @@ def _same_part(answer, expected, context) -> bool:
     return isinstance(answer, str) and answer.strip().lower() in words[expected]
 
 
+def _block_sizes(model) -> list[tuple[Any, int]]:
+    """One block's parameter count on three architectures: the model's own, BERT-large's shape, and a shape
+    whose feed-forward layer is not 4 x the width (so an answer that assumes it fails)."""
+    from transformers import BertConfig
+    from transformers.models.bert.modeling_bert import BertLayer
+
+    sizes = [(model.config, int(trainable_summary(model).loc["block 0", "total"]))]
+    for width, ffn, heads in ((1024, 4096, 16), (256, 1000, 4)):
+        config = BertConfig(hidden_size=width, intermediate_size=ffn, num_attention_heads=heads)
+        with torch.device("meta"):  # shapes only: no memory, no time
+            layer = BertLayer(config)
+        sizes.append((config, sum(p.numel() for p in layer.parameters())))
+    return sizes
+
+
+def _same_function(answer, expected, context) -> bool:
+    if not callable(answer) or isinstance(answer, type):
+        return False
+    for config, size in expected:
+        try:
+            value = _number(answer(config))
+        except Exception as error:  # the student's function: any error is theirs to see
+            raise ValueError(f"your function raised {type(error).__name__}: {error}") from None
+        if value != size:
+            return False
+    return True
+
+
 def _embeddings_left_training(model) -> int:
     scratch = structure_copy(model)
     RECIPES["freeze-first-8"].run_as_printed(scratch)
@@ -87,20 +116,11 @@ def _embedding_share(model) -> float:
     return summary.loc["embeddings", "total"] / summary.loc["all", "total"]
 
 
-def _best(table, key: str, column: str) -> frozenset:
-    """Every `key` whose `column` ties for the largest value: a check must not pick one winner out of a tie."""
-    best = table[column].max()
-    return frozenset(table.loc[np.isclose(table[column], best, rtol=0, atol=1e-12), key])
-
-
 def _best_kept(frame, probe: str = "sts_spearman", margin: float = 0.02) -> frozenset:
-    """The set-ups within `margin` of the best accuracy whose retention the seeds cannot tell from the best's:
-    within the larger of the two standard deviations (one seed: no spread, so only exact ties)."""
+    """The set-ups within `margin` of the best accuracy whose retention the seeds cannot tell from the best's."""
     table = summary(frame)
     close = table[table["dev_metric mean"] >= table["dev_metric mean"].max() - margin]
-    mean, std = close[f"{probe} mean"], close[f"{probe} std"].fillna(0.0)
-    best = mean.idxmax()
-    return frozenset(close.loc[mean >= mean[best] - np.maximum(std, std[best]) - 1e-12, "label"])
+    return _within_spread_of_best(close, "label", metric=probe)
 
 
 def _one_of(answer, expected, context) -> bool:
@@ -137,11 +157,36 @@ def _same_schedule(answer, expected, context) -> bool:
     return isinstance(answer, Schedule) and phases(answer) == phases(expected)
 
 
-def _best_depth(frame, size: str) -> frozenset:
+def _within_spread_of_best(table, key: str, metric: str = "dev_metric") -> frozenset:
+    """Every `key` whose mean the seeds cannot tell from the best's: within the larger of the two standard
+    deviations (one seed: no spread, so only exact ties)."""
+    mean, std = table[f"{metric} mean"], table[f"{metric} std"].fillna(0.0)
+    best = mean.idxmax()
+    return frozenset(table.loc[mean >= mean[best] - np.maximum(std, std[best]) - 1e-12, key])
+
+
+def _tied_depths(frame, size: str) -> frozenset:
     table = summary(frame, by=("frozen_blocks", "train_size"), metrics=("dev_metric",))
     wanted = table["train_size"].min() if size == "smallest" else table["train_size"].max()
-    return frozenset(int(depth) for depth in _best(table[table["train_size"] == wanted], "frozen_blocks",
-                                                   "dev_metric mean"))
+    return frozenset(int(depth) for depth in _within_spread_of_best(
+        table[table["train_size"] == wanted].reset_index(drop=True), "frozen_blocks"))
+
+
+def _same_numbers(answer, expected, context) -> bool:
+    """A list, tuple or set of numbers (in any scalar form) equal to `expected` as a set; one number where
+    exactly one is expected."""
+    items = list(answer) if isinstance(answer, (list, tuple, set, frozenset, np.ndarray)) else [answer]
+    values = [_number(a) for a in items]
+    return None not in values and set(values) == set(expected)
+
+
+def _lowest(frame) -> frozenset:
+    """The set-ups whose mean dev accuracy the seeds cannot tell from the lowest one's, named by label or by
+    plan ("head", "top2", "full")."""
+    table = summary(frame, metrics=("dev_metric",))
+    flipped = table.assign(**{"dev_metric mean": -table["dev_metric mean"]})
+    labels = _within_spread_of_best(flipped, "label")
+    return labels | frozenset(table.loc[table["label"].isin(labels), "plan"])
 
 
 def _steps(size: int = 300, batch_size: int = 32) -> int:
@@ -158,9 +203,11 @@ def _top3_pooler_frozen(model) -> FreezePlan:
 
 
 EXERCISES = {e.key: e for e in [
-    Exercise("01.block-size", "How many parameters does one transformer block of bert-base hold?",
-             "Read one 'block' line of fl.trainable_summary(model).",
-             lambda model: int(trainable_summary(model).loc["block 0", "total"]), _equal),
+    Exercise("01.block-size", "Write a function of a BERT config that returns the parameters of one block.",
+             "Use config.hidden_size (h) and config.intermediate_size (f): query, key, value and attention output "
+             "are each an h x h weight and an h bias; the feed-forward layer is h x f + f in and f x h + h out; two "
+             "LayerNorms hold 2 x h each. The check tries three shapes, one whose f is not 4 x h.",
+             _block_sizes, _same_function),
     Exercise("01.embedding-share", "What share (0 to 1) of the pretrained checkpoint's parameters sit in its embeddings?",
              "Divide the 'embeddings' total by the 'all' total; within 0.01 counts.",
              _embedding_share, _close(0.01)),
@@ -211,12 +258,21 @@ EXERCISES = {e.key: e for e in [
              "Two Phase objects in a Schedule: the first with FreezePlan.head_only(model) (it needs no start), the "
              "second with FreezePlan.train_top(model, 2) and the start_epoch and lr_scale asked for.",
              _two_phases, _same_schedule),
-    Exercise("06.best-depth-small", "How many frozen blocks give the best mean accuracy at the smallest size?",
-             "Read the bold cell of the leftmost column of results.data_size_heatmap(sizes); '6 of 6' means 6.",
-             lambda frame: _best_depth(frame, "smallest"), _one_of),
-    Exercise("06.best-depth-large", "How many frozen blocks give the best mean accuracy at the largest size?",
-             "Read the bold cell of the rightmost column of results.data_size_heatmap(sizes).",
-             lambda frame: _best_depth(frame, "largest"), _one_of),
+    Exercise("06.best-depth-small",
+             "At the smallest size, which depths can the seeds not tell from the best one? (a list of frozen blocks)",
+             "results.summary(sizes, by=('frozen_blocks', 'train_size'), metrics=('dev_metric',)) gives the mean and "
+             "std per depth; keep the smallest train_size, find the best mean, and list every depth whose mean is "
+             "at least the best mean minus the larger of the two stds. The best depth itself belongs to the list.",
+             lambda frame: _tied_depths(frame, "smallest"), _same_numbers),
+    Exercise("06.best-depth-large",
+             "At the largest size, which depths can the seeds not tell from the best one? (a list of frozen blocks)",
+             "As in exercise 1, at the largest train_size.",
+             lambda frame: _tied_depths(frame, "largest"), _same_numbers),
+    Exercise("04.order-lowest",
+             "Which set-up of the word-order grid ends with the lowest dev accuracy? ('head', 'top2' or 'full')",
+             "Read the word-order table (order_table): the lowest 'task dev accuracy'. Where the seeds cannot tell "
+             "two set-ups apart, either counts.",
+             _lowest, _one_of),
     Exercise("06.steps-300", "How many optimizer steps does a 300-sentence run of the precomputed grid take?",
              "epochs = max(2, ceil(2000 / 300)); steps per epoch = ceil(300 / 32); multiply.", _steps, _equal),
 ]}

@@ -31,9 +31,20 @@ def _top_block_cka(frame, label) -> float:
     return sum(list(r["cka"].values())[-1] for r in runs["retention"]) / len(runs)  # layers run bottom to top
 
 
-def _best_depth(frame, size) -> int:
-    runs = frame[frame["train_size"] == size]
-    return int(runs.groupby("frozen_blocks")["dev_metric"].mean().idxmax())
+def _block_size(config) -> int:
+    h, f = config.hidden_size, config.intermediate_size
+    return 4 * (h * h + h) + (h * f + f) + (f * h + h) + 2 * 2 * h  # attention, FFN in, FFN out, 2 LayerNorms
+
+
+def _tied_depths(frame, size) -> list[int]:
+    stats = frame[frame["train_size"] == size].groupby("frozen_blocks")["dev_metric"].agg(["mean", "std"]).fillna(0)
+    best = stats["mean"].idxmax()
+    return [int(d) for d, row in stats.iterrows() if row["mean"] >= stats.loc[best, "mean"]
+            - max(row["std"], stats.loc[best, "std"])]
+
+
+def _lowest(frame) -> str:
+    return frame.groupby("plan")["dev_metric"].mean().idxmin()
 
 
 def _embeddings_lr(model) -> float:
@@ -42,7 +53,7 @@ def _embeddings_lr(model) -> float:
 
 
 SOLUTIONS = {
-    "01.block-size": lambda model: int(trainable_summary(model).loc["block 0", "total"]),
+    "01.block-size": lambda model: _block_size,
     "01.embedding-share": lambda model: float(trainable_summary(model).loc["embeddings", "total"]
                                               / trainable_summary(model).loc["all", "total"]),
     "01.bigger-part": lambda model: "feed-forward",
@@ -59,8 +70,9 @@ SOLUTIONS = {
     "05.phases": lambda model: 1 + anatomy(model).num_blocks,  # head alone, then one block at a time, top down
     "05.two-phases": lambda model: Schedule((Phase(FreezePlan.head_only(model)),
                                              Phase(FreezePlan.train_top(model, 2), start_epoch=1, lr_scale=0.5))),
-    "06.best-depth-small": lambda frame: _best_depth(frame, frame["train_size"].min()),
-    "06.best-depth-large": lambda frame: _best_depth(frame, frame["train_size"].max()),
+    "06.best-depth-small": lambda frame: _tied_depths(frame, frame["train_size"].min()),
+    "06.best-depth-large": lambda frame: _tied_depths(frame, frame["train_size"].max()),
+    "04.order-lowest": _lowest,
     "06.steps-300": lambda: 7 * 10,  # 7 epochs (2,000 / 300 rounded up) of 10 batches (300 / 32 rounded up)
     "04.pooler-size": lambda model: model.config.hidden_size ** 2 + model.config.hidden_size,  # weight + bias
 }

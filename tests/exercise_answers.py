@@ -29,6 +29,24 @@ def _most_accurate_if_it_forgets_more(frame, probe):
     return [str(most_accurate["label"])] if most_accurate[f"{probe} mean"] < best[f"{probe} mean"] - spread else []
 
 
+def _tied_wrong(frame, size):
+    """Naming the best depth alone where the seeds cannot separate it from others; naming every depth where they
+    can; and depths no run froze."""
+    right = set(SOLUTIONS["06.best-depth-small"](frame[frame["train_size"] == size]))
+    means = frame[frame["train_size"] == size].groupby("frozen_blocks")["dev_metric"].mean()
+    every = set(int(d) for d in means.index)
+    wrong = [[3, 5]] + ([[int(means.idxmax())]] if len(right) > 1 else []) + ([sorted(every)] if right != every else [])
+    return wrong
+
+
+def _lowest_wrong(frame):
+    """Every plan the seeds can tell from the lowest one (none, when all runs tie, as on random weights)."""
+    stats = frame.groupby("plan")["dev_metric"].agg(["mean", "std"]).fillna(0)
+    low = stats["mean"].idxmin()
+    return [plan for plan, row in stats.iterrows()
+            if row["mean"] > stats.loc[low, "mean"] + max(row["std"], stats.loc[low, "std"])] + ["random"]
+
+
 def _not_within(tolerance, right, answers):
     """The mistakes that miss the right number by more than the question's tolerance: on a model whose layers all
     changed alike (random weights), a mistake can land on the right number, and then it is no mistake."""
@@ -36,7 +54,14 @@ def _not_within(tolerance, right, answers):
 
 
 WRONG = {
-    "01.block-size": lambda model: [7_000_000, int(_cells(model, "block 0")[["query", "key", "value", "attn out"]].sum())],
+    "01.block-size": lambda model: [
+        int(trainable_summary(model).loc["block 0", "total"]),  # the number, copied: not a function of the shape
+        lambda c: 4 * c.hidden_size ** 2 + 2 * c.hidden_size * c.intermediate_size,  # weights only
+        lambda c: 4 * (c.hidden_size ** 2 + c.hidden_size) + 2 * c.hidden_size * c.intermediate_size
+        + c.intermediate_size + c.hidden_size,  # the LayerNorms forgotten
+        lambda c: 12 * c.hidden_size ** 2 + 13 * c.hidden_size,  # right only where f = 4 x h
+        lambda c: int(_cells(model, "block 0")[["query", "key", "value", "attn out"]].sum()),  # attention only
+    ],
     "01.embedding-share": lambda model: [1 - trainable_summary(model).loc["embeddings", "total"]
                                          / trainable_summary(model).loc["all", "total"]],
     "01.bigger-part": lambda model: ["attention"],
@@ -56,7 +81,8 @@ WRONG = {
     "05.embeddings-lr": lambda model: [1e-4, 1e-4 * 0.8 ** anatomy(model).num_blocks],  # no decay; one row short
     "05.phases": lambda model: [anatomy(model).num_blocks, anatomy(model).num_blocks + 2],
     "05.two-phases": lambda model: [Schedule.gradual_unfreezing(model)],
-    "06.best-depth-small": lambda frame: [3, 5],  # no run froze 3 or 5 blocks
-    "06.best-depth-large": lambda frame: [3, 5],
+    "06.best-depth-small": lambda frame: _tied_wrong(frame, frame["train_size"].min()),
+    "06.best-depth-large": lambda frame: _tied_wrong(frame, frame["train_size"].max()),
+    "04.order-lowest": _lowest_wrong,
     "06.steps-300": lambda: [63, 70 * 32],  # 7 epochs of 9 batches; examples instead of steps
 }

@@ -23,8 +23,15 @@ def pretrained(request):
     return fl.load_model(request.param)[0]
 
 
+# Three set-ups of the shipped frontier stand in for notebook 04's live word-order grid (same plans, same records).
+ORDER_LIKE = ["head only (mean-pooled), lr 0.01", "train top 2 + head, lr 0.0001", "full fine-tune, lr 0.0001"]
+
+
 def context(key, bert_base, pretrained):
     """What each check needs: a model (the pretrained one or bert-base), a shipped sweep, or nothing."""
+    if key == "04.order-lowest":
+        frame = results.shipped("frontier")
+        return {"frame": frame[frame["label"].isin(ORDER_LIKE)].reset_index(drop=True)}
     if key in FRAMES:
         frame = results.shipped(FRAMES[key])
         extra = {"label": results.pick(frame, "full", lr=5e-4, warmup=None, layer_decay=None)} \
@@ -57,8 +64,24 @@ def test_check_rejects_the_known_wrong_answers_with_a_hint(key, bert_base, pretr
 
 @pytest.mark.parametrize("form", [np.int64, np.float64, torch.tensor, float, np.array])
 def test_numbers_count_in_any_scalar_form(form, bert_base, capsys):
-    right = int(fl.trainable_summary(bert_base).loc["block 0", "total"])
-    assert check("01.block-size", form(right), model=bert_base)
+    right = int(fl.trainable_summary(bert_base).loc["pooler", "total"])
+    assert check("04.pooler-size", form(right), model=bert_base)
+    assert check("01.block-size", lambda config: form(SOLUTIONS["01.block-size"](bert_base)(config)), model=bert_base)
+
+
+def test_a_function_is_tried_on_three_shapes_and_its_errors_are_shown(bert_base, capsys):
+    assert check("01.block-size", SOLUTIONS["01.block-size"](bert_base), model=bert_base)
+    assert not check("01.block-size", lambda config: config.hidden_dim, model=bert_base)
+    assert "your function raised AttributeError" in capsys.readouterr().out
+
+
+def test_a_set_of_depths_counts_in_any_collection_and_order(capsys):
+    frame = results.shipped("data-size")
+    right = SOLUTIONS["06.best-depth-small"](frame)
+    assert len(right) > 1, "at 100 sentences the seeds cannot separate the best depth from the others"
+    for form in (list, tuple, set, np.array, lambda r: [np.int64(d) for d in reversed(r)]):
+        assert check("06.best-depth-small", form(right), frame=frame)
+    assert not check("06.best-depth-small", right[:1], frame=frame)
 
 
 @pytest.mark.parametrize("form", [np.float32, np.float64, torch.tensor, float, np.array])
@@ -67,13 +90,13 @@ def test_rounded_answers_within_the_tolerance_count(form, bert_base, capsys):
     assert check("01.embedding-share", form(round(share, 2)), model=bert_base)
 
 
-@pytest.mark.parametrize("answer", ["7087872", [7087872], True, float("nan"), torch.ones(2)])
+@pytest.mark.parametrize("answer", ["590592", [590592], True, float("nan"), torch.ones(2)])
 def test_things_that_are_not_numbers_are_wrong_not_errors(answer, bert_base, capsys):
-    assert not check("01.block-size", answer, model=bert_base)
+    assert not check("04.pooler-size", answer, model=bert_base)
 
 
 def test_an_unanswered_exercise_is_not_an_error(bert_base, capsys):
-    assert not check("01.block-size", None, model=bert_base)
+    assert not check("04.pooler-size", None, model=bert_base)
     assert "not answered yet" in capsys.readouterr().out
 
 

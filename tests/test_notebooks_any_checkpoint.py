@@ -20,7 +20,7 @@ from nbclient import NotebookClient
 TESTS = Path(__file__).resolve().parent
 TEACHER = TESTS.parent / "teacher"
 NOTEBOOKS = TEACHER / "notebooks"  # the teacher edition
-CHECK = re.compile(r'fl\.exercises\.check\("(?P<key>[^"]+)", (?P<answer>answer_\d+)(?P<context>(?:, \w+=\w+)*)\)')
+CHECK = re.compile(r'fl\.exercises\.check\("(?P<key>[^"]+)", (?P<answer>answer_\w+)(?P<context>(?:, \w+=\w+)*)\)')
 # What only holds for MiniLM-L6: its name, its number of blocks or width, its head size, its retention score.
 COURSE_MODEL_CONSTANTS = re.compile(r"minilm|\bblock 5\b|layer\[\d+\]|\b384\b|\b770\b|0\.867", re.IGNORECASE)
 
