@@ -29,7 +29,7 @@ import build_site  # noqa: E402  (docs/build_site.py: a script, not part of the 
 def site(offline_data):
     seconds = build_site.build(SITE)
     size = sum(p.stat().st_size for p in SITE.rglob("*") if p.is_file())
-    print(f"site built in {seconds / 60:.1f} min, {size / 2**20:.1f} MB")
+    print(f"site built in {sum(seconds.values()) / 60:.1f} min, {size / 2**20:.1f} MB: {seconds}")
     return SITE
 
 

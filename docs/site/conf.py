@@ -7,14 +7,10 @@ extensions = ["myst_nb"]
 html_theme = "furo"
 exclude_patterns = ["_build", "**/runs", "**/naive-demo", "**/.ipynb_checkpoints"]
 
-# Every notebook runs top to bottom during the build; an error in any cell stops it.
-nb_execution_mode = "force"
-nb_execution_timeout = 900
-nb_execution_raise_on_error = True
-nb_execution_show_tb = True
+# docs/build_site.py has already run every notebook (an error in any cell stops it there).
+nb_execution_mode = "off"
 nb_merge_streams = True
 
 # plotly.js comes with the site, so figures draw without a CDN (the build sets plotly's renderer to match).
 html_static_path = ["_static"]
 html_js_files = ["plotly.min.js"]
-myst_enable_extensions = ["dollarmath"]
