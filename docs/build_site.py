@@ -29,9 +29,30 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 SITE_SOURCES = ROOT / "docs" / "site"
 # In the kernels that run the notebooks: figures as plain HTML that calls the page's own plotly.js.
-PLOTLY_STARTUP = """import plotly.io as pio
-pio.renderers["sphinx_gallery"].include_plotlyjs = False
-pio.renderers.default = "sphinx_gallery"
+PLOTLY_STARTUP = r"""import json
+import uuid
+
+import plotly.io as pio
+from plotly.io.base_renderers import MimetypeRenderer
+
+
+class SiteRenderer(MimetypeRenderer):
+    # A div and the call that draws it once the page (and the plotly.js it loads at the end) is ready:
+    # no CDN, no require.js, no MathJax.
+    def to_mimebundle(self, fig_dict):
+        figure = json.loads(pio.to_json(fig_dict, validate=False))
+        layout = figure.setdefault("layout", {})
+        layout.pop("width", None)  # fit the page's text column instead; the height stays as drawn
+        height = layout.get("height") or 525
+        div = f"fig-{uuid.uuid4().hex}"
+        data = json.dumps(figure).replace("</", "<\/")
+        return {"text/html": f'<div id="{div}" class="plotly-graph-div" style="height:{height}px; width:100%;"></div>'
+                             f'<script>window.addEventListener("load", function () {{ var f = {data}; '
+                             f'Plotly.newPlot("{div}", f.data, f.layout, {{responsive: true}}); }});</script>'}
+
+
+pio.renderers["freezelab_site"] = SiteRenderer()
+pio.renderers.default = "freezelab_site"
 """
 
 

@@ -4,6 +4,7 @@ Builds the site (`docs/build_site.py`: every notebook executed at quick size, ab
 into `artifacts/site`, then opens each notebook's page in Debian's headless Chromium over file:// (no server,
 no network) and checks that every plotly figure drew, that no cell failed, and that every link inside the site
 leads to a file that exists. Skipped without Chromium unless FREEZELAB_REQUIRE_BROWSER=1 (CI).
+FREEZELAB_SITE=folder checks a site built before instead of building one.
 """
 
 import os
@@ -23,11 +24,18 @@ if not Path(CHROMIUM).exists() and os.environ.get("FREEZELAB_REQUIRE_BROWSER") !
 
 sys.path.insert(0, str(ROOT / "docs"))
 import build_site  # noqa: E402  (docs/build_site.py: a script, not part of the package)
+from conftest import SHARED_DATA  # noqa: E402
+from freezelab.data import DATA_DIR_VARIABLE  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def site(offline_data):
-    seconds = build_site.build(SITE)
+def site():
+    if os.environ.get("FREEZELAB_SITE"):
+        return Path(os.environ["FREEZELAB_SITE"]).resolve()
+    with pytest.MonkeyPatch.context() as patch:  # the notebooks read the offline data, as in conftest
+        if not os.environ.get(DATA_DIR_VARIABLE) and SHARED_DATA.is_dir():
+            patch.setenv(DATA_DIR_VARIABLE, str(SHARED_DATA))
+        seconds = build_site.build(SITE)
     size = sum(p.stat().st_size for p in SITE.rglob("*") if p.is_file())
     print(f"site built in {sum(seconds.values()) / 60:.1f} min, {size / 2**20:.1f} MB: {seconds}")
     return SITE
@@ -60,19 +68,25 @@ def test_no_page_shows_a_failed_cell_and_the_solutions_stay_out(site):
 @pytest.mark.parametrize("stem", NOTEBOOKS)
 def test_page_in_chromium_figures_drawn_no_script_errors_links_whole(site, browser, stem):
     page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    errors, outside = [], []
+    page.on("pageerror", lambda error: errors.append(str(error)))  # a script that threw
+    page.on("requestfailed", lambda request: errors.append(f"failed: {request.url}")
+            if request.url.startswith("file:") else None)  # a file the site should hold
+    page.on("request", lambda request: outside.append((request.resource_type, request.url))
+            if not request.url.startswith(("file:", "data:")) else None)
     path = site / "notebooks" / f"{stem}.html"
     page.goto(path.as_uri(), wait_until="load")
     figures = page.locator(".plotly-graph-div")
-    for i in range(figures.count()):  # plotly.js draws an svg into every figure's div
+    drawn = figures.count()
+    for i in range(drawn):  # plotly.js draws an svg into every figure's div
         figures.nth(i).locator("svg.main-svg").first.wait_for(state="attached", timeout=20_000)
     hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
     page.close()
     assert errors == [], f"{stem}: {errors}"
+    # Self-contained: scripts, styles and fonts come with the site; only badge images point outside.
+    assert all(kind == "image" for kind, url in outside), f"{stem}: loads from outside the site: {outside}"
     if stem not in ("00_start_here",):  # every other notebook draws at least one figure
-        assert figures.count() > 0, f"{stem}: no plotly figure on the page"
+        assert drawn > 0, f"{stem}: no plotly figure on the page"
     for href in hrefs:
         url = urlparse(href)
         if url.scheme == "file":
