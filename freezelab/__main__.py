@@ -1,9 +1,11 @@
-"""Command line: `python -m freezelab sweep ...` to run (or resume) a sweep, `python -m freezelab export ...`.
+"""Command line: `python -m freezelab sweep ...` to run (or resume) a sweep, `python -m freezelab export ...`,
+and `python -m freezelab class create|grant|status|work` for class mode.
 
 For: instructors precomputing the course's results (`--preset frontier`,
-`--preset data-size`: the runs behind `freezelab/precomputed/*.json`), and anyone resuming
-a killed sweep (run the same command again). Not for: anything the notebooks
-do interactively (they call `freezelab.sweeps.run_grid`).
+`--preset data-size`: the runs behind `freezelab/precomputed/*.json`), anyone resuming
+a killed sweep (run the same command again), and a teacher running a class sweep
+on PostgreSQL. Not for: anything the notebooks do interactively (they call
+`freezelab.sweeps.run_grid` and `freezelab.classroom.join`).
 """
 
 import argparse
@@ -48,9 +50,29 @@ def main(argv=None) -> None:
     export.add_argument("--name", required=True)
     export.add_argument("--storage", default="sqlite:///freezelab-sweep.db")
     export.add_argument("--out", required=True)
+    room = commands.add_parser("class", help="class mode: one sweep on a shared PostgreSQL, filled by a whole class")
+    actions = room.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create the class's sweep (the teacher's address: it owns the tables)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--preset", choices=sorted(sweeps.PRESETS), required=True)
+    create.add_argument("--seeds", type=_ints, default=[0, 1, 2])
+    grant = actions.add_parser("grant", help="let the students' role read and write the class's runs, nothing more")
+    grant.add_argument("--role", required=True)
+    show = actions.add_parser("status", help="runs done / running / queued / re-issued, and runs per student")
+    show.add_argument("--name", required=True)
+    work = actions.add_parser("work", help="work through queued runs (what a student's notebook cell does)")
+    work.add_argument("--name", required=True)
+    work.add_argument("--minutes", type=float, default=None)
+    work.add_argument("--runs", type=int, default=None)
+    work.add_argument("--rehearse", type=float, metavar="SECONDS",
+                      help="stand-in runs that only wait SECONDS: try the database and roles before the lesson")
+    for action in (create, grant, show, work):
+        action.add_argument("--url", help="the class database's address (default: FREEZELAB_CLASS_DB, or a prompt)")
     args = parser.parse_args(argv)
 
-    if args.command == "sweep":
+    if args.command == "class":
+        _class(args, parser)
+    elif args.command == "sweep":
         if args.preset:
             make_points, settings = sweeps.PRESETS[args.preset]
             points = make_points(seeds=args.seeds)
@@ -71,12 +93,38 @@ def main(argv=None) -> None:
             sweeps.create_sweep(args.name, args.storage, points, settings, finished=finished, **options)
         except ValueError as error:
             parser.error(str(error))
-        print(f"sweep {args.name!r}: {len(points)} runs in {args.storage}", flush=True)
+        print(f"sweep {args.name!r}: {len(points)} runs in {sweeps.masked(args.storage)}", flush=True)
         done = sweeps.run_sweep(args.name, args.storage, progress=sys.stderr.isatty(), **options)
         print(f"this worker finished {done} run(s)")
     else:
         count = sweeps.export(args.name, args.storage, args.out)
         print(f"wrote {count} runs to {args.out}")
+
+
+def _class(args, parser) -> None:
+    from . import classroom
+
+    try:
+        url = classroom.database_url(args.url)
+        if args.action == "create":
+            make_points, settings = sweeps.PRESETS[args.preset]
+            count = classroom.create_class(args.name, url, make_points(seeds=args.seeds), settings)
+            print(f"class sweep {args.name!r}: {count} runs in {sweeps.masked(url)}. Next: "
+                  f"`python -m freezelab class grant --role <the students' role>`; students join with "
+                  f"fl.classroom.join({args.name!r}) after %env {classroom.ENV}=<their address>")
+        elif args.action == "grant":
+            classroom.grant_students(url, args.role)
+            print(f"role {args.role!r} may now read and write the class's runs in {sweeps.masked(url)}")
+        elif args.action == "status":
+            now = classroom.status(args.name, url)
+            print(f"{args.name}: {now['done']}/{now['runs']} done, {now['running']} running, {now['queued']} queued, "
+                  f"{now['reissued']} re-issued")
+            print(now["per_student"].to_string())
+        else:
+            run = None if args.rehearse is None else classroom.rehearsal(args.rehearse)
+            classroom.join(args.name, url, minutes=args.minutes, runs=args.runs, progress=sys.stderr.isatty(), run=run)
+    except (classroom.ClassConnectionError, ValueError, KeyError) as error:
+        parser.exit(2, f"error: {error}\n")
 
 
 if __name__ == "__main__":

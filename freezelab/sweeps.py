@@ -138,11 +138,51 @@ PRESETS = {
 
 # --- storage and workers ---------------------------------------------------------------------
 
+POSTGRES_DRIVERS = ("psycopg", "psycopg2")  # SQLAlchemy's names for them; psycopg (3) comes with the sweeps extra
+
+
+def masked(url: str) -> str:
+    """A storage address with its password replaced by ***: what every message and log line shows."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even an address: show nothing of it
+        return "<not a database address>"
+
+
+def storage_url(url: str) -> str:
+    """The address Optuna gets: `postgresql://` (the form people write) uses the PostgreSQL driver that is
+    installed, psycopg 3 first; others pass through. Not an address, or a driver missing: a clear error."""
+    import importlib.util
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        address = make_url(url)
+    except (ArgumentError, TypeError, ValueError):
+        raise ValueError(f"not a storage address: {masked(url)}; expected e.g. sqlite:///runs/sweep.db or "
+                         "postgresql://user@host/database") from None
+    backend, _, driver = address.drivername.partition("+")
+    if backend not in ("postgresql", "postgres"):
+        return url
+    installed = [d for d in POSTGRES_DRIVERS if importlib.util.find_spec(d) is not None]
+    if driver and driver not in installed:
+        raise ImportError(f"{masked(url)} asks for the driver {driver!r}, which is not installed: "
+                          f"pip install 'freezelab[sweeps]' installs psycopg (version 3); or write the address "
+                          f"without '+{driver}' to use whichever driver is installed")
+    if not installed:
+        raise ImportError("no PostgreSQL driver is installed: pip install 'freezelab[sweeps]' (it installs psycopg, "
+                          "version 3)")
+    return address.set(drivername=f"postgresql+{driver or installed[0]}").render_as_string(hide_password=False)
+
+
 def storage(url: str, heartbeat: int = 30, grace: int = 120) -> RDBStorage:
     """Optuna RDB storage with heartbeats: a worker that dies stops beating, and its run is retried."""
     with warnings.catch_warnings():  # Optuna marks the heartbeat API experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace,
+        return RDBStorage(storage_url(url), heartbeat_interval=heartbeat, grace_period=grace,
                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
 
 
@@ -243,11 +283,20 @@ def run_point(point: dict, settings: SweepSettings) -> dict:
 
 
 
-def run_sweep(name: str, url: str, run=run_point, log=print, progress: bool = True, **storage_options) -> int:
+def run_sweep(name: str, url: str, run=run_point, log=print, progress: bool = True, *, worker: str | None = None,
+              max_runs: int | None = None, minutes: float | None = None, **storage_options) -> int:
     """Work through the queue until it is empty; return how many runs this worker finished.
 
-    Safe to start several times, on several machines, and to kill at any time.
+    Safe to start several times, on several machines, and to kill at any time. Interrupted (the kernel's
+    stop button, Ctrl-C), the run in progress goes back to the queue before the interrupt is raised again.
+    worker: a name stored with each run this worker finishes (class mode counts runs per student).
+    max_runs / minutes: stop after that many finished runs, or start no new run after that many minutes.
     """
+    if max_runs is not None and (isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1):
+        raise ValueError(f"max_runs must be a whole number >= 1 (or None: until the queue is empty), got {max_runs!r}")
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes <= 0):
+        raise ValueError(f"minutes must be a number > 0 (or None: until the queue is empty), got {minutes!r}")
+    deadline = None if minutes is None else time.monotonic() + 60 * minutes
     study = optuna.load_study(study_name=name, storage=storage(url, **storage_options))
     settings = SweepSettings(**study.user_attrs["settings"])
     with warnings.catch_warnings():  # Optuna marks fail_stale_trials experimental
@@ -265,9 +314,19 @@ def run_sweep(name: str, url: str, run=run_point, log=print, progress: bool = Tr
             raise optuna.TrialPruned("queue empty")
         point = dict(frozen.system_attrs["fixed_params"])
         trial.set_user_attr("point", point)  # not suggest_*: Optuna's distributions cannot vary per trial
-        record = run(point, settings)
+        if worker is not None:
+            trial.set_user_attr("worker", worker)
+        try:
+            record = run(point, settings)
+        except KeyboardInterrupt:
+            trial.study.enqueue_trial(point)  # Optuna marks this trial failed; its point waits for the next worker
+            log(f"interrupted: {describe(point)}, seed {point['seed']} went back to the queue")
+            raise
         trial.set_user_attr("record", json.dumps(record))
         return float(record["dev_metric"])
+
+    def enough() -> bool:
+        return (max_runs is not None and done >= max_runs) or (deadline is not None and time.monotonic() >= deadline)
 
     def after_each(study: optuna.Study, trial) -> None:
         nonlocal done
@@ -282,11 +341,11 @@ def run_sweep(name: str, url: str, run=run_point, log=print, progress: bool = Tr
                 f" -> {trial.value:.4f} · ETA {eta / 60:.1f} min at this worker's pace")
         bar.update(finished - bar.n)
         bar.write(line) if progress else log(line)
-        if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if enough() or not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             study.stop()
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress line says what Optuna would
-    while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+    while not enough() and study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         try:
             study.optimize(objective, callbacks=[after_each], catch=())
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as error:
@@ -321,14 +380,14 @@ def run_grid(points: list[dict], settings: SweepSettings, url: str, name: str | 
 
 def results(name: str, url: str) -> pd.DataFrame:
     """One row per finished run (records of retried runs appear once: only COMPLETE trials count)."""
-    study = optuna.load_study(study_name=name, storage=url)
+    study = optuna.load_study(study_name=name, storage=storage_url(url))
     rows = [json.loads(t.user_attrs["record"]) for t in study.get_trials(states=(TrialState.COMPLETE,))]
     return pd.DataFrame(rows)
 
 
 def export(name: str, url: str, path: str) -> int:
     """Write the finished runs to a small JSON file (losses kept, per-evaluation history dropped) to ship."""
-    study = optuna.load_study(study_name=name, storage=url)
+    study = optuna.load_study(study_name=name, storage=storage_url(url))
     frame = results(name, url)
     rows = frame.drop(columns=["evaluations"], errors="ignore").to_dict(orient="records")
     with open(path, "w") as handle:

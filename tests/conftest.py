@@ -75,3 +75,30 @@ def minilm(_minilm):
     for p in model.parameters():
         p.requires_grad_(True)
     return model, tokenizer
+
+
+@pytest.fixture
+def postgres_database():
+    """A fresh database on the test PostgreSQL that `.ci/postgres` starts, owned by its teacher role (which
+    may create databases); the student role may log in to it. Dropped afterwards. Skipped without a server,
+    unless FREEZELAB_REQUIRE_POSTGRES=1 (CI), where its absence fails."""
+    import uuid
+    from types import SimpleNamespace
+
+    import sqlalchemy
+
+    teacher, student = os.environ.get("FREEZELAB_TEST_POSTGRES"), os.environ.get("FREEZELAB_TEST_POSTGRES_STUDENT")
+    if not teacher or not student:
+        if os.environ.get("FREEZELAB_REQUIRE_POSTGRES") == "1":
+            pytest.fail("FREEZELAB_REQUIRE_POSTGRES=1 but no test server: source .ci/postgres first")
+        pytest.skip("no test PostgreSQL (source .ci/postgres to start one)")
+    name = f"freezelab_test_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(teacher.replace("postgresql://", "postgresql+psycopg://"),
+                                     isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    yield SimpleNamespace(name=name, teacher=f"{teacher.rsplit('/', 1)[0]}/{name}",
+                          student=f"{student.rsplit('/', 1)[0]}/{name}", role=student.split("//")[1].split(":")[0])
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.dispose()

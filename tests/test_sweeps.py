@@ -1,4 +1,8 @@
-"""Specification of sweeps: every grid point runs exactly once, across kills and across workers."""
+"""Specification of sweeps: every grid point runs exactly once, across kills and across workers.
+
+The tests that start worker processes run twice: on a SQLite file and on a real PostgreSQL server (the one
+`.ci/postgres` starts), where a class's workers meet.
+"""
 
 import json
 import os
@@ -19,15 +23,25 @@ GRID = ["--plans", "head,top1", "--lrs", "1e-4,1e-3", "--train-sizes", "16", "--
 FAST = ["--epochs", "1", "--dev-size", "16", "--no-probes", "--heartbeat", "1", "--grace", "3"]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    """Where a sweep lives: a SQLite file, or a fresh database on the test PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sweep.db'}"
+    return request.getfixturevalue("postgres_database").teacher
+
+
 def worker(db, name="s"):
-    command = [sys.executable, "-m", "freezelab", "sweep", "--name", name, "--storage", f"sqlite:///{db}",
-               *GRID, *FAST]
+    command = [sys.executable, "-m", "freezelab", "sweep", "--name", name, "--storage", db, *GRID, *FAST]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
 def trials(db, name="s"):
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{db}").get_trials()
+    try:
+        return optuna.load_study(study_name=name, storage=sweeps.storage_url(db)).get_trials()
+    except KeyError:  # the worker has not created the study yet
+        return []
 
 
 def completed_points(db):
@@ -71,12 +85,11 @@ def test_the_course_presets():
     assert all(p["pooling"] == "mean" for p in sizes)
 
 
-def test_a_killed_sweep_resumes_without_losing_or_redoing_a_finished_run(tmp_path):
-    db = tmp_path / "sweep.db"
+def test_a_killed_sweep_resumes_without_losing_or_redoing_a_finished_run(db):
     first = worker(db)
     deadline = time.time() + 240
     while time.time() < deadline and first.poll() is None:
-        if db.exists() and any(t.state == TrialState.COMPLETE for t in trials(db)):
+        if any(t.state == TrialState.COMPLETE for t in trials(db)):
             break
         time.sleep(0.5)
     first.send_signal(signal.SIGKILL)  # a crash: no cleanup, no goodbye
@@ -97,10 +110,9 @@ def test_a_killed_sweep_resumes_without_losing_or_redoing_a_finished_run(tmp_pat
           f"{[t.state.name for t in after]}")
 
 
-def test_a_worker_that_stalls_past_the_grace_period_drops_its_run_and_goes_on(tmp_path):
+def test_a_worker_that_stalls_past_the_grace_period_drops_its_run_and_goes_on(db):
     """SIGSTOP a worker mid-run: another declares the run dead and redoes it; the stalled one must not crash."""
-    db = tmp_path / "sweep.db"
-    sweeps.create_sweep("s", f"sqlite:///{db}", sweeps.grid(["head", "top1"], [1e-4, 1e-3], [16], [0]),
+    sweeps.create_sweep("s", db, sweeps.grid(["head", "top1"], [1e-4, 1e-3], [16], [0]),
                         sweeps.SweepSettings(epochs=1, dev_size=16, probes=False), heartbeat=1, grace=3)
     stalled = worker(db)
     deadline = time.time() + 240
@@ -117,9 +129,8 @@ def test_a_worker_that_stalls_past_the_grace_period_drops_its_run_and_goes_on(tm
     assert "result for it is dropped" in outputs[0]
 
 
-def test_two_workers_split_the_grid_without_duplicates(tmp_path):
-    db = tmp_path / "sweep.db"
-    sweeps.create_sweep("s", f"sqlite:///{db}", sweeps.grid(["head", "top1"], [1e-4, 1e-3], [16], [0]),
+def test_two_workers_split_the_grid_without_duplicates(db):
+    sweeps.create_sweep("s", db, sweeps.grid(["head", "top1"], [1e-4, 1e-3], [16], [0]),
                         sweeps.SweepSettings(epochs=1, dev_size=16, probes=False), heartbeat=1, grace=3)
     workers = [worker(db), worker(db)]
     outputs = [w.communicate(timeout=300)[0] for w in workers]
@@ -159,7 +170,7 @@ def test_reopening_a_sweep_with_another_grid_is_an_error(tmp_path):
     settings = sweeps.SweepSettings(probes=False)
     sweeps.create_sweep("x", url, sweeps.grid(["head"], [1e-3], [16], [0]), settings)
     sweeps.create_sweep("x", url, sweeps.grid(["head"], [1e-3], [16], [0]), settings)  # same: fine
-    assert len(trials(tmp_path / "sweep.db", "x")) == 1
+    assert len(trials(f"sqlite:///{tmp_path / 'sweep.db'}", "x")) == 1
     with pytest.raises(ValueError, match="already exists with another grid"):
         sweeps.create_sweep("x", url, sweeps.grid(["full"], [1e-3], [16], [0]), settings)
 
