@@ -19,6 +19,8 @@ from optuna.trial import TrialState
 
 from freezelab import classroom, results, sweeps
 
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
 GRID = sweeps.grid(["head", "top2"], [1e-4, 1e-3, 1e-2], [100], [0, 1])  # 12 runs
 SETTINGS = sweeps.SweepSettings(probes=False)
 
@@ -178,3 +180,23 @@ def test_a_missing_driver_and_a_non_address_are_clear_errors(monkeypatch):
     with pytest.raises(ValueError, match="not a storage address"):
         sweeps.storage_url("my class database")
     assert sweeps.masked("postgresql://s:secret@db/lab") == "postgresql://s:***@db/lab"
+
+
+def test_the_teachers_notebook_creates_grants_watches_and_exports(postgres_database, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(ROOT / "teacher" / "class.ipynb", as_version=4)
+    environment = {classroom.ENV: postgres_database.teacher, "FREEZELAB_CLASS_NAME": "nb-class",
+                   "FREEZELAB_CLASS_STUDENT_ROLE": postgres_database.role, "FREEZELAB_WATCH_ROUNDS": "1"}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        NotebookClient(notebook, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+    assert "runs queued; role 'freezelab_student' may take them" in text and "0/51 done" in text
+    assert "student-secret" not in text and "teacher-secret" not in text
+    assert (tmp_path / "our-class.json").exists()
+    assert classroom.join("nb-class", postgres_database.student, runs=1, student="ada", progress=False,
+                          run=classroom.rehearsal(0)) == 1  # the grant let the students' role in
