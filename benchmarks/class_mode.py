@@ -96,6 +96,7 @@ def simulate(base_url: str, workers: int, runs: int, seconds: float) -> dict:
                 "overhead_per_run_s": wall * workers / max(len(done), 1) - seconds,
                 "worker_cpu_per_run_s": worker_cpu / max(len(done), 1),
                 "db_cpu_per_run_s": db_seconds / max(len(done), 1),
+                "cores_busy": (worker_cpu + db_seconds) / wall, "db_cores_busy": db_seconds / wall,
                 "duplicates": len(done) - len(set(done)), "lost": len(expected - set(done))}
     finally:
         with admin.connect() as connection:
@@ -116,13 +117,20 @@ def main() -> None:
     print(f"rehearsal runs of {args.run_seconds:g} s, {args.runs_per_worker} per worker, on {sweeps.masked(args.url)}; "
           f"{os.cpu_count()} CPU cores for workers and database together")
     header = ("workers", "runs", "wall s", "runs/min", "of ideal", "overhead/run s", "worker CPU/run s",
-              "db CPU/run s", "duplicates", "lost")
+              "db CPU/run s", "cores busy (db)", "duplicates", "lost")
     print(" | ".join(header))
     for workers in (int(n) for n in args.workers.split(",")):
         r = simulate(args.url, workers, workers * args.runs_per_worker, args.run_seconds)
         print(f"{r['workers']:>7} | {r['runs']:>4} | {r['wall_s']:6.1f} | {r['runs_per_min']:8.1f} | "
               f"{r['share_of_ideal']:8.0%} | {r['overhead_per_run_s']:14.3f} | {r['worker_cpu_per_run_s']:16.3f} | "
-              f"{r['db_cpu_per_run_s']:12.3f} | {r['duplicates']:>10} | {r['lost']:>4}", flush=True)
+              f"{r['db_cpu_per_run_s']:12.3f} | {r['cores_busy']:5.2f} ({r['db_cores_busy']:.2f}) | "
+              f"{r['duplicates']:>10} | {r['lost']:>4}", flush=True)
+    # Where the database becomes the limit: when it needs a whole core. Real students' runs take minutes, on
+    # their own machines, so only the database's share is shared.
+    per_run = r["db_cpu_per_run_s"]
+    print(f"at {r['workers']} workers the database spent {per_run:.3f} CPU s per run: one database core serves about "
+          f"{60 / per_run:,.0f} runs per minute: as many students, each finishing a run a minute, before the "
+          f"database, not the students, sets the pace")
 
 
 if __name__ == "__main__":

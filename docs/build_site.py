@@ -104,11 +104,12 @@ def execute(folder: Path, log=print) -> dict[str, float]:
     return seconds
 
 
-def build(out: Path, work: Path | None = None, log=print) -> dict[str, float]:
-    """Build the site into `out`; return seconds per notebook and "sphinx". Raises if a notebook fails."""
+def build(out: Path, work: Path | None = None, log=print, size: str = "quick") -> dict[str, float]:
+    """Build the site into `out`, the notebooks run at `size`; return seconds per notebook and "sphinx".
+    Raises if a notebook fails. The published site is "quick"; CI's check of the build runs "smoke"."""
     work = work or out.parent / f"{out.name}-work"
     source = assemble(work)
-    with _environment(IPYTHONDIR=str(work / "ipython"), FREEZELAB_QUICK=os.environ.get("FREEZELAB_QUICK", "1")):
+    with _environment(IPYTHONDIR=str(work / "ipython"), FREEZELAB_SIZE=size):
         seconds = execute(source / "notebooks", log)
     started = time.perf_counter()
     shutil.rmtree(out, ignore_errors=True)
@@ -121,8 +122,10 @@ def build(out: Path, work: Path | None = None, log=print) -> dict[str, float]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "site")
+    parser.add_argument("--size", choices=["quick", "full", "smoke"], default="quick",
+                        help="the notebooks' run size (quick: the published site)")
     args = parser.parse_args(argv)
-    seconds = build(args.out)
+    seconds = build(args.out, size=args.size)
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     print(f"site built in {sum(seconds.values()) / 60:.1f} min: {args.out / 'index.html'} ({size / 2**20:.1f} MB)")
     return 0

@@ -308,7 +308,9 @@ def run_sweep(name: str, url: str, run=run_point, log=print, progress: bool = Tr
     done, started = 0, time.perf_counter()
 
     def objective(trial: optuna.Trial) -> float:
-        frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+        # Only the running trials (at most one per worker): reading every trial per run grows with the sweep.
+        frozen = next(t for t in trial.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                      if t.number == trial.number)
         if "fixed_params" not in frozen.system_attrs:  # the queue is empty: do not sample new points
             trial.study.stop()
             raise optuna.TrialPruned("queue empty")

@@ -1,7 +1,8 @@
 """The course site: built from the student edition by one command, every page present and whole in Chromium.
 
-Builds the site (`docs/build_site.py`: every notebook executed at quick size, about as long as nbval's pass)
-into `artifacts/site`, then opens each notebook's page in Debian's headless Chromium over file:// (no server,
+Builds the site with `docs/build_site.py` into `artifacts/site`. The published site runs the notebooks at quick
+size; this check runs them at smoke size (the same code path, in a fraction of the time: nbval has already run
+every notebook at quick size). Then it opens each notebook's page in Debian's headless Chromium over file:// (no server,
 no network) and checks that every plotly figure drew, that no cell failed, and that every link inside the site
 leads to a file that exists. Skipped without Chromium unless FREEZELAB_REQUIRE_BROWSER=1 (CI).
 FREEZELAB_SITE=folder checks a site built before instead of building one.
@@ -35,7 +36,7 @@ def site():
     with pytest.MonkeyPatch.context() as patch:  # the notebooks read the offline data, as in conftest
         if not os.environ.get(DATA_DIR_VARIABLE) and SHARED_DATA.is_dir():
             patch.setenv(DATA_DIR_VARIABLE, str(SHARED_DATA))
-        seconds = build_site.build(SITE)
+        seconds = build_site.build(SITE, size="smoke")
     size = sum(p.stat().st_size for p in SITE.rglob("*") if p.is_file())
     print(f"site built in {sum(seconds.values()) / 60:.1f} min, {size / 2**20:.1f} MB: {seconds}")
     return SITE
