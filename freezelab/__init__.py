@@ -6,8 +6,10 @@ The package follows the course: anatomy (where parameters live) → plans
 (fine_tune on Trainer, schedules, the live dashboard; heads: which vector the
 classifier reads) → probes (what survives) → results (tables and plots of sweeps).
 `freezelab.course` chooses checkpoint, run size and device for the notebooks.
-Sweeps (`freezelab.sweeps`, `python -m freezelab`) are imported on demand:
-they need Optuna. Notebooks in `notebooks/` import from here.
+Sweeps (`freezelab.sweeps`, `python -m freezelab`) and class mode
+(`freezelab.classroom`: a class's kernels filling one sweep on PostgreSQL) are
+imported on demand: they need Optuna. Notebooks in `notebooks/` (the student
+edition, built from `teacher/notebooks/`) import from here.
 """
 
 from .anatomy import Anatomy, anatomy, find_blocks, frozen_names, parameter_grid, summary_line, trainable_summary
