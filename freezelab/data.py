@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import os
 import random
+import warnings
 from contextlib import contextmanager
 from functools import lru_cache
 from dataclasses import dataclass
@@ -130,18 +131,22 @@ def subset(data: DatasetDict, train_size: int | None, dev_size: int | None, seed
     return data
 
 
-def load_task(name: str | None = None, *, path: str | os.PathLike | None = None, text_column: str | None = None,
-              label_column: str | None = None, train_size: int | None = None, dev_size: int | None = None,
-              seed: int = 0, dev_fraction: float = 0.1) -> DatasetDict:
+def load_task(name: str | None = None, *, path: str | os.PathLike | dict | None = None,
+              text_column: str | int | None = None, label_column: str | int | None = None,
+              train_size: int | None = None, dev_size: int | None = None, seed: int = 0,
+              dev_fraction: float = 0.1) -> DatasetDict:
     """Load a course task ("sst2", "subj", "cola", "stsb", "word-order") or a local CSV/TSV file.
 
     Course tasks: from FREEZELAB_DATA_DIR when it is set, else from the hub.
     Local file: `load_task(path="reviews.csv", text_column="review",
     label_column="stars")`; a seeded `dev_fraction` of it becomes the dev split.
+    Separate files: `path={"train": "train.csv", "dev": "dev.csv"}` (as `datasets`' data_files).
+    No header line: columns by position, `text_column=0, label_column=1`.
+    Rows with empty text are dropped, with a warning that counts them.
     train_size / dev_size: a deterministic subset (seeded shuffle, first n).
     """
     if path is not None:
-        data = _local_file(Path(path), text_column, label_column, seed, dev_fraction)
+        data = _local_file(path, text_column, label_column, seed, dev_fraction)
     elif name in TASKS or name == "word-order":
         folder = data_dir()
         folder = None if folder is None else str(folder)
@@ -200,23 +205,45 @@ def _word_order_task(folder: str | None) -> DatasetDict:
     return DatasetDict({"train": word_order(sst2["train"], seed=0), "dev": word_order(sst2["dev"], seed=1)})
 
 
-def _local_file(path: Path, text_column, label_column, seed: int, dev_fraction: float) -> DatasetDict:
+def _read_table(path: Path, text_column, label_column) -> pd.DataFrame:
+    """One local CSV/TSV as text and label strings. Columns by name (the first line is a header) or by position
+    (0, 1, ...: the file has no header line). Rows with empty text are dropped, with a warning that counts them."""
     if not path.is_file():
         raise FileNotFoundError(f"no such data file: {path}")
-    if not text_column or not label_column:
-        raise ValueError("a local file needs text_column=... and label_column=...")
+    if text_column is None or label_column is None or text_column == "" or label_column == "":
+        raise ValueError("a local file needs text_column=... and label_column=... (names from its header line, "
+                         "or positions 0, 1, ... for a file without one)")
+    by_position = [isinstance(c, int) and not isinstance(c, bool) for c in (text_column, label_column)]
+    if any(by_position) and not all(by_position):
+        raise ValueError(f"give both columns by name or both by position, got text_column={text_column!r}, "
+                         f"label_column={label_column!r}")
     sep = "\t" if path.suffix.lower() in {".tsv", ".tab"} else ","
     try:
-        frame = pd.read_csv(path, sep=sep, keep_default_na=False, dtype=str)
+        frame = pd.read_csv(path, sep=sep, keep_default_na=False, dtype=str, header=None if all(by_position) else 0)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path} is empty") from None
-    missing = [c for c in (text_column, label_column) if c not in frame.columns]
+    columns = list(frame.columns)
+    missing = [c for c in (text_column, label_column) if c not in columns]
+    if missing and all(by_position):
+        raise ValueError(f"{path} has {len(columns)} column(s) (positions 0 to {len(columns) - 1}); "
+                         f"no column at position {missing[0]}")
     if missing:
         raise ValueError(f"{path} has no column {', '.join(map(repr, missing))}; its columns are: "
-                         f"{', '.join(frame.columns)}")
+                         f"{', '.join(map(str, columns))}")
     if frame.empty:
         raise ValueError(f"{path} has a header but no rows")
-    labels = frame[label_column].str.strip()
+    frame = pd.DataFrame({"text": frame[text_column], "label": frame[label_column].str.strip()})
+    empty = frame["text"].str.strip() == ""
+    if empty.any():
+        warnings.warn(f"{path}: dropped {int(empty.sum())} of {len(frame)} rows with empty text", stacklevel=4)
+        frame = frame[~empty].reset_index(drop=True)
+    if frame.empty:
+        raise ValueError(f"{path} has no row with text")
+    return frame
+
+
+def _classes(labels: pd.Series, label_column) -> list[str]:
+    """The label strings that name classes, in a stable order (numbers numerically); errors for what is not."""
     classes = sorted(set(labels))
     numeric = pd.to_numeric(labels, errors="coerce")
     if numeric.notna().all():
@@ -224,16 +251,38 @@ def _local_file(path: Path, text_column, label_column, seed: int, dev_fraction: 
             raise ValueError(f"labels in {label_column!r} are not classes (found non-whole numbers such as "
                              f"{labels[numeric != numeric.round()].iloc[0]!r}); use whole numbers or names")
         classes = [str(c) for c in sorted(numeric.astype(int).unique())]
-        labels = numeric.astype(int).astype(str)
     if len(classes) < 2:
         raise ValueError(f"labels in {label_column!r} have a single class ({classes[0]!r}); need at least two")
-    if len(classes) > 0.5 * len(frame) and len(frame) >= 20:
+    if len(classes) > 0.5 * len(labels) and len(labels) >= 20:
         raise ValueError(f"labels in {label_column!r} look continuous ({len(classes)} distinct values in "
-                         f"{len(frame)} rows), not classes")
-    frame = pd.DataFrame({"text": frame[text_column], "label": labels.map({c: i for i, c in enumerate(classes)})})
-    info = TaskInfo(path.stem, "text", None, "label", tuple(classes), (), "")
-    full = _from_frame(frame, info, classes)
-    split = full.train_test_split(test_size=dev_fraction, seed=seed)
+                         f"{len(labels)} rows), not classes")
+    return classes
+
+
+def _local_file(path, text_column, label_column, seed: int, dev_fraction: float) -> DatasetDict:
+    """One file split into train and dev (a seeded `dev_fraction`), or {"train": file, "dev": file} as they are
+    (the `data_files` convention of `datasets.load_dataset`)."""
+    if isinstance(path, dict):
+        if set(path) != {"train", "dev"}:
+            raise ValueError(f"separate files come as {{'train': path, 'dev': path}}; got the keys {sorted(path)}")
+        frames = {split: _read_table(Path(file), text_column, label_column) for split, file in path.items()}
+    else:
+        frames = {"all": _read_table(Path(path), text_column, label_column)}
+    labels = pd.concat([frame["label"] for frame in frames.values()], ignore_index=True)
+    classes = _classes(labels, label_column)
+    numeric = pd.to_numeric(labels, errors="coerce").notna().all()
+    index = {c: i for i, c in enumerate(classes)}
+    name = Path(path["train"] if isinstance(path, dict) else path).stem
+    info = TaskInfo(name, "text", None, "label", tuple(classes), (), "")
+    datasets = {}
+    for split, frame in frames.items():
+        keys = frame["label"].astype(float).astype(int).astype(str) if numeric else frame["label"]
+        datasets[split] = _from_frame(pd.DataFrame({"text": frame["text"], "label": keys.map(index)}), info, classes)
+    if "all" not in datasets:
+        return DatasetDict(datasets)
+    if not 0 < dev_fraction < 1:
+        raise ValueError(f"dev_fraction must be between 0 and 1 (exclusive), got {dev_fraction!r}")
+    split = datasets["all"].train_test_split(test_size=dev_fraction, seed=seed)
     return DatasetDict({"train": split["train"], "dev": split["test"]})
 
 

@@ -88,6 +88,15 @@ def grid(plans, lrs, train_sizes, seeds, **options) -> list[dict]:
         valid, what = checks[option]
         if not valid(value):
             raise ValueError(f"{option} must be {what}, got {value!r}")
+    whole = lambda v, low: isinstance(v, int) and not isinstance(v, bool) and v >= low  # noqa: E731
+    for name, values, valid, what in (
+            ("lr", lrs, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+             and v > 0, "a finite number > 0"),
+            ("train size", train_sizes, lambda v: whole(v, 1), "a whole number >= 1"),
+            ("seed", seeds, lambda v: whole(v, 0), "a whole number >= 0")):
+        wrong = [v for v in values if not valid(v)]
+        if wrong:
+            raise ValueError(f"every {name} must be {what}, got {wrong[0]!r}")
     return [{"plan": p, "lr": float(lr), "train_size": int(n), "seed": int(s), **options}
             for p, lr, n, s in itertools.product(plans, lrs, train_sizes, seeds)]
 

@@ -115,6 +115,34 @@ def test_a_local_tsv_with_integer_labels(tmp_path):
     assert data["train"].features["label"].names == ["0", "1", "2"]
 
 
+def test_separate_train_and_dev_files_share_one_set_of_classes(tmp_path):
+    train = write(tmp_path, "text,label\n" + "\n".join(f"t{i},{'pos' if i % 2 else 'neg'}" for i in range(20)), "tr.csv")
+    dev = write(tmp_path, "text,label\nd0,pos\nd1,pos\nd2,neg\n", "dv.csv")
+    data = load_task(path={"train": train, "dev": dev}, text_column="text", label_column="label")
+    assert (len(data["train"]), len(data["dev"])) == (20, 3)
+    assert data["dev"].features["label"].names == ["neg", "pos"] and data["dev"]["label"] == [1, 1, 0]
+    with pytest.raises(ValueError, match=r"separate files come as \{'train': path, 'dev': path\}; got the keys \['test', 'train'\]"):
+        load_task(path={"train": train, "test": dev}, text_column="text", label_column="label")
+
+
+def test_a_file_without_a_header_takes_columns_by_position(tmp_path):
+    rows = "\n".join(f"{i % 2}\tsentence {i}" for i in range(30))
+    data = load_task(path=write(tmp_path, rows, "plain.tsv"), text_column=1, label_column=0)
+    assert len(data["train"]) + len(data["dev"]) == 30  # the first line is a row, not a header
+    assert data["train"].features["label"].names == ["0", "1"]
+    with pytest.raises(ValueError, match="has 2 column\\(s\\) \\(positions 0 to 1\\); no column at position 2"):
+        load_task(path=write(tmp_path, rows, "plain.tsv"), text_column=2, label_column=0)
+    with pytest.raises(ValueError, match="give both columns by name or both by position"):
+        load_task(path=write(tmp_path, rows, "plain.tsv"), text_column=1, label_column="stars")
+
+
+def test_rows_with_empty_text_are_dropped_and_counted(tmp_path):
+    rows = "\n".join(f"{'' if i < 3 else f'review {i}'},{i % 2}" for i in range(30))
+    with pytest.warns(UserWarning, match="dropped 3 of 30 rows with empty text"):
+        data = load_task(path=write(tmp_path, "text,label\n" + rows), text_column="text", label_column="label")
+    assert len(data["train"]) + len(data["dev"]) == 27
+
+
 def test_local_file_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such data file"):
         load_task(path=tmp_path / "missing.csv", text_column="a", label_column="b")

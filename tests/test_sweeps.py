@@ -59,6 +59,19 @@ def test_grid_is_every_combination():
         sweeps.grid(["top9"], [1e-4], [100], [0])
 
 
+@pytest.mark.parametrize("lrs, sizes, seeds, message", [
+    ([0.0], [16], [0], "every lr must be a finite number > 0, got 0.0"),
+    ([float("nan")], [16], [0], "every lr must be a finite number > 0, got nan"),
+    ([1e-3], [0], [0], "every train size must be a whole number >= 1, got 0"),
+    ([1e-3], [16.5], [0], "every train size must be a whole number >= 1, got 16.5"),
+    ([1e-3], [16], [-1], "every seed must be a whole number >= 0, got -1"),
+    ([True], [16], [0], "every lr must be a finite number > 0, got True"),
+])
+def test_a_grid_refuses_what_fine_tune_would_refuse_when_it_is_made(lrs, sizes, seeds, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        sweeps.grid(["head"], lrs, sizes, seeds)
+
+
 def test_points_carry_their_own_options_and_labels():
     points = sweeps.grid(["full"], [2e-3], [2000], [0], warmup=0.0)
     assert points == [{"plan": "full", "lr": 2e-3, "train_size": 2000, "seed": 0, "warmup": 0.0}]
