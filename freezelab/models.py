@@ -109,9 +109,26 @@ def resolve(checkpoint: str) -> str:
         return str(minilm_path())
     if checkpoint in RANDOM_CHECKPOINTS:
         return str(random_checkpoint_path(checkpoint))
-    if Path(checkpoint).expanduser().is_dir():
-        return str(Path(checkpoint).expanduser())
+    folder = Path(checkpoint).expanduser()
+    if folder.is_dir():
+        _check_folder(folder)
+        return str(folder)
+    if folder.is_absolute() or checkpoint.startswith((".", "~")):  # a path, not a hub id
+        raise ModelNotAvailableError(f"no model folder {str(folder)!r}: it does not exist. A model folder holds "
+                                     "config.json and model.safetensors (what save_pretrained writes)")
     return PRESETS.get(checkpoint, checkpoint)
+
+
+def _check_folder(folder: Path) -> None:
+    """A local model folder must hold a config and safetensors weights; say which is missing and what is there."""
+    there = sorted(p.name for p in folder.iterdir())[:8]
+    if not (folder / "config.json").is_file():
+        raise ModelNotAvailableError(f"{str(folder)!r} holds no model: no config.json (it holds: "
+                                     f"{', '.join(there) or 'nothing'}). A model folder is what save_pretrained writes")
+    if not any(folder.glob("*.safetensors")):
+        raise ModelNotAvailableError(f"{str(folder)!r} has no safetensors weights (it holds: {', '.join(there)}); "
+                                     "the kit loads weights only from safetensors, never from pickle files: "
+                                     "re-save the model with save_pretrained(..., safe_serialization=True)")
 
 
 def is_offline() -> bool:

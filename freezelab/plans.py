@@ -236,13 +236,27 @@ class FreezePlan:
 
     @classmethod
     def from_dict(cls, data: dict) -> FreezePlan:
-        if data.get("freezelab_plan") != 1:
-            raise ValueError("not a freezelab plan (missing 'freezelab_plan': 1)")
-        return cls(tuple(data.get("frozen", ())), tuple(data.get("patterns", ())), data.get("architecture"), data.get("name", ""))
+        if not isinstance(data, dict) or data.get("freezelab_plan") != 1:
+            raise ValueError("not a freezelab plan: expected an object with 'freezelab_plan': 1, 'frozen': [...] "
+                             f"(what FreezePlan.to_json writes), got {type(data).__name__}")
+        for key in ("frozen", "patterns"):
+            value = data.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"a plan's {key!r} must be a list of strings (row names or patterns), got {value!r}")
+        for key in ("name", "architecture"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise ValueError(f"a plan's {key!r} must be a string, got {data[key]!r}")
+        return cls(tuple(data.get("frozen", ())), tuple(data.get("patterns", ())), data.get("architecture"),
+                   data.get("name") or "")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> FreezePlan:
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not a freezelab plan: invalid JSON at line {error.lineno}, column {error.colno} "
+                             f"({error.msg})") from None
+        return cls.from_dict(data)

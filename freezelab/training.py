@@ -92,14 +92,36 @@ def pick_device() -> tuple[str, str]:
     return "cpu", "fp32"
 
 
+DASHBOARDS = ("auto", "widget", "log", "none")
+
+
+def _check_run(batch_size, max_length, evals_per_epoch, weight_decay, max_grad_norm, dashboard, model):
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    if not whole(batch_size) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+    longest = getattr(model.config, "max_position_embeddings", None) or 512
+    if not whole(max_length) or not 2 <= max_length <= longest:  # [CLS] and [SEP] need two positions
+        raise ValueError(f"max_length must be a whole number from 2 to {longest} (this model's positions), "
+                         f"got {max_length!r}")
+    if not whole(evals_per_epoch) or evals_per_epoch < 0:
+        raise ValueError(f"evals_per_epoch must be a whole number >= 0 (0: only the final score), got {evals_per_epoch!r}")
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not 0 <= weight_decay < 1:
+        raise ValueError(f"weight_decay must be a number from 0 to below 1, got {weight_decay!r}")
+    if isinstance(max_grad_norm, bool) or not isinstance(max_grad_norm, (int, float)) or not max_grad_norm > 0:
+        raise ValueError(f"max_grad_norm must be a number > 0, got {max_grad_norm!r}")
+    if dashboard not in DASHBOARDS:
+        raise ValueError(f"dashboard must be one of {', '.join(map(repr, DASHBOARDS))}, got {dashboard!r}")
+
+
 def _check(lr, epochs, warmup, layer_decay):
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
-    if not 0 <= warmup < 1:
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup < 1:
         raise ValueError(f"warmup is a fraction of the training steps, from 0 to below 1, got {warmup!r}")
-    if layer_decay is not None and not 0 < layer_decay <= 1:
+    if layer_decay is not None and (isinstance(layer_decay, bool) or not isinstance(layer_decay, (int, float))
+                                    or not 0 < layer_decay <= 1):
         raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay!r}")
 
 
@@ -190,6 +212,7 @@ def fine_tune(model, tokenizer, task="sst2", *, plan: FreezePlan | None = None, 
     dashboard: "auto" (live plots in a notebook, log lines elsewhere), "widget", "log" or "none".
     """
     _check(lr, epochs, warmup, layer_decay)
+    _check_run(batch_size, max_length, evals_per_epoch, weight_decay, max_grad_norm, dashboard, model)
     if plan is not None and schedule is not None:
         raise ValueError("give a plan or a schedule, not both")
     schedule = schedule or Schedule.static(plan or FreezePlan.from_model(model))

@@ -76,13 +76,19 @@ def test_pickled_weights_are_refused(tmp_path, minilm):
     model, _ = minilm
     model.config.save_pretrained(tmp_path)
     torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
-    with pytest.raises(fl.ModelNotAvailableError, match="cannot load"):
+    with pytest.raises(fl.ModelNotAvailableError, match="has no safetensors weights.*never from pickle files"):
         fl.load_model(str(tmp_path))
 
 
 def test_a_missing_folder_is_a_clear_error():
-    with pytest.raises(fl.ModelNotAvailableError, match="cannot load './no-such-model'"):
+    with pytest.raises(fl.ModelNotAvailableError, match="no model folder 'no-such-model': it does not exist"):
         fl.load_model("./no-such-model")
+
+
+def test_a_folder_without_a_model_says_what_it_holds(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(fl.ModelNotAvailableError, match=r"holds no model: no config.json \(it holds: notes.txt\)"):
+        fl.load_model(str(tmp_path))
 
 
 def test_bad_num_labels():

@@ -188,3 +188,16 @@ def test_no_warning_for_a_normal_plan(bert_base):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         FreezePlan.head_only(bert_base).apply(bert_base)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", r"not a freezelab plan: invalid JSON at line 1, column 2"),
+    ("[1, 2]", "not a freezelab plan: expected an object with 'freezelab_plan': 1.*got list"),
+    ('{"frozen": ["embeddings"]}', "not a freezelab plan: expected an object with 'freezelab_plan': 1"),
+    ('{"freezelab_plan": 1, "frozen": "embeddings"}', "a plan's 'frozen' must be a list of strings"),
+    ('{"freezelab_plan": 1, "frozen": [3]}', "a plan's 'frozen' must be a list of strings"),
+    ('{"freezelab_plan": 1, "frozen": [], "name": 7}', "a plan's 'name' must be a string, got 7"),
+])
+def test_a_malformed_plan_file_is_a_clear_error(text, message):
+    with pytest.raises(ValueError, match=message):
+        FreezePlan.from_json(text)

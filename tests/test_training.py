@@ -46,6 +46,15 @@ def change(model, before, row):
     ({"epochs": 1.5}, "epochs must be a whole number >= 1, got 1.5"),
     ({"train_size": 10**6}, r"train_size must be a whole number from 1 to 67349"),
     ({"warmup": 1.5}, "warmup is a fraction"),
+    ({"warmup": "0.1"}, "warmup is a fraction"),
+    ({"batch_size": 0}, "batch_size must be a whole number >= 1, got 0"),
+    ({"max_length": 4096}, "max_length must be a whole number from 2 to 512 \\(this model's positions\\), got 4096"),
+    ({"max_length": 1}, "max_length must be a whole number from 2 to 512"),
+    ({"evals_per_epoch": -1}, "evals_per_epoch must be a whole number >= 0"),
+    ({"weight_decay": 2.0}, "weight_decay must be a number from 0 to below 1, got 2.0"),
+    ({"max_grad_norm": 0}, "max_grad_norm must be a number > 0, got 0"),
+    ({"dashboard": "plots"}, "dashboard must be one of 'auto', 'widget', 'log', 'none', got 'plots'"),
+    ({"layer_decay": "0.8"}, "layer_decay must be in"),
 ])
 def test_bad_arguments_fail_before_training(fresh, kwargs, message):
     model, tokenizer = fresh
