@@ -28,6 +28,7 @@ import math
 import time
 import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import optuna
@@ -174,6 +175,15 @@ def storage_url(url: str) -> str:
         raise ValueError(f"not a storage address: {masked(url)}; expected e.g. sqlite:///runs/sweep.db or "
                          "postgresql://user@host/database") from None
     backend, _, driver = address.drivername.partition("+")
+    if backend not in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
+        raise ValueError(f"not a database address: {masked(url)} ({backend!r} is no database Optuna can store a "
+                         "sweep in); expected e.g. sqlite:///runs/sweep.db or postgresql://user@host/database")
+    if backend == "sqlite":
+        folder = Path(address.database or ".").expanduser().parent
+        if address.database and not folder.is_dir():
+            raise ValueError(f"{masked(url)}: the folder {str(folder)!r} does not exist (SQLite creates the file, "
+                             "not its folder)")
+        return url
     if backend not in ("postgresql", "postgres"):
         return url
     installed = [d for d in POSTGRES_DRIVERS if importlib.util.find_spec(d) is not None]

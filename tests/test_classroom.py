@@ -179,6 +179,11 @@ def test_a_missing_driver_and_a_non_address_are_clear_errors(monkeypatch):
         sweeps.storage_url("postgresql+psycopg2://s:pw@db/lab")
     with pytest.raises(ValueError, match="not a storage address"):
         sweeps.storage_url("my class database")
+    with pytest.raises(ValueError, match="not a database address: http://example.org/x"):
+        sweeps.storage_url("http://example.org/x")
+    with pytest.raises(ValueError, match="the folder '/no/such/folder' does not exist"):
+        sweeps.storage_url("sqlite:////no/such/folder/sweep.db")
+    assert sweeps.storage_url("sqlite:///:memory:") == "sqlite:///:memory:"
     assert sweeps.masked("postgresql://s:secret@db/lab") == "postgresql://s:***@db/lab"
 
 
