@@ -27,6 +27,7 @@ import json
 import math
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -197,6 +198,17 @@ def storage_url(url: str) -> str:
     return address.set(drivername=f"postgresql+{driver or installed[0]}").render_as_string(hide_password=False)
 
 
+@contextmanager
+def _optuna_quiet():
+    """Optuna's INFO lines off while the kit works with it; the caller's level comes back afterwards."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
 def storage(url: str, heartbeat: int = 30, grace: int = 120) -> RDBStorage:
     """Optuna RDB storage with heartbeats: a worker that dies stops beating, and its run is retried."""
     with warnings.catch_warnings():  # Optuna marks the heartbeat API experimental
@@ -213,30 +225,30 @@ def create_sweep(name: str, url: str, points: list[dict], settings: SweepSetting
     points in this grid are stored as finished instead of being queued, so a grown grid trains only its new
     points (how the course's shipped frontier gained runs without redoing the old ones).
     """
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line in a notebook's stderr
-    study = optuna.create_study(study_name=name, storage=storage(url, **storage_options), direction="maximize",
-                                load_if_exists=True)
-    if "grid" in study.user_attrs:
-        if study.user_attrs["grid"] != points or study.user_attrs["settings"] != asdict(settings):
-            raise ValueError(f"sweep {name!r} already exists with another grid or settings; use another name")
+    with _optuna_quiet():  # no "new study created" line in a notebook's stderr
+        study = optuna.create_study(study_name=name, storage=storage(url, **storage_options), direction="maximize",
+                                    load_if_exists=True)
+        if "grid" in study.user_attrs:
+            if study.user_attrs["grid"] != points or study.user_attrs["settings"] != asdict(settings):
+                raise ValueError(f"sweep {name!r} already exists with another grid or settings; use another name")
+            return study
+        known = {}
+        if finished is not None:
+            if finished.get("settings") != asdict(settings):
+                raise ValueError(f"the finished runs were made with other settings ({finished.get('settings')}) than "
+                                 f"this sweep's ({asdict(settings)}); they cannot stand in for its runs")
+            known = {_key(run, settings): run for run in finished["runs"]}
+        study.set_user_attr("grid", points)
+        study.set_user_attr("settings", asdict(settings))
+        for point in points:  # in grid order, so that results come back in grid order
+            run = known.get(_key(point, settings))
+            if run is None:
+                study.enqueue_trial(point)
+                continue
+            study.add_trial(optuna.trial.create_trial(
+                value=float(run["dev_metric"]), system_attrs={"fixed_params": point},
+                user_attrs={"point": point, "record": json.dumps(run)}))
         return study
-    known = {}
-    if finished is not None:
-        if finished.get("settings") != asdict(settings):
-            raise ValueError(f"the finished runs were made with other settings ({finished.get('settings')}) than "
-                             f"this sweep's ({asdict(settings)}); they cannot stand in for its runs")
-        known = {_key(run, settings): run for run in finished["runs"]}
-    study.set_user_attr("grid", points)
-    study.set_user_attr("settings", asdict(settings))
-    for point in points:  # in grid order, so that results come back in grid order
-        run = known.get(_key(point, settings))
-        if run is None:
-            study.enqueue_trial(point)
-            continue
-        study.add_trial(optuna.trial.create_trial(
-            value=float(run["dev_metric"]), system_attrs={"fixed_params": point},
-            user_attrs={"point": point, "record": json.dumps(run)}))
-    return study
 
 
 def _key(point: dict, settings: SweepSettings) -> str:
@@ -365,17 +377,17 @@ def run_sweep(name: str, url: str, run=run_point, log=print, progress: bool = Tr
         if enough() or not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             study.stop()
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress line says what Optuna would
-    while not enough() and study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        try:
-            study.optimize(objective, callbacks=[after_each], catch=())
-        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as error:
-            if isinstance(error, ValueError) and not str(error).startswith("Cannot tell a"):
-                raise
-            # This worker stalled (a paused machine, a starved CPU) past the grace period: another worker
-            # declared its run dead and re-queued it. Drop this copy of the result and go on with the queue.
-            log(f"a run of this worker went more than {storage_options.get('grace', 120)} s without a heartbeat; "
-                f"it was re-queued for another worker, so this worker's result for it is dropped")
+    with _optuna_quiet():  # the progress line says what Optuna would
+        while not enough() and study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            try:
+                study.optimize(objective, callbacks=[after_each], catch=())
+            except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as error:
+                if isinstance(error, ValueError) and not str(error).startswith("Cannot tell a"):
+                    raise
+                # This worker stalled (a paused machine, a starved CPU) past the grace period: another worker
+                # declared its run dead and re-queued it. Drop this copy of the result and go on with the queue.
+                log(f"a run of this worker went more than {storage_options.get('grace', 120)} s without a heartbeat; "
+                    f"it was re-queued for another worker, so this worker's result for it is dropped")
     bar.close()
     running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
     if running:

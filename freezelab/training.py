@@ -21,6 +21,7 @@ import math
 import os
 import resource
 import sys
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -258,8 +259,9 @@ def fine_tune(model, tokenizer, task="sst2", *, plan: FreezePlan | None = None, 
         return ramp * schedule_callback.multiplier
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    scratch = None if output_dir else tempfile.mkdtemp(prefix="freezelab-")  # Trainer wants a folder; removed below
     args = TrainingArguments(
-        output_dir=output_dir or tempfile.mkdtemp(prefix="freezelab-"), per_device_train_batch_size=batch_size,
+        output_dir=output_dir or scratch, per_device_train_batch_size=batch_size,
         per_device_eval_batch_size=batch_size, num_train_epochs=epochs, eval_strategy="steps" if evals_per_epoch else "no",
         eval_steps=max(1, steps_per_epoch // max(1, evals_per_epoch)), logging_steps=1, save_strategy="no",
         report_to="none", seed=seed, data_seed=seed, max_grad_norm=max_grad_norm, use_cpu=device == "cpu",
@@ -309,6 +311,8 @@ def fine_tune(model, tokenizer, task="sst2", *, plan: FreezePlan | None = None, 
     phases = schedule_callback.changes
     train_count, dev_count = len(train), len(dev)
     del trainer, optimizer, scheduler, schedule_callback, callbacks, trained, train, dev
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
     release_memory()  # the optimizer's state (two moments per trained weight) goes now, not at some later gc
     return FineTuneResult(
         task=task_name, metric_name=metric_name, dev_metric=dev_metric, history=history, wall_time_s=wall,

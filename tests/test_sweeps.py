@@ -215,3 +215,14 @@ def test_a_grown_grid_trains_only_its_new_points(tmp_path):
                                                                                ("head", 2), ("full", 0)]
     with pytest.raises(ValueError, match="made with other settings"):
         sweeps.create_sweep("other", url, grown, sweeps.SweepSettings(epochs=3), finished=finished)
+
+
+def test_a_sweep_gives_optunas_log_level_back(tmp_path):
+    optuna.logging.set_verbosity(optuna.logging.DEBUG)
+    try:
+        url = f"sqlite:///{tmp_path / 'sweep.db'}"
+        sweeps.create_sweep("q", url, sweeps.grid(["head"], [1e-3], [16], [0]), sweeps.SweepSettings(probes=False))
+        sweeps.run_sweep("q", url, run=lambda point, settings: {**point, "dev_metric": 0.5}, progress=False)
+        assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.INFO)

@@ -64,6 +64,15 @@ def test_bad_arguments_fail_before_training(fresh, kwargs, message):
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
 
 
+def test_the_trainer_folder_it_made_is_removed_afterwards(fresh, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where mkdtemp puts Trainer's scratch folder
+    model, tokenizer = fresh
+    fine_tune(model, tokenizer, "sst2", **{**QUICK, "dashboard": "none"})
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_plan_that_leaves_nothing_trainable_is_refused(fresh):
     model, tokenizer = fresh
     with pytest.raises(ValueError, match="leaves nothing trainable: training would not change the model"):
