@@ -170,25 +170,27 @@ def join(name: str, url: str | None = None, *, minutes: float | None = 10, runs:
 def status(name: str, url: str) -> dict:
     """What the class has done: runs done / running / queued, runs re-issued after their worker went silent,
     and finished runs per student."""
+    return _status(_study(name, url))
+
+
+def _status(study) -> dict:
     from optuna.trial import TrialState
 
-    study = _study(name, url)
     trials = study.get_trials(deepcopy=False)
     count = lambda state: sum(t.state == state for t in trials)  # noqa: E731
     reissued = {t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs}
     workers = pd.Series([t.user_attrs.get("worker", "(unnamed)") for t in trials if t.state == TrialState.COMPLETE],
                         dtype=object)
     return {"runs": len(study.user_attrs["grid"]), "settings": study.user_attrs["settings"],
-            "done": count(TrialState.COMPLETE),
-            "running": count(TrialState.RUNNING), "queued": count(TrialState.WAITING), "reissued": len(reissued),
-            "per_student": workers.value_counts().rename_axis("student").rename("runs done")}
+            "done": count(TrialState.COMPLETE), "running": count(TrialState.RUNNING), "queued": count(TrialState.WAITING),
+            "reissued": len(reissued), "per_student": workers.value_counts().rename_axis("student").rename("runs done")}
 
 
 def frontier(name: str, url: str) -> pd.DataFrame:
     """The class's finished runs, in the frame that `freezelab.results` tables and plots read."""
-    from .sweeps import results
+    from .sweeps import records
 
-    return results(name, normalize(url))
+    return records(_study(name, url))
 
 
 def watch(name: str, url: str | None = None, every: float = 15, rounds: int | None = None, retention: str | None = None):
@@ -200,13 +202,15 @@ def watch(name: str, url: str | None = None, every: float = 15, rounds: int | No
     from .probes import retention_probe
     from .results import frontier_plot, styled, summary
 
-    url = database_url(url)
+    from .sweeps import records
+
+    study = _study(name, database_url(url))  # one open study for every redraw: no new connections each time
     out = ipywidgets.Output()
     display(out)
     shown = 0
     while rounds is None or shown < rounds:
-        now = status(name, url)
-        frame = frontier(name, url)
+        now = _status(study)
+        frame = records(study)
         with out:
             out.clear_output(wait=True)
             print(f"{name}: {now['done']}/{now['runs']} done, {now['running']} running, {now['queued']} queued, "
@@ -224,4 +228,4 @@ def watch(name: str, url: str | None = None, every: float = 15, rounds: int | No
             time.sleep(every)
         except KeyboardInterrupt:
             break
-    return status(name, url)
+    return _status(study)

@@ -413,7 +413,11 @@ def run_grid(points: list[dict], settings: SweepSettings, url: str, name: str | 
 
 def results(name: str, url: str) -> pd.DataFrame:
     """One row per finished run (records of retried runs appear once: only COMPLETE trials count)."""
-    study = optuna.load_study(study_name=name, storage=storage_url(url))
+    return records(optuna.load_study(study_name=name, storage=storage_url(url)))
+
+
+def records(study: optuna.Study) -> pd.DataFrame:
+    """`results` of a study already open (a watcher that redraws keeps one connection instead of opening more)."""
     rows = [json.loads(t.user_attrs["record"]) for t in study.get_trials(states=(TrialState.COMPLETE,))]
     return pd.DataFrame(rows)
 
