@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy
@@ -19,7 +20,7 @@ from optuna.trial import TrialState
 
 from freezelab import classroom, results, sweeps
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]
 
 GRID = sweeps.grid(["head", "top2"], [1e-4, 1e-3, 1e-2], [100], [0, 1])  # 12 runs
 SETTINGS = sweeps.SweepSettings(probes=False)
