@@ -22,7 +22,7 @@ import uuid
 import sqlalchemy
 from optuna.trial import TrialState
 
-from freezelab import classroom, sweeps
+from freezelab import classroom, grids, sweeps
 
 
 def postgres_cpu() -> dict[str, float]:
@@ -73,8 +73,8 @@ def simulate(base_url: str, workers: int, runs: int, seconds: float) -> dict:
         connection.exec_driver_sql(f'CREATE DATABASE "{database}"')
     url = f"{base_url.rsplit('/', 1)[0]}/{database}"
     try:
-        points = sweeps.grid(["head"], [1e-3], [100], list(range(runs)))
-        classroom.create_class("bench", url, points, sweeps.SweepSettings(probes=False))
+        points = grids.grid(["head"], [1e-3], [100], list(range(runs)))
+        classroom.create_class("bench", url, points, grids.SweepSettings(probes=False))
         context = multiprocessing.get_context("fork")
         processes = [context.Process(target=work, args=("bench", url, f"student-{i}", seconds)) for i in range(workers)]
         cpu_before, database_cpu = resource.getrusage(resource.RUSAGE_CHILDREN), DatabaseCPU()
@@ -87,9 +87,9 @@ def simulate(base_url: str, workers: int, runs: int, seconds: float) -> dict:
         wall = time.perf_counter() - started
         cpu_after, db_seconds = resource.getrusage(resource.RUSAGE_CHILDREN), database_cpu.stop()
         trials = classroom._study("bench", url).get_trials(deepcopy=False)
-        done = [sweeps._key(t.user_attrs["point"], sweeps.SweepSettings()) for t in trials
+        done = [sweeps._key(t.user_attrs["point"], grids.SweepSettings()) for t in trials
                 if t.state == TrialState.COMPLETE]
-        expected = {sweeps._key(p, sweeps.SweepSettings()) for p in points}
+        expected = {sweeps._key(p, grids.SweepSettings()) for p in points}
         worker_cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
         return {"workers": workers, "runs": runs, "wall_s": wall, "runs_per_min": 60 * len(done) / wall,
                 "share_of_ideal": (len(done) * seconds) / (wall * workers),

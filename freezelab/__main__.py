@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from . import sweeps
+from . import grids, sweeps
 
 
 def _floats(text):
@@ -30,9 +30,9 @@ def main(argv=None) -> None:
     sweep.add_argument("--name", required=True)
     sweep.add_argument("--storage", default="sqlite:///freezelab-sweep.db",
                        help="Optuna storage URL (SQLite file, or PostgreSQL to share across machines)")
-    sweep.add_argument("--preset", choices=sorted(sweeps.PRESETS),
+    sweep.add_argument("--preset", choices=sorted(grids.PRESETS),
                        help="the course's grid and settings (ignores --plans ... --no-probes)")
-    sweep.add_argument("--plans", default="head,feature,top2,full", help=f"from: {','.join(sweeps.PLANS)}")
+    sweep.add_argument("--plans", default="head,feature,top2,full", help=f"from: {','.join(grids.PLANS)}")
     sweep.add_argument("--lrs", type=_floats, default=[2e-5, 1e-4, 5e-4])
     sweep.add_argument("--train-sizes", type=_ints, default=[2000])
     sweep.add_argument("--seeds", type=_ints, default=[0, 1, 2])
@@ -54,7 +54,7 @@ def main(argv=None) -> None:
     actions = room.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create the class's sweep (the teacher's address: it owns the tables)")
     create.add_argument("--name", required=True)
-    create.add_argument("--preset", choices=sorted(sweeps.PRESETS), required=True)
+    create.add_argument("--preset", choices=sorted(grids.PRESETS), required=True)
     create.add_argument("--seeds", type=_ints, default=[0, 1, 2])
     grant = actions.add_parser("grant", help="let the students' role read and write the class's runs, nothing more")
     grant.add_argument("--role", required=True)
@@ -74,15 +74,15 @@ def main(argv=None) -> None:
         _class(args, parser)
     elif args.command == "sweep":
         if args.preset:
-            make_points, settings = sweeps.PRESETS[args.preset]
+            make_points, settings = grids.PRESETS[args.preset]
             points = make_points(seeds=args.seeds)
         else:
             options = {"pooling": "mean"} if args.pooling == "mean" else {}
             try:
-                points = sweeps.grid(args.plans.split(","), args.lrs, args.train_sizes, args.seeds, **options)
+                points = grids.grid(args.plans.split(","), args.lrs, args.train_sizes, args.seeds, **options)
             except ValueError as error:
                 parser.error(str(error))
-            settings = sweeps.SweepSettings(task=args.task, checkpoint=args.checkpoint, epochs=args.epochs,
+            settings = grids.SweepSettings(task=args.task, checkpoint=args.checkpoint, epochs=args.epochs,
                                             dev_size=args.dev_size, probes=not args.no_probes)
         options = {"heartbeat": args.heartbeat, "grace": args.grace}
         finished = None
@@ -107,7 +107,7 @@ def _class(args, parser) -> None:
     try:
         url = classroom.database_url(args.url)
         if args.action == "create":
-            make_points, settings = sweeps.PRESETS[args.preset]
+            make_points, settings = grids.PRESETS[args.preset]
             count = classroom.create_class(args.name, url, make_points(seeds=args.seeds), settings)
             print(f"class sweep {args.name!r}: {count} runs in {sweeps.masked(url)}. Next: "
                   f"`python -m freezelab class grant --role <the students' role>`; students join with "

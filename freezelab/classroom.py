@@ -147,9 +147,9 @@ def join(name: str, url: str | None = None, *, minutes: float | None = 10, runs:
 
     The address comes from `url`, FREEZELAB_CLASS_DB or a hidden prompt. The kernel's stop button ends the work
     cleanly: the run in progress goes back to the queue for someone else.
-    run: what one run does (default: the real experiment, `sweeps.run_point`); a stand-in for simulations.
+    run: what one run does (default: the real experiment, `experiment.run_point`); a stand-in for simulations.
     """
-    from .sweeps import run_point, run_sweep
+    from .sweeps import run_sweep
 
     url = database_url(url)
     check_connection(url)
@@ -158,7 +158,7 @@ def join(name: str, url: str | None = None, *, minutes: float | None = 10, runs:
     print(f"joined {name!r} on {masked(url)} as {student}; "
           f"{'until the queue is empty' if minutes is None else f'for up to {minutes:g} min'}")
     try:
-        done = run_sweep(name, url, run=run or run_point, progress=progress, worker=student, max_runs=runs,
+        done = run_sweep(name, url, run=run, progress=progress, worker=student, max_runs=runs,
                          minutes=minutes)
     except KeyboardInterrupt:
         print("stopped; the run in progress went back to the queue")
@@ -199,9 +199,9 @@ def watch(name: str, url: str | None = None, every: float = 15, rounds: int | No
     import ipywidgets
     from IPython.display import display
 
+    from .plots import frontier_plot
     from .probes import retention_probe
-    from .results import frontier_plot, styled, summary
-
+    from .results import styled, summary
     from .sweeps import records
 
     study = _study(name, database_url(url))  # one open study for every redraw: no new connections each time

@@ -88,6 +88,18 @@ def resolve_pattern(a: Anatomy, pattern: str) -> list[str]:
     return names
 
 
+# The common plans' names: the picker's menu, sweep labels and result tables all say these.
+FULL, HEAD_ONLY, FEATURE_EXTRACTOR = "full fine-tune", "head only", "pooler + head (feature extractor)"
+
+
+def train_top_name(n: int) -> str:
+    return f"train top {n} + head"
+
+
+class NothingTrainableError(ValueError):
+    """A plan (or a schedule's first phase) that freezes every parameter: training would change nothing."""
+
+
 @dataclass(frozen=True)
 class FreezePlan:
     """Which parameters are frozen; everything else trains.
@@ -185,7 +197,7 @@ class FreezePlan:
     @classmethod
     def full_finetune(cls, model_or_anatomy) -> FreezePlan:
         """Nothing frozen: the default state of every Hugging Face model."""
-        return cls.from_names(model_or_anatomy, frozenset(), name="full fine-tune")
+        return cls.from_names(model_or_anatomy, frozenset(), name=FULL)
 
     @classmethod
     def freeze_bottom(cls, model_or_anatomy, k: int, embeddings: bool = True) -> FreezePlan:
@@ -201,19 +213,19 @@ class FreezePlan:
         """Train only the top n blocks, the pooler and the head; freeze the embeddings and the rest."""
         a = _as_anatomy(model_or_anatomy)
         _check_count("n (blocks to train)", n, a.num_blocks)
-        return replace(cls.freeze_bottom(a, a.num_blocks - n), name=f"train top {n} + head")
+        return replace(cls.freeze_bottom(a, a.num_blocks - n), name=train_top_name(n))
 
     @classmethod
     def feature_extractor(cls, model_or_anatomy) -> FreezePlan:
         """Freeze the embeddings and every block; the pooler (if any) and the head train."""
         a = _as_anatomy(model_or_anatomy)
-        return replace(cls.freeze_bottom(a, a.num_blocks), name="feature extractor (pooler + head train)")
+        return replace(cls.freeze_bottom(a, a.num_blocks), name=FEATURE_EXTRACTOR)
 
     @classmethod
     def head_only(cls, model_or_anatomy) -> FreezePlan:
         """Freeze everything but the task head (the pooler is frozen too)."""
         a = _as_anatomy(model_or_anatomy)
-        return cls.from_names(a, {p.name for p in a.params if p.row != HEAD}, name="head only")
+        return cls.from_names(a, {p.name for p in a.params if p.row != HEAD}, name=HEAD_ONLY)
 
     @classmethod
     def presets(cls, model_or_anatomy) -> dict[str, FreezePlan]:

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from transformers import TrainerCallback
 
 from .anatomy import EMBEDDINGS, HEAD, POOLER, Anatomy, anatomy
-from .plans import FreezePlan
+from .plans import FreezePlan, NothingTrainableError
+
+GRADUAL = "gradual unfreezing"
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class Schedule:
         for phase in self.phases:
             phase.plan.frozen_names(model_or_anatomy)
         if self.phases[0].plan.leaves_nothing_trainable(model_or_anatomy):
-            raise ValueError("the schedule's first phase leaves nothing trainable")
+            raise NothingTrainableError("the schedule's first phase leaves nothing trainable")
 
     @classmethod
     def gradual_unfreezing(cls, model_or_anatomy, every_epochs: float | None = None, every_steps: int | None = None,
@@ -103,7 +105,7 @@ class Schedule:
             when = {} if i == 0 else ({"start_epoch": i * every_epochs} if every_steps is None
                                       else {"start_step": i * every_steps})
             phases.append(Phase(plan, **when))
-        return cls(tuple(phases), name="gradual unfreezing")
+        return cls(tuple(phases), name=GRADUAL)
 
     @classmethod
     def static(cls, plan: FreezePlan) -> Schedule:

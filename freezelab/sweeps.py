@@ -1,34 +1,30 @@
-"""Resumable sweeps over plans x learning rates x train sizes x seeds, stored in Optuna's RDB storage.
+"""The queue: resumable sweeps of grid points, stored in Optuna's RDB storage, worked by any number of workers.
 
 For: precomputing the course's full-size results (`python -m freezelab sweep
---preset frontier`, on a GPU or a patient CPU) and small live grids in the
-notebooks (`run_grid`). Each grid point is one run: a `fine_tune` plus,
-optionally, the retention probes; its record is stored as JSON in an Optuna
-trial. Storage is an Optuna RDB URL: a local SQLite file by default; a
-PostgreSQL URL lets several machines share one sweep.
-
-A point is a dict: `plan` (a key of PLANS), `lr`, `train_size`, `seed`, and
-optionally `epochs`, `warmup`, `pooling` ("cls" or "mean") and `layer_decay`
-to override the sweep's settings for that point.
+--preset frontier`, on a GPU or a patient CPU), small live grids in the
+notebooks (`run_grid`) and class mode (`freezelab.classroom`). Points come
+from `freezelab.grids`; each is run by `freezelab.experiment.run_point` and
+its record is stored as JSON in an Optuna trial. Storage is an Optuna RDB
+URL: a local SQLite file by default; a PostgreSQL URL lets several machines
+share one sweep.
 
 Guarantees: every grid point is enqueued once; workers pop queued points
 atomically (two workers never run the same point); a finished run is never
 lost or redone; a run killed mid-way is marked failed once its heartbeat is
 older than the grace period and re-queued, so the next worker redoes it.
 
-Not for: choosing hyper-parameters by search (the grid is fixed), or plotting (`freezelab.plots`).
+Not for: choosing hyper-parameters by search (the grid is fixed), what a point is (`freezelab.grids`), running
+one (`freezelab.experiment`) or plotting (`freezelab.plots`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
-import math
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -38,113 +34,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_s
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
-from .anatomy import anatomy
-from .plans import FreezePlan
-from .schedules import Schedule
-
-
-def _gradual(model, epochs: int) -> Schedule:
-    """The head first, then one more block from the top at equal intervals: the last block joins before the end."""
-    return Schedule.gradual_unfreezing(model, every_epochs=epochs / (anatomy(model).num_blocks + 1))
-
-
-PLANS: dict[str, tuple[str, Callable]] = {
-    "head": ("head only", lambda m, e: FreezePlan.head_only(m)),
-    "feature": ("pooler + head (feature extractor)", lambda m, e: FreezePlan.feature_extractor(m)),
-    "top1": ("train top 1 + head", lambda m, e: FreezePlan.train_top(m, 1)),
-    "top2": ("train top 2 + head", lambda m, e: FreezePlan.train_top(m, 2)),
-    "top4": ("train top 4 + head", lambda m, e: FreezePlan.train_top(m, 4)),
-    "full": ("full fine-tune", lambda m, e: FreezePlan.full_finetune(m)),
-    "gradual": ("gradual unfreezing", _gradual),
-}
-OPTIONS = ("epochs", "warmup", "pooling", "layer_decay")  # what a point may set for itself
-
-
-@dataclass(frozen=True)
-class SweepSettings:
-    """What every run of a sweep shares (stored with the study, so all workers agree)."""
-
-    task: str = "sst2"
-    checkpoint: str = "minilm-l6"
-    epochs: int = 2
-    dev_size: int | None = None
-    warmup: float = 0.06
-    probes: bool = True
-    sts_dev_size: int | None = None
-    evals_per_epoch: int = 0
-
-
-def grid(plans, lrs, train_sizes, seeds, **options) -> list[dict]:
-    """Every combination, as the parameter dicts that become trials; `options` (see OPTIONS) go into each."""
-    unknown = [p for p in plans if p not in PLANS]
-    if unknown:
-        raise ValueError(f"unknown plan {unknown[0]!r}; plans: {', '.join(PLANS)}")
-    wrong = [o for o in options if o not in OPTIONS]
-    if wrong:
-        raise ValueError(f"unknown option {wrong[0]!r}; a point may set: {', '.join(OPTIONS)}")
-    checks = {"pooling": (lambda v: v in ("cls", "mean"), "'cls' or 'mean'"),
-              "warmup": (lambda v: 0 <= v < 1, "a fraction from 0 to below 1"),
-              "epochs": (lambda v: isinstance(v, int) and v >= 1, "a whole number >= 1"),
-              "layer_decay": (lambda v: 0 < v <= 1, "in (0, 1]")}
-    for option, value in options.items():  # caught here, not hours later inside a worker
-        valid, what = checks[option]
-        if not valid(value):
-            raise ValueError(f"{option} must be {what}, got {value!r}")
-    whole = lambda v, low: isinstance(v, int) and not isinstance(v, bool) and v >= low  # noqa: E731
-    for name, values, valid, what in (
-            ("lr", lrs, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-             and v > 0, "a finite number > 0"),
-            ("train size", train_sizes, lambda v: whole(v, 1), "a whole number >= 1"),
-            ("seed", seeds, lambda v: whole(v, 0), "a whole number >= 0")):
-        wrong = [v for v in values if not valid(v)]
-        if wrong:
-            raise ValueError(f"every {name} must be {what}, got {wrong[0]!r}")
-    return [{"plan": p, "lr": float(lr), "train_size": int(n), "seed": int(s), **options}
-            for p, lr, n, s in itertools.product(plans, lrs, train_sizes, seeds)]
-
-
-def describe(point: dict) -> str:
-    """A short label for a point's set-up (without seed): 'full fine-tune, lr 1e-3, no warm-up'."""
-    text = PLANS[point["plan"]][0]
-    if point.get("pooling") == "mean":
-        text += " (mean-pooled)"
-    if point.get("layer_decay"):
-        text += f", layer decay {point['layer_decay']:g}"
-    text += f", lr {point['lr']:g}"
-    if point.get("warmup") == 0:
-        text += ", no warm-up"
-    return text
-
-
-# --- the course's precomputed sweeps -------------------------------------------------------
-
-def frontier_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
-    """The adaptation-retention frontier of notebooks 04-05: static plans, the high-lr divergence, schedules."""
-    n = [train_size]
-    return (grid(["head", "feature"], [1e-3], n, seeds)
-            + grid(["head"], [1e-2], n, seeds)  # the [CLS] head at the mean-pooled head's step size
-            + grid(["head"], [1e-3, 1e-2], n, seeds, pooling="mean")  # the fair frozen baseline
-            + grid(["top2"], [5e-5, 1e-4, 5e-4], n, seeds)  # 1e-4: the static plan to hold gradual unfreezing to
-            + grid(["full"], [2e-5, 1e-4, 5e-4, 1e-3], n, seeds)  # 1e-3 with warm-up: lr and warm-up apart
-            + grid(["full"], [5e-4, 1e-3, 2e-3], n, seeds, warmup=0.0)  # Sun et al. (2019): no warm-up, high lr
-            + grid(["gradual"], [1e-4], n, seeds)
-            + grid(["full"], [1e-4], n, seeds, layer_decay=0.8))
-
-
-def data_size_points(seeds=(0, 1, 2), sizes=(100, 300, 1000, 3000)) -> list[dict]:
-    """Notebook 06: train size x frozen depth. Every run reads the mean token vector and sees >= 2,000 examples."""
-    points = []
-    for n in sizes:
-        epochs = max(2, math.ceil(2000 / n))  # tiny sets get more epochs, so every run takes ~60+ steps
-        points += grid(["head"], [1e-2], [n], seeds, pooling="mean", epochs=epochs)
-        points += grid(["top2", "top4", "full"], [1e-4], [n], seeds, pooling="mean", epochs=epochs)
-    return points
-
-
-PRESETS = {
-    "frontier": (frontier_points, SweepSettings()),
-    "data-size": (data_size_points, SweepSettings(probes=False)),
-}
+from .grids import OPTIONS, SweepSettings, describe
 
 
 # --- storage and workers ---------------------------------------------------------------------
@@ -261,65 +151,19 @@ def _key(point: dict, settings: SweepSettings) -> str:
                       sort_keys=True)
 
 
-def run_point(point: dict, settings: SweepSettings) -> dict:
-    """One grid point: load the checkpoint, fine-tune, probe retention. Returns a JSON-able record.
+def _run_point(point: dict, settings: SweepSettings) -> dict:
+    from .experiment import run_point  # torch and transformers load with the first run, not with the queue
 
-    Frozen blocks run in eval mode in every run (and a frozen bottom is computed once, from a cache),
-    so that runs with and without the cache compute the same function.
-    """
-    from . import probes
-    from .cache import frozen_prefix_depth
-    from .models import load_model
-    from .training import fine_tune, release_memory
-
-    num_labels = 1 if settings.task == "stsb" else 2
-    pooling = point.get("pooling", "cls")
-    epochs = point.get("epochs", settings.epochs)
-    model, tokenizer = load_model(settings.checkpoint, num_labels=num_labels, seed=point["seed"], pooling=pooling)
-    label, make = PLANS[point["plan"]]
-    made = make(model, epochs)
-    how = {"schedule": made} if isinstance(made, Schedule) else {"plan": made}
-    a = anatomy(model)
-    first = made.phases[0].plan if isinstance(made, Schedule) else made
-    frozen = first.frozen_names(a)
-    frozen_blocks = sum(set(a.names_in(row=f"block {i}")) <= frozen for i in range(a.num_blocks))
-    cache = False
-    if isinstance(made, FreezePlan):
-        try:
-            cache = frozen_prefix_depth(model, made) > 0
-        except ValueError:  # embeddings train, or nothing above: no frozen prefix to cache
-            cache = False
-    result = fine_tune(model, tokenizer, settings.task, **how, lr=point["lr"], epochs=epochs,
-                       train_size=point["train_size"], dev_size=settings.dev_size, seed=point["seed"],
-                       warmup=point.get("warmup", settings.warmup), layer_decay=point.get("layer_decay"),
-                       evals_per_epoch=settings.evals_per_epoch, frozen_eval_mode=True, cache_prefix=cache,
-                       dashboard="none")
-    record = {**point, "label": describe(point), "plan_label": label, "pooling": pooling, "epochs": epochs,
-              "num_blocks": a.num_blocks, "frozen_blocks": frozen_blocks, "schedule": isinstance(made, Schedule),
-              "dev_metric": result.dev_metric, "metric": result.metric_name,
-              "trainable_params": result.trainable_params, "total_params": result.total_params,
-              "train_time_s": result.train_time_s, "examples_per_s": result.examples_per_s,
-              "peak_memory_mb": result.peak_memory_mb, "device": result.settings["device"],
-              "precision": result.settings["precision"], "steps": result.settings["steps"], "cache_prefix": cache,
-              "losses": [round(h["loss"], 4) for h in result.history if "loss" in h],
-              "evaluations": [h for h in result.history if result.metric_name in h]}
-    if settings.probes:
-        original = load_model(settings.checkpoint, num_labels=num_labels, seed=point["seed"], pooling=pooling)[0]
-        record["retention"] = probes.retention(original, model, tokenizer, checkpoint=settings.checkpoint,
-                                               sts_dev_size=settings.sts_dev_size)  # MLM probe where there is a head
-        del original
-    del model
-    release_memory()  # two models and an optimizer per run: give the memory back before the next one
-    return record
+    return run_point(point, settings).to_dict()
 
 
-
-def run_sweep(name: str, url: str, run=run_point, log=print, progress: bool = True, *, worker: str | None = None,
+def run_sweep(name: str, url: str, run: Callable | None = None, log=print, progress: bool = True, *, worker: str | None = None,
               max_runs: int | None = None, minutes: float | None = None, **storage_options) -> int:
     """Work through the queue until it is empty; return how many runs this worker finished.
 
     Safe to start several times, on several machines, and to kill at any time. Interrupted (the kernel's
     stop button, Ctrl-C), the run in progress goes back to the queue before the interrupt is raised again.
+    run: what one point does, `run(point, settings) -> dict` (default: `experiment.run_point`'s record).
     worker: a name stored with each run this worker finishes (class mode counts runs per student).
     max_runs / minutes: stop after that many finished runs, or start no new run after that many minutes.
     """
@@ -327,6 +171,7 @@ def run_sweep(name: str, url: str, run=run_point, log=print, progress: bool = Tr
         raise ValueError(f"max_runs must be a whole number >= 1 (or None: until the queue is empty), got {max_runs!r}")
     if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes <= 0):
         raise ValueError(f"minutes must be a number > 0 (or None: until the queue is empty), got {minutes!r}")
+    run = run or _run_point
     deadline = None if minutes is None else time.monotonic() + 60 * minutes
     study = optuna.load_study(study_name=name, storage=storage(url, **storage_options))
     settings = SweepSettings(**study.user_attrs["settings"])

@@ -1,15 +1,17 @@
 """Short fine-tunes on Hugging Face `Trainer`, returning a result record students can compare.
 
-For: `fine_tune(model, tokenizer, task, plan=... or schedule=..., lr, epochs,
-train_size, seed)`: checks its arguments before any training, builds the
-optimizer over every parameter (so a schedule that unfreezes later really
-trains what it unfreezes), optional layer-wise lr decay, optional eval mode
-for frozen blocks, a live dashboard, and a `FineTuneResult` with the history,
-final dev metric, time, throughput, memory and the plans used. Interrupting
-(Ctrl-C / the kernel's stop button) keeps the history so far.
+For: `fine_tune(model, tokenizer, task, plan=... or schedule=..., lr=..., ...)`.
+It reads top to bottom in steps: check the settings (a `TrainConfig`) and the
+plan, load and tokenize the data, put the model (or, with the frozen-prefix
+cache, its trainable top) on the device, build a Trainer whose AdamW sees
+every parameter (so a schedule that unfreezes later really trains what it
+unfreezes), train, and return a `FineTuneResult` with the history, final dev
+metric, time, throughput, memory and the plans used. Interrupting (Ctrl-C /
+the kernel's stop button) keeps the history so far.
 
 Not for: the training loop itself (that is `Trainer`'s), data loading
-(`freezelab.data`) or deciding phases (`freezelab.schedules`).
+(`freezelab.data`), deciding phases (`freezelab.schedules`) or the meaning
+of each setting (`freezelab.config`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from .anatomy import anatomy
 from .cache import CachedSuffix, cached_datasets, collate, frozen_prefix_depth
 from .dashboard import Dashboard
 from .data import subset, load_task, tokenize
-from .plans import FreezePlan
+from .config import FIELDS, TrainConfig
+from .plans import FreezePlan, NothingTrainableError
 from .schedules import Schedule, ScheduleCallback, layer_distance
 
 
@@ -68,6 +71,10 @@ class FineTuneResult:
     def evaluations(self) -> pd.DataFrame:
         return pd.DataFrame([h for h in self.history if self.metric_name in h], columns=["step", "epoch", self.metric_name])
 
+    def config(self) -> TrainConfig:
+        """The settings this run was made with (train_size and dev_size as the counts it really used)."""
+        return TrainConfig.from_dict({k: v for k, v in self.settings.items() if k in FIELDS})
+
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
@@ -94,36 +101,6 @@ def pick_device() -> tuple[str, str]:
 
 
 DASHBOARDS = ("auto", "widget", "log", "none")
-
-
-def _check_run(batch_size, max_length, evals_per_epoch, weight_decay, max_grad_norm, dashboard, model):
-    whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
-    if not whole(batch_size) or batch_size < 1:
-        raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
-    longest = getattr(model.config, "max_position_embeddings", None) or 512
-    if not whole(max_length) or not 2 <= max_length <= longest:  # [CLS] and [SEP] need two positions
-        raise ValueError(f"max_length must be a whole number from 2 to {longest} (this model's positions), "
-                         f"got {max_length!r}")
-    if not whole(evals_per_epoch) or evals_per_epoch < 0:
-        raise ValueError(f"evals_per_epoch must be a whole number >= 0 (0: only the final score), got {evals_per_epoch!r}")
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not 0 <= weight_decay < 1:
-        raise ValueError(f"weight_decay must be a number from 0 to below 1, got {weight_decay!r}")
-    if isinstance(max_grad_norm, bool) or not isinstance(max_grad_norm, (int, float)) or not max_grad_norm > 0:
-        raise ValueError(f"max_grad_norm must be a number > 0, got {max_grad_norm!r}")
-    if dashboard not in DASHBOARDS:
-        raise ValueError(f"dashboard must be one of {', '.join(map(repr, DASHBOARDS))}, got {dashboard!r}")
-
-
-def _check(lr, epochs, warmup, layer_decay):
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup < 1:
-        raise ValueError(f"warmup is a fraction of the training steps, from 0 to below 1, got {warmup!r}")
-    if layer_decay is not None and (isinstance(layer_decay, bool) or not isinstance(layer_decay, (int, float))
-                                    or not 0 < layer_decay <= 1):
-        raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay!r}")
 
 
 def _optimizer(model, lr: float, weight_decay: float, layer_decay: float | None):
@@ -193,65 +170,108 @@ def _metrics(regression: bool):
     return compute
 
 
-def fine_tune(model, tokenizer, task="sst2", *, plan: FreezePlan | None = None, schedule: Schedule | None = None,
-              lr: float = 2e-5, epochs: int = 2, train_size: int | None = None, dev_size: int | None = None,
-              seed: int = 0, batch_size: int = 32, max_length: int = 64, warmup: float = 0.06,
-              weight_decay: float = 0.01, max_grad_norm: float = 1.0, layer_decay: float | None = None,
-              evals_per_epoch: int = 2, frozen_eval_mode: bool = False, cache_prefix: bool = False,
-              dashboard: str = "auto", output_dir: str | None = None) -> FineTuneResult:
+def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, *, plan: FreezePlan | None = None,
+              schedule: Schedule | None = None, dashboard: str = "auto", output_dir: str | None = None,
+              **settings) -> FineTuneResult:
     """Fine-tune `model` on `task` with a freezing plan (or a schedule) and return a `FineTuneResult`.
 
-    task: "sst2", "subj", "cola", "stsb", or a DatasetDict from `load_task`.
+    task: "sst2", "subj", "cola", "stsb", "word-order", or a DatasetDict from `load_task`.
+    config: a `TrainConfig`; `settings` are its fields given one by one (`lr=1e-4, epochs=3`), and change
+        `config` where both are given. Every field, and what it means: `help(freezelab.TrainConfig)`.
     plan: applied before training (default: the model's current state).
     schedule: phases applied during training (instead of plan).
-    warmup: fraction of the steps with a linear lr warm-up (then linear decay to 0).
-    layer_decay: per-row lr = lr x layer_decay ** distance from the top (head 0, top block 1, ...).
-    evals_per_epoch: dev evaluations during training (0: none; the final score is always computed).
-    frozen_eval_mode: run frozen blocks without dropout (Trainer otherwise keeps dropout on everywhere).
-    cache_prefix: compute the frozen embeddings + bottom blocks once per example and train the rest from
-        the cache (`freezelab.cache`; BERT models, a fixed plan whose frozen part is a bottom prefix).
     dashboard: "auto" (live plots in a notebook, log lines elsewhere), "widget", "log" or "none".
+    output_dir: a folder for Trainer's files; default: a scratch folder, removed afterwards.
+
+    Every argument is checked before the model changes; interrupting keeps the history so far.
     """
-    _check(lr, epochs, warmup, layer_decay)
-    _check_run(batch_size, max_length, evals_per_epoch, weight_decay, max_grad_norm, dashboard, model)
+    config = (config or TrainConfig()).replace(**settings)
+    config.check_model(model)
+    if dashboard not in DASHBOARDS:
+        raise ValueError(f"dashboard must be one of {', '.join(map(repr, DASHBOARDS))}, got {dashboard!r}")
+    schedule = _schedule(model, plan, schedule)
+    task_name, data, regression = _data(model, task, config)
+    train, dev = (tokenize(data[s], tokenizer, config.max_length) for s in ("train", "dev"))
+
+    device, precision = pick_device()
+    model.to(device)
+    schedule.phases[0].plan.apply(model)
+    trained, train, dev, collator, cache_info = _inputs(model, tokenizer, schedule, train, dev, config)
+    trainer, schedule_callback = _trainer(model, trained, train, dev, collator, schedule, config, regression,
+                                          task_name, dashboard, output_dir, device, precision)
+    run = _train(trainer, model, config, "spearman" if regression else "accuracy", device)
+    result = FineTuneResult(
+        task=task_name, metric_name=run["metric_name"], dev_metric=run["dev_metric"], history=run["history"],
+        wall_time_s=run["wall_time_s"], train_time_s=run["train_time_s"],
+        examples_per_s=min(run["examples"], len(train) * config.epochs) / run["train_time_s"],
+        peak_memory_mb=run["peak_mb"], memory_source=run["memory_source"],
+        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        total_params=sum(p.numel() for p in model.parameters()),
+        training_state_mb=sum(p.numel() for p in model.parameters() if p.requires_grad) * 12 / 2**20,
+        phases=schedule_callback.changes, plans=[p.plan.to_dict() for p in schedule.phases],
+        settings={**config.to_dict(), "train_size": len(train), "dev_size": len(dev), "device": device,
+                  "precision": precision, "steps": run["steps"], **cache_info},
+        interrupted=run["interrupted"],
+    )
+    scratch = trainer.args.output_dir if output_dir is None else None
+    del trainer, trained, train, dev, schedule_callback
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+    release_memory()  # the optimizer's state (two moments per trained weight) goes now, not at some later gc
+    return result
+
+
+# --- the steps of fine_tune, in order ------------------------------------------------------
+
+def _schedule(model, plan: FreezePlan | None, schedule: Schedule | None) -> Schedule:
+    """The phases to run: the schedule, or the plan (default: the model's current state) as one phase."""
     if plan is not None and schedule is not None:
         raise ValueError("give a plan or a schedule, not both")
     schedule = schedule or Schedule.static(plan or FreezePlan.from_model(model))
     try:
         schedule.validate(model)
-    except ValueError as error:
-        if "nothing trainable" in str(error):
-            raise ValueError("the plan leaves nothing trainable: training would not change the model; "
-                             "unfreeze at least the head (e.g. FreezePlan.head_only(model))") from None
-        raise
+    except NothingTrainableError:
+        raise NothingTrainableError("the plan leaves nothing trainable: training would not change the model; "
+                                    "unfreeze at least the head (e.g. FreezePlan.head_only(model))") from None
+    return schedule
 
-    data = load_task(task, train_size=train_size, dev_size=dev_size, seed=seed) if isinstance(task, str) \
-        else subset(DatasetDict(dict(task)), train_size, dev_size, seed)
-    task_name = task if isinstance(task, str) else "custom"
+
+def _data(model, task, config: TrainConfig) -> tuple[str, DatasetDict, bool]:
+    """(task name, the train/dev subsets, whether the task is a regression), checked against the model's outputs."""
+    if isinstance(task, str):
+        data = load_task(task, train_size=config.train_size, dev_size=config.dev_size, seed=config.seed)
+    else:
+        data = subset(DatasetDict(dict(task)), config.train_size, config.dev_size, config.seed)
+    name = task if isinstance(task, str) else "custom"
     regression = data["train"].features["label"].dtype.startswith("float")
     wanted = 1 if regression else data["train"].features["label"].num_classes
     if model.config.num_labels != wanted:
-        raise ValueError(f"the model has {model.config.num_labels} output(s) but {task_name} needs {wanted}: "
+        raise ValueError(f"the model has {model.config.num_labels} output(s) but {name} needs {wanted}: "
                          f"load it with load_model(..., num_labels={wanted})")
-    metric_name = "spearman" if regression else "accuracy"
-    train, dev = (tokenize(data[s], tokenizer, max_length) for s in ("train", "dev"))
+    return name, data, regression
 
-    device, precision = pick_device()
-    model.to(device)
-    schedule.phases[0].plan.apply(model)
-    trained, collator, cache_info = model, DataCollatorWithPadding(tokenizer), {}
-    if cache_prefix:
-        if len(schedule.phases) > 1:
-            raise ValueError("cache_prefix needs a fixed plan; a schedule changes what is frozen")
-        k = frozen_prefix_depth(model, schedule.phases[0].plan)
-        train, dev, seconds = cached_datasets(model, train, dev, k)
-        trained, collator = CachedSuffix(model, k), collate
-        cache_info = {"cache_depth": k, "cache_build_s": seconds}
-    steps_per_epoch = math.ceil(len(train) / batch_size)
-    total_steps = steps_per_epoch * epochs
-    warmup_steps = round(warmup * total_steps)
+
+def _inputs(model, tokenizer, schedule: Schedule, train, dev, config: TrainConfig):
+    """(module Trainer trains, train data, dev data, collator, cache facts): the model itself on token ids, or,
+    with `cache_prefix`, its trainable top on the cached output of the frozen bottom."""
+    if not config.cache_prefix:
+        return model, train, dev, DataCollatorWithPadding(tokenizer), {}
+    if len(schedule.phases) > 1:
+        raise ValueError("cache_prefix needs a fixed plan; a schedule changes what is frozen")
+    k = frozen_prefix_depth(model, schedule.phases[0].plan)
+    train, dev, seconds = cached_datasets(model, train, dev, k)
+    return CachedSuffix(model, k), train, dev, collate, {"cache_depth": k, "cache_build_s": seconds}
+
+
+def _trainer(model, trained, train, dev, collator, schedule: Schedule, config: TrainConfig, regression: bool,
+             task_name: str, dashboard: str, output_dir: str | None, device: str, precision: str):
+    """Trainer with AdamW over every parameter, warm-up then linear decay (scaled by the schedule's lr changes),
+    the schedule's callback and the dashboard."""
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = round(config.warmup * total_steps)
     schedule_callback = ScheduleCallback(schedule, model, steps_per_epoch, greater_is_better=True)
-    optimizer = _optimizer(model, lr, weight_decay, layer_decay)
+    optimizer = _optimizer(model, config.lr, config.weight_decay, config.layer_decay)
 
     def lr_factor(step: int) -> float:
         ramp = step / warmup_steps if step < warmup_steps else \
@@ -259,33 +279,37 @@ def fine_tune(model, tokenizer, task="sst2", *, plan: FreezePlan | None = None, 
         return ramp * schedule_callback.multiplier
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    scratch = None if output_dir else tempfile.mkdtemp(prefix="freezelab-")  # Trainer wants a folder; removed below
     args = TrainingArguments(
-        output_dir=output_dir or scratch, per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=batch_size, num_train_epochs=epochs, eval_strategy="steps" if evals_per_epoch else "no",
-        eval_steps=max(1, steps_per_epoch // max(1, evals_per_epoch)), logging_steps=1, save_strategy="no",
-        report_to="none", seed=seed, data_seed=seed, max_grad_norm=max_grad_norm, use_cpu=device == "cpu",
-        bf16=precision == "bf16", fp16=precision == "fp16", disable_tqdm=True, dataloader_num_workers=0,
-        label_names=["labels"], remove_unused_columns=not cache_prefix,
+        output_dir=output_dir or tempfile.mkdtemp(prefix="freezelab-"),  # Trainer wants a folder
+        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
+        num_train_epochs=config.epochs, eval_strategy="steps" if config.evals_per_epoch else "no",
+        eval_steps=max(1, steps_per_epoch // max(1, config.evals_per_epoch)), logging_steps=1, save_strategy="no",
+        report_to="none", seed=config.seed, data_seed=config.seed, max_grad_norm=config.max_grad_norm,
+        use_cpu=device == "cpu", bf16=precision == "bf16", fp16=precision == "fp16", disable_tqdm=True,
+        dataloader_num_workers=0, label_names=["labels"], remove_unused_columns=not config.cache_prefix,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
     )
     callbacks = [schedule_callback]
     if dashboard != "none":
-        title = f"{task_name}: {schedule.name or 'custom plan'}, lr {lr:g}"
-        callbacks.append(Dashboard(title, metric_name, mode=dashboard))
-    trainer = Trainer(model=trained, args=args, train_dataset=train, eval_dataset=dev,
-                      data_collator=collator, compute_metrics=_metrics(regression),
-                      optimizers=(optimizer, scheduler), callbacks=callbacks)
+        title = f"{task_name}: {schedule.name or 'custom plan'}, lr {config.lr:g}"
+        callbacks.append(Dashboard(title, "spearman" if regression else "accuracy", mode=dashboard))
+    trainer = Trainer(model=trained, args=args, train_dataset=train, eval_dataset=dev, data_collator=collator,
+                      compute_metrics=_metrics(regression), optimizers=(optimizer, scheduler), callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # the dashboard reports instead of raw log dicts
-    hooks = _frozen_eval_hooks(model) if frozen_eval_mode else []
+    return trainer, schedule_callback
+
+
+def _train(trainer, model, config: TrainConfig, metric_name: str, device: str) -> dict:
+    """Train (an interrupt keeps what was measured), score the final model on dev, and read the history."""
+    hooks = _frozen_eval_hooks(model) if config.frozen_eval_mode else []
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-
     started = time.perf_counter()
     interrupted = False
     try:
         trainer.train()
     except KeyboardInterrupt:
-        interrupted = True  # keep what was measured; the model stays usable
+        interrupted = True  # the model stays usable
         print("interrupted: returning the history so far")
     train_time = time.perf_counter() - started
     for handle in hooks:
@@ -300,30 +324,12 @@ def fine_tune(model, tokenizer, task="sst2", *, plan: FreezePlan | None = None, 
     if not interrupted:  # the final model's score, whether or not the last step was an evaluation step
         dev_metric = float(trainer.evaluate()[f"eval_{metric_name}"])
     model.eval()
-    wall = time.perf_counter() - started
     if device == "cuda":
         peak, source = torch.cuda.max_memory_allocated() / 2**20, "CUDA allocated"
     else:
         peak, source = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process RSS peak"
-    examples = trainer.state.global_step * batch_size if interrupted else len(train) * epochs
     steps = trainer.state.global_step
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    phases = schedule_callback.changes
-    train_count, dev_count = len(train), len(dev)
-    del trainer, optimizer, scheduler, schedule_callback, callbacks, trained, train, dev
-    if scratch is not None:
-        shutil.rmtree(scratch, ignore_errors=True)
-    release_memory()  # the optimizer's state (two moments per trained weight) goes now, not at some later gc
-    return FineTuneResult(
-        task=task_name, metric_name=metric_name, dev_metric=dev_metric, history=history, wall_time_s=wall,
-        train_time_s=train_time, examples_per_s=min(examples, train_count * epochs) / train_time,
-        peak_memory_mb=peak, memory_source=source,
-        trainable_params=trainable, total_params=sum(p.numel() for p in model.parameters()),
-        training_state_mb=trainable * 12 / 2**20, phases=phases,
-        plans=[p.plan.to_dict() for p in schedule.phases],
-        settings={"lr": lr, "epochs": epochs, "train_size": train_count, "dev_size": dev_count, "seed": seed,
-                  "batch_size": batch_size, "max_length": max_length, "warmup": warmup, "layer_decay": layer_decay,
-                  "frozen_eval_mode": frozen_eval_mode, "device": device, "precision": precision,
-                  "steps": steps, "cache_prefix": cache_prefix, **cache_info},
-        interrupted=interrupted,
-    )
+    examples = steps * config.batch_size if interrupted else len(trainer.train_dataset) * config.epochs
+    return {"metric_name": metric_name, "dev_metric": dev_metric, "history": history, "interrupted": interrupted,
+            "train_time_s": train_time, "wall_time_s": time.perf_counter() - started, "peak_mb": peak,
+            "memory_source": source, "steps": steps, "examples": examples}

@@ -18,12 +18,12 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-from freezelab import classroom, results, sweeps
+from freezelab import classroom, grids, results, sweeps
 
 ROOT = Path(__file__).resolve().parents[1]
 
-GRID = sweeps.grid(["head", "top2"], [1e-4, 1e-3, 1e-2], [100], [0, 1])  # 12 runs
-SETTINGS = sweeps.SweepSettings(probes=False)
+GRID = grids.grid(["head", "top2"], [1e-4, 1e-3, 1e-2], [100], [0, 1])  # 12 runs
+SETTINGS = grids.SweepSettings(probes=False)
 
 
 @pytest.fixture

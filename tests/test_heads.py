@@ -73,7 +73,7 @@ def test_the_frozen_prefix_cache_agrees_under_mean_pooling(mean_minilm, k):
 def test_plans_follow_the_missing_pooler(mean_minilm):
     model, _ = mean_minilm
     assert FreezePlan.head_only(model).trainable_count(model) == 770
-    assert "feature extractor (pooler + head train)" not in FreezePlan.presets(model)
+    assert "pooler + head (feature extractor)" not in FreezePlan.presets(model)
     with pytest.raises(ValueError, match="unknown row 'pooler'"):
         FreezePlan(["pooler"]).frozen_names(model)
 

@@ -134,7 +134,7 @@ def test_unknown_live_mode_is_an_error(bert_base):
 
 def test_picker_on_a_model_without_pooler():
     picker = FreezePicker(tiny_model("roberta"), live="output")
-    assert "pooler" not in picker.toggles and "feature extractor (pooler + head train)" not in picker.presets
+    assert "pooler" not in picker.toggles and "pooler + head (feature extractor)" not in picker.presets
 
 
 @pytest.mark.parametrize("live", ["figurewidget", "output"])

@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from freezelab import results, sweeps
+from freezelab import experiment, grids, results, sweeps
 
 pytestmark = pytest.mark.usefixtures("offline_data")  # conftest: FREEZELAB_DATA_DIR or ../shared/data
 
@@ -53,10 +53,10 @@ ALL = sorted((p, lr) for p in ("head", "top1") for lr in (1e-4, 1e-3))
 
 
 def test_grid_is_every_combination():
-    points = sweeps.grid(["head", "full"], [1e-4], [100, 200], [0, 1, 2])
+    points = grids.grid(["head", "full"], [1e-4], [100, 200], [0, 1, 2])
     assert len(points) == 12 and points[0] == {"plan": "head", "lr": 1e-4, "train_size": 100, "seed": 0}
     with pytest.raises(ValueError, match="unknown plan 'top9'; plans: head, feature, top1"):
-        sweeps.grid(["top9"], [1e-4], [100], [0])
+        grids.grid(["top9"], [1e-4], [100], [0])
 
 
 @pytest.mark.parametrize("lrs, sizes, seeds, message", [
@@ -69,31 +69,31 @@ def test_grid_is_every_combination():
 ])
 def test_a_grid_refuses_what_fine_tune_would_refuse_when_it_is_made(lrs, sizes, seeds, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
-        sweeps.grid(["head"], lrs, sizes, seeds)
+        grids.grid(["head"], lrs, sizes, seeds)
 
 
 def test_points_carry_their_own_options_and_labels():
-    points = sweeps.grid(["full"], [2e-3], [2000], [0], warmup=0.0)
+    points = grids.grid(["full"], [2e-3], [2000], [0], warmup=0.0)
     assert points == [{"plan": "full", "lr": 2e-3, "train_size": 2000, "seed": 0, "warmup": 0.0}]
-    assert sweeps.describe(points[0]) == "full fine-tune, lr 0.002, no warm-up"
-    assert sweeps.describe({"plan": "head", "lr": 1e-2, "pooling": "mean"}) == "head only (mean-pooled), lr 0.01"
+    assert grids.describe(points[0]) == "full fine-tune, lr 0.002, no warm-up"
+    assert grids.describe({"plan": "head", "lr": 1e-2, "pooling": "mean"}) == "head only (mean-pooled), lr 0.01"
     with pytest.raises(ValueError, match="unknown option 'momentum'; a point may set: epochs, warmup, pooling"):
-        sweeps.grid(["full"], [1e-4], [100], [0], momentum=0.9)
+        grids.grid(["full"], [1e-4], [100], [0], momentum=0.9)
     with pytest.raises(ValueError, match="pooling must be 'cls' or 'mean', got 'max'"):
-        sweeps.grid(["full"], [1e-4], [100], [0], pooling="max")
-    with pytest.raises(ValueError, match="warmup must be a fraction from 0 to below 1, got 6"):
-        sweeps.grid(["full"], [1e-4], [100], [0], warmup=6)
+        grids.grid(["full"], [1e-4], [100], [0], pooling="max")
+    with pytest.raises(ValueError, match="warmup must be a fraction of the training steps, from 0 to below 1, got 6"):
+        grids.grid(["full"], [1e-4], [100], [0], warmup=6)
 
 
 def test_the_course_presets():
-    frontier = sweeps.frontier_points()
+    frontier = grids.frontier_points()
     assert len(frontier) == 51 and {p["seed"] for p in frontier} == {0, 1, 2}
     diverging = [p for p in frontier if p.get("warmup") == 0.0]
     assert {(p["plan"], p["lr"]) for p in diverging} == {("full", 5e-4), ("full", 1e-3), ("full", 2e-3)}
     # each no-warm-up rate also runs with warm-up: the grid can tell the learning rate from the warm-up apart
     warm = {(p["plan"], p["lr"]) for p in frontier if "warmup" not in p and "layer_decay" not in p}
     assert {(p["plan"], p["lr"]) for p in diverging} - {("full", 2e-3)} <= warm
-    sizes = sweeps.data_size_points(seeds=[0])
+    sizes = grids.data_size_points(seeds=[0])
     assert {p["train_size"]: p["epochs"] for p in sizes} == {100: 20, 300: 7, 1000: 2, 3000: 2}
     assert all(p["pooling"] == "mean" for p in sizes)
 
@@ -125,8 +125,8 @@ def test_a_killed_sweep_resumes_without_losing_or_redoing_a_finished_run(db):
 
 def test_a_worker_that_stalls_past_the_grace_period_drops_its_run_and_goes_on(db):
     """SIGSTOP a worker mid-run: another declares the run dead and redoes it; the stalled one must not crash."""
-    sweeps.create_sweep("s", db, sweeps.grid(["head", "top1"], [1e-4, 1e-3], [16], [0]),
-                        sweeps.SweepSettings(epochs=1, dev_size=16, probes=False), heartbeat=1, grace=3)
+    sweeps.create_sweep("s", db, grids.grid(["head", "top1"], [1e-4, 1e-3], [16], [0]),
+                        grids.SweepSettings(epochs=1, dev_size=16, probes=False), heartbeat=1, grace=3)
     stalled = worker(db)
     deadline = time.time() + 240
     while time.time() < deadline and not any(t.state == TrialState.RUNNING for t in trials(db)):
@@ -143,8 +143,8 @@ def test_a_worker_that_stalls_past_the_grace_period_drops_its_run_and_goes_on(db
 
 
 def test_two_workers_split_the_grid_without_duplicates(db):
-    sweeps.create_sweep("s", db, sweeps.grid(["head", "top1"], [1e-4, 1e-3], [16], [0]),
-                        sweeps.SweepSettings(epochs=1, dev_size=16, probes=False), heartbeat=1, grace=3)
+    sweeps.create_sweep("s", db, grids.grid(["head", "top1"], [1e-4, 1e-3], [16], [0]),
+                        grids.SweepSettings(epochs=1, dev_size=16, probes=False), heartbeat=1, grace=3)
     workers = [worker(db), worker(db)]
     outputs = [w.communicate(timeout=300)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs
@@ -155,8 +155,8 @@ def test_two_workers_split_the_grid_without_duplicates(db):
 def test_export_writes_the_finished_runs(tmp_path):
     db = tmp_path / "sweep.db"
     url = f"sqlite:///{db}"
-    settings = sweeps.SweepSettings(epochs=1, dev_size=16, probes=False)
-    sweeps.create_sweep("e", url, sweeps.grid(["head"], [1e-3], [16], [0]), settings)
+    settings = grids.SweepSettings(epochs=1, dev_size=16, probes=False)
+    sweeps.create_sweep("e", url, grids.grid(["head"], [1e-3], [16], [0]), settings)
     assert sweeps.run_sweep("e", url, progress=False, log=lambda line: None) == 1
     assert sweeps.run_sweep("e", url, progress=False, log=lambda line: None) == 0  # nothing left: nothing redone
     out = tmp_path / "e.json"
@@ -169,8 +169,8 @@ def test_export_writes_the_finished_runs(tmp_path):
 
 def test_run_grid_reuses_finished_runs(tmp_path):
     url = f"sqlite:///{tmp_path / 'grid.db'}"
-    points = sweeps.grid(["head"], [1e-3], [16], [0], pooling="mean")
-    settings = sweeps.SweepSettings(epochs=1, dev_size=16, probes=False)
+    points = grids.grid(["head"], [1e-3], [16], [0], pooling="mean")
+    settings = grids.SweepSettings(epochs=1, dev_size=16, probes=False)
     first = sweeps.run_grid(points, settings, url, progress=False)
     again = sweeps.run_grid(points, settings, url, progress=False)  # a notebook cell run twice
     assert len(optuna.get_all_study_summaries(url)) == 1
@@ -180,32 +180,32 @@ def test_run_grid_reuses_finished_runs(tmp_path):
 
 def test_reopening_a_sweep_with_another_grid_is_an_error(tmp_path):
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
-    settings = sweeps.SweepSettings(probes=False)
-    sweeps.create_sweep("x", url, sweeps.grid(["head"], [1e-3], [16], [0]), settings)
-    sweeps.create_sweep("x", url, sweeps.grid(["head"], [1e-3], [16], [0]), settings)  # same: fine
+    settings = grids.SweepSettings(probes=False)
+    sweeps.create_sweep("x", url, grids.grid(["head"], [1e-3], [16], [0]), settings)
+    sweeps.create_sweep("x", url, grids.grid(["head"], [1e-3], [16], [0]), settings)  # same: fine
     assert len(trials(f"sqlite:///{tmp_path / 'sweep.db'}", "x")) == 1
     with pytest.raises(ValueError, match="already exists with another grid"):
-        sweeps.create_sweep("x", url, sweeps.grid(["full"], [1e-3], [16], [0]), settings)
+        sweeps.create_sweep("x", url, grids.grid(["full"], [1e-3], [16], [0]), settings)
 
 
 def test_a_grown_grid_trains_only_its_new_points(tmp_path):
     """`finished=` (CLI `--finished`): runs of an exported sweep stand in for the same points of a larger grid."""
-    settings = sweeps.SweepSettings(epochs=1, dev_size=16, probes=False)
+    settings = grids.SweepSettings(epochs=1, dev_size=16, probes=False)
     ran = []
 
     def stand_in(point, settings):
         ran.append(point)
         # as run_point does: the record spells out the options the point left at the sweep's values
-        return {**point, "pooling": "cls", "epochs": settings.epochs, "label": sweeps.describe(point), "dev_metric": 0.5}
+        return {**point, "pooling": "cls", "epochs": settings.epochs, "label": grids.describe(point), "dev_metric": 0.5}
 
     url = f"sqlite:///{tmp_path / 'grow.db'}"
-    small = sweeps.grid(["head"], [1e-3], [16], [0, 1])
+    small = grids.grid(["head"], [1e-3], [16], [0, 1])
     sweeps.create_sweep("small", url, small, settings)
     sweeps.run_sweep("small", url, run=stand_in, progress=False)
     sweeps.export("small", url, tmp_path / "small.json")
     finished = json.loads((tmp_path / "small.json").read_text())
 
-    grown = sweeps.grid(["head"], [1e-3], [16], [0, 1, 2]) + sweeps.grid(["full"], [1e-4], [16], [0], warmup=0.0)
+    grown = grids.grid(["head"], [1e-3], [16], [0, 1, 2]) + grids.grid(["full"], [1e-4], [16], [0], warmup=0.0)
     ran.clear()
     sweeps.create_sweep("grown", url, grown, settings, finished=finished)
     sweeps.run_sweep("grown", url, run=stand_in, progress=False)
@@ -214,14 +214,14 @@ def test_a_grown_grid_trains_only_its_new_points(tmp_path):
     assert [(r["plan"], r["seed"]) for r in frame.to_dict(orient="records")] == [("head", 0), ("head", 1),
                                                                                ("head", 2), ("full", 0)]
     with pytest.raises(ValueError, match="made with other settings"):
-        sweeps.create_sweep("other", url, grown, sweeps.SweepSettings(epochs=3), finished=finished)
+        sweeps.create_sweep("other", url, grown, grids.SweepSettings(epochs=3), finished=finished)
 
 
 def test_a_sweep_gives_optunas_log_level_back(tmp_path):
     optuna.logging.set_verbosity(optuna.logging.DEBUG)
     try:
         url = f"sqlite:///{tmp_path / 'sweep.db'}"
-        sweeps.create_sweep("q", url, sweeps.grid(["head"], [1e-3], [16], [0]), sweeps.SweepSettings(probes=False))
+        sweeps.create_sweep("q", url, grids.grid(["head"], [1e-3], [16], [0]), grids.SweepSettings(probes=False))
         sweeps.run_sweep("q", url, run=lambda point, settings: {**point, "dev_metric": 0.5}, progress=False)
         assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
     finally:

@@ -1,0 +1,79 @@
+"""Benchmark: where a notebook kernel's memory goes, step by step, on the course model at quick size.
+
+Runs in this process what notebook 04's live grid does for one full fine-tune
+(the heaviest run of the course): imports, model, data, training, retention
+probes. For each step it prints the resident set after it, its growth, and
+the highest resident set sampled (every 10 ms) while it ran. The target
+(issue 13): every notebook's kernel <= 1.3 GB at quick size; the whole-notebook
+peaks come from `benchmarks/course.py`.
+
+    FREEZELAB_DATA_DIR=../shared/data python benchmarks/memory.py [--train-size 500] [--plan full]
+"""
+
+import argparse
+import threading
+import time
+
+import psutil
+
+PROCESS = psutil.Process()
+MB = 2**20
+
+
+class Sampler:
+    """The highest RSS seen since the last `reset`, sampled from a thread."""
+
+    def __init__(self):
+        self.peak = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            self.peak = max(self.peak, PROCESS.memory_info().rss)
+            time.sleep(0.01)
+
+    def reset(self):
+        self.peak = PROCESS.memory_info().rss
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--train-size", type=int, default=500)
+    parser.add_argument("--plan", default="full")
+    args = parser.parse_args()
+    sampler, rows = Sampler(), []
+    last = PROCESS.memory_info().rss
+
+    def step(name, work):
+        nonlocal last
+        sampler.reset()
+        value = work()
+        time.sleep(0.05)
+        now = PROCESS.memory_info().rss
+        rows.append((name, now / MB, (now - last) / MB, max(sampler.peak, now) / MB))
+        last = now
+        return value
+
+    step("python + psutil", lambda: None)
+    step("import torch", lambda: __import__("torch"))
+    step("import transformers.Trainer", lambda: __import__("transformers").Trainer)
+    step("import datasets, pandas, scipy", lambda: [__import__(m) for m in ("datasets", "pandas", "scipy.stats")])
+    step("import plotly, ipywidgets", lambda: [__import__(m) for m in ("plotly.graph_objects", "ipywidgets")])
+    fl = step("import freezelab", lambda: __import__("freezelab"))
+    from freezelab import experiment, grids
+
+    settings = experiment.SweepSettings(dev_size=200, sts_dev_size=300)
+    point = grids.grid([args.plan], [1e-4], [args.train_size], [0])[0]
+    step("load_task sst2 + stsb", lambda: (fl.load_task("sst2"), fl.load_task("stsb")))
+    model, tokenizer = step("load_model (MiniLM-L6)", lambda: fl.load_model("minilm-l6"))
+    step("untouched STS-B probe", lambda: fl.probes.untouched(model, tokenizer, "minilm-l6", "sts_spearman",
+                                                             sts_dev_size=300))
+    for i in range(3):
+        step(f"run_point {args.plan} #{i + 1} (train + probes)", lambda: experiment.run_point(point, settings))
+    print(f"{'step':44} {'RSS MB':>8} {'growth':>8} {'peak in step':>13}")
+    for name, now, growth, peak in rows:
+        print(f"{name:44} {now:8.0f} {growth:+8.0f} {peak:13.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Training settings: one validated, JSON-able object that `fine_tune`, sweeps and result records share.
+
+For: saying how a fine-tune runs (learning rate, epochs, data sizes, batch,
+sequence length, warm-up, regularisation, evaluation count, speed options)
+in one place, checked when it is made, so a bad value fails before any
+training, inside a notebook cell or in a sweep grid, with the same message.
+`TrainConfig(lr=1e-4).replace(epochs=3)`, `config.to_dict()`,
+`TrainConfig.from_dict(record)`. minGPT's config pattern, as a frozen dataclass.
+
+Not for: what to freeze (`freezelab.plans`, `freezelab.schedules`), which
+model or task to load (`freezelab.models`, `freezelab.data`), or how a run
+reports (`fine_tune`'s `dashboard`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+
+def _whole(value, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How one fine-tune runs. Every field is checked when the config is made.
+
+    lr: peak learning rate of AdamW.
+    epochs: passes over the training data.
+    train_size / dev_size: sentences drawn (seeded) from the task's splits; None: the whole split.
+    seed: seeds the data draw, the head's initialisation (through `load_model`), dropout and batch order.
+    batch_size: sentences per step.
+    max_length: tokens kept per sentence ([CLS] and [SEP] included).
+    warmup: fraction of the steps with a linear lr warm-up (then linear decay to 0).
+    weight_decay: AdamW's decoupled weight decay (not applied to biases and LayerNorm weights).
+    max_grad_norm: gradients are clipped to this norm.
+    layer_decay: per-row lr = lr x layer_decay ** distance from the top (head 0, top block 1, ...); None: off.
+    evals_per_epoch: dev evaluations during training (0: none; the final score is always computed).
+    frozen_eval_mode: run fully frozen blocks without dropout (Trainer otherwise keeps dropout on everywhere).
+    cache_prefix: compute the frozen embeddings + bottom blocks once per sentence and train the rest from the
+        cache (`freezelab.cache`; BERT classifiers, a fixed plan whose frozen part is a bottom prefix).
+    group_by_length: batches of sentences of similar length (Trainer's `group_by_length`): less padding.
+    """
+
+    lr: float = 2e-5
+    epochs: int = 2
+    train_size: int | None = None
+    dev_size: int | None = None
+    seed: int = 0
+    batch_size: int = 32
+    max_length: int = 64
+    warmup: float = 0.06
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    layer_decay: float | None = None
+    evals_per_epoch: int = 2
+    frozen_eval_mode: bool = False
+    cache_prefix: bool = False
+    group_by_length: bool = False
+
+    def __post_init__(self):
+        for name, valid, what in _CHECKS:
+            value = getattr(self, name)
+            if not valid(value):
+                raise ValueError(f"{name} must be {what}, got {value!r}")
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with some settings changed (checked like a new config)."""
+        unknown(changes)
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, settings: dict) -> "TrainConfig":
+        """The config a `to_dict()` (or a result record's settings) describes; keys it does not know are an error."""
+        unknown(settings)
+        return cls(**settings)
+
+    def check_model(self, model) -> None:
+        """Settings that depend on the model: max_length must fit its position embeddings."""
+        longest = getattr(model.config, "max_position_embeddings", None) or 512
+        if self.max_length > longest:
+            raise ValueError(f"max_length must be a whole number from 2 to {longest} (this model's positions), "
+                             f"got {self.max_length!r}")
+
+
+FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def unknown(settings: dict) -> None:
+    """Refuse setting names TrainConfig does not have, naming the ones it has."""
+    wrong = [name for name in settings if name not in FIELDS]
+    if wrong:
+        raise TypeError(f"unknown training setting {wrong[0]!r}; the settings are: {', '.join(FIELDS)}")
+
+
+_CHECKS = (
+    ("lr", lambda v: _number(v) and v > 0, "a finite number > 0"),
+    ("epochs", lambda v: _whole(v, 1), "a whole number >= 1"),
+    ("train_size", lambda v: v is None or _whole(v, 1), "a whole number >= 1, or None (the whole split)"),
+    ("dev_size", lambda v: v is None or _whole(v, 1), "a whole number >= 1, or None (the whole split)"),
+    ("seed", lambda v: _whole(v, 0), "a whole number >= 0"),
+    ("batch_size", lambda v: _whole(v, 1), "a whole number >= 1"),
+    ("max_length", lambda v: _whole(v, 2), "a whole number >= 2 ([CLS] and [SEP] need two positions)"),
+    ("warmup", lambda v: _number(v) and 0 <= v < 1, "a fraction of the training steps, from 0 to below 1"),
+    ("weight_decay", lambda v: _number(v) and 0 <= v < 1, "a number from 0 to below 1"),
+    ("max_grad_norm", lambda v: _number(v) and v > 0, "a number > 0"),
+    ("layer_decay", lambda v: v is None or (_number(v) and 0 < v <= 1), "in (0, 1], or None (off)"),
+    ("evals_per_epoch", lambda v: _whole(v, 0), "a whole number >= 0 (0: only the final score)"),
+    ("frozen_eval_mode", lambda v: isinstance(v, bool), "True or False"),
+    ("cache_prefix", lambda v: isinstance(v, bool), "True or False"),
+    ("group_by_length", lambda v: isinstance(v, bool), "True or False"),
+)

@@ -1,0 +1,101 @@
+"""One experiment: a grid point in, a typed record out (load the checkpoint, fine-tune, probe what it kept).
+
+For: `run_point(point, settings) -> RunRecord`, what every sweep worker runs
+for each queued point, and `RunRecord`, the JSON-able record of one run that
+result tables are made of (`record.to_dict()`; the shipped result files hold
+these dicts). Runs reuse what earlier runs in the process computed with the
+same frozen weights: the frozen-prefix cache (`freezelab.cache`) and the
+untouched model's side of the retention probes (`freezelab.probes`).
+
+Not for: choosing points (`freezelab.grids`), queueing them (`freezelab.sweeps`) or tables (`freezelab.results`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .grids import PLANS, SweepSettings, describe
+
+
+@dataclass
+class RunRecord:
+    """What one run of a sweep measured. The point's own keys (plan, lr, train_size, seed and its options) come
+    first; `to_dict()` is the JSON stored per run."""
+
+    point: dict
+    label: str
+    plan_label: str
+    pooling: str
+    epochs: int
+    num_blocks: int
+    frozen_blocks: int
+    schedule: bool
+    dev_metric: float | None
+    metric: str
+    trainable_params: int
+    total_params: int
+    train_time_s: float
+    examples_per_s: float
+    peak_memory_mb: float
+    device: str
+    precision: str
+    steps: int
+    cache_prefix: bool
+    losses: list = field(default_factory=list)
+    evaluations: list = field(default_factory=list)
+    retention: dict | None = None
+
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        point = record.pop("point")
+        if record["retention"] is None:
+            del record["retention"]
+        return {**point, **record}
+
+
+def run_point(point: dict, settings: SweepSettings) -> RunRecord:
+    """One grid point: load the checkpoint, fine-tune, probe retention (when the settings ask for it)."""
+    from . import probes
+    from .anatomy import anatomy
+    from .cache import frozen_prefix_depth
+    from .models import load_model
+    from .plans import FreezePlan
+    from .schedules import Schedule
+    from .training import fine_tune, release_memory
+
+    num_labels = 1 if settings.task == "stsb" else 2
+    pooling = point.get("pooling", "cls")
+    config = settings.config(point)
+    model, tokenizer = load_model(settings.checkpoint, num_labels=num_labels, seed=point["seed"], pooling=pooling)
+    label, make = PLANS[point["plan"]]
+    made = make(model, config.epochs)
+    how = {"schedule": made} if isinstance(made, Schedule) else {"plan": made}
+    a = anatomy(model)
+    first = made.phases[0].plan if isinstance(made, Schedule) else made
+    frozen = first.frozen_names(a)
+    frozen_blocks = sum(set(a.names_in(row=f"block {i}")) <= frozen for i in range(a.num_blocks))
+    cache = False
+    if isinstance(made, FreezePlan):
+        try:
+            cache = frozen_prefix_depth(model, made) > 0
+        except ValueError:  # embeddings train, or nothing above: no frozen prefix to cache
+            cache = False
+    result = fine_tune(model, tokenizer, settings.task, config.replace(cache_prefix=cache), **how, dashboard="none")
+    retention = None
+    if settings.probes:  # against the same checkpoint and head initialisation, untrained
+        original = load_model(settings.checkpoint, num_labels=num_labels, seed=point["seed"], pooling=pooling)[0]
+        retention = probes.retention(original, model, tokenizer, checkpoint=settings.checkpoint,
+                                     sts_dev_size=settings.sts_dev_size)  # MLM probe where there is a head
+        del original
+    record = RunRecord(
+        point=dict(point), label=describe(point), plan_label=label, pooling=pooling, epochs=config.epochs,
+        num_blocks=a.num_blocks, frozen_blocks=frozen_blocks, schedule=isinstance(made, Schedule),
+        dev_metric=result.dev_metric, metric=result.metric_name, trainable_params=result.trainable_params,
+        total_params=result.total_params, train_time_s=result.train_time_s, examples_per_s=result.examples_per_s,
+        peak_memory_mb=result.peak_memory_mb, device=result.settings["device"],
+        precision=result.settings["precision"], steps=result.settings["steps"], cache_prefix=cache,
+        losses=[round(h["loss"], 4) for h in result.history if "loss" in h],
+        evaluations=[h for h in result.history if result.metric_name in h], retention=retention)
+    del model
+    release_memory()  # two models and an optimizer per run: give the memory back before the next one
+    return record

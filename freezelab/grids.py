@@ -1,0 +1,158 @@
+"""What a sweep runs: named set-ups, grids of points, the settings every run shares, and the course's presets.
+
+For: `grid(plans, lrs, train_sizes, seeds, **options)` (every combination, as
+the points a sweep queues, each checked the way `fine_tune` checks its
+settings, so a bad value fails when the grid is made, not hours later in a
+worker), `describe(point)` (the one place a run's label is made), the
+`SweepSettings` every run of a sweep shares, and the course's precomputed
+grids (`PRESETS`: the frontier of notebooks 04-05, the data-size grid of 06).
+
+A point is a dict: `plan` (a key of PLANS), `lr`, `train_size`, `seed`, and
+optionally `epochs`, `warmup`, `pooling` ("cls" or "mean") and `layer_decay`
+to override the sweep's settings for that point.
+
+Not for: running a point (`freezelab.experiment`), queueing points on a
+database (`freezelab.sweeps`) or reading results (`freezelab.results`).
+Imports neither torch nor Optuna.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from .config import TrainConfig
+from .plans import FEATURE_EXTRACTOR, FULL, HEAD_ONLY, FreezePlan, train_top_name
+
+
+def _gradual(model, epochs: int):
+    """The head first, then one more block from the top at equal intervals: the last block joins before the end."""
+    from .anatomy import anatomy
+    from .schedules import Schedule
+
+    return Schedule.gradual_unfreezing(model, every_epochs=epochs / (anatomy(model).num_blocks + 1))
+
+
+# key -> (label, maker(model, epochs) -> FreezePlan or Schedule). Labels are the plans' own names.
+PLANS: dict[str, tuple[str, Callable]] = {
+    "head": (HEAD_ONLY, lambda m, e: FreezePlan.head_only(m)),
+    "feature": (FEATURE_EXTRACTOR, lambda m, e: FreezePlan.feature_extractor(m)),
+    "top1": (train_top_name(1), lambda m, e: FreezePlan.train_top(m, 1)),
+    "top2": (train_top_name(2), lambda m, e: FreezePlan.train_top(m, 2)),
+    "top4": (train_top_name(4), lambda m, e: FreezePlan.train_top(m, 4)),
+    "full": (FULL, lambda m, e: FreezePlan.full_finetune(m)),
+    "gradual": ("gradual unfreezing", _gradual),
+}
+OPTIONS = ("epochs", "warmup", "pooling", "layer_decay")  # what a point may set for itself
+POOLINGS = ("cls", "mean")
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What every run of a sweep shares (stored with the study, so all workers agree).
+
+    epochs, dev_size, warmup and evals_per_epoch are the runs' `TrainConfig` defaults for this sweep;
+    probes: measure retention after each run; sts_dev_size: STS-B pairs the retention probe reads.
+    """
+
+    task: str = "sst2"
+    checkpoint: str = "minilm-l6"
+    epochs: int = TrainConfig.epochs
+    dev_size: int | None = TrainConfig.dev_size
+    warmup: float = TrainConfig.warmup
+    probes: bool = True
+    sts_dev_size: int | None = None
+    evals_per_epoch: int = 0
+
+    def __post_init__(self):
+        self.config()  # the same checks as fine_tune's
+
+    def config(self, point: dict | None = None) -> TrainConfig:
+        """The `TrainConfig` of one point's run: these settings, then the point's lr, size, seed and options.
+
+        Every run of a sweep scores its frozen blocks without dropout (`frozen_eval_mode`), so that runs with
+        and without the frozen-prefix cache compute the same function.
+        """
+        config = TrainConfig(epochs=self.epochs, dev_size=self.dev_size, warmup=self.warmup,
+                             evals_per_epoch=self.evals_per_epoch, frozen_eval_mode=True)
+        if point is None:
+            return config
+        own = {k: point[k] for k in ("epochs", "warmup", "layer_decay") if k in point and point[k] == point[k]}
+        return config.replace(lr=point["lr"], train_size=point["train_size"], seed=point["seed"], **own)
+
+
+def grid(plans, lrs, train_sizes, seeds, **options) -> list[dict]:
+    """Every combination, as the parameter dicts that become trials; `options` (see OPTIONS) go into each."""
+    unknown = [p for p in plans if p not in PLANS]
+    if unknown:
+        raise ValueError(f"unknown plan {unknown[0]!r}; plans: {', '.join(PLANS)}")
+    wrong = [o for o in options if o not in OPTIONS]
+    if wrong:
+        raise ValueError(f"unknown option {wrong[0]!r}; a point may set: {', '.join(OPTIONS)}")
+    if "pooling" in options and options["pooling"] not in POOLINGS:
+        raise ValueError(f"pooling must be 'cls' or 'mean', got {options['pooling']!r}")
+    trained = {k: v for k, v in options.items() if k != "pooling"}
+    for name, values, field in (("lr", lrs, "lr"), ("train size", train_sizes, "train_size"), ("seed", seeds, "seed")):
+        for value in values:  # caught here, not hours later inside a worker: fine_tune's own checks
+            try:
+                if value is None:
+                    raise ValueError(f"{field} must be a whole number >= 1, got None")
+                TrainConfig(**{field: value})
+            except ValueError as error:
+                what = str(error).split(" must be ", 1)[1].replace(", or None (the whole split)", "")
+                raise ValueError(f"every {name} must be {what}") from None
+    TrainConfig(**trained)
+    return [{"plan": p, "lr": float(lr), "train_size": int(n), "seed": int(s), **options}
+            for p, lr, n, s in itertools.product(plans, lrs, train_sizes, seeds)]
+
+
+def describe(point: dict, short: bool = False) -> str:
+    """A point's set-up (without seed), the one place labels are made.
+
+    'full fine-tune, lr 0.001, no warm-up'; short=True (labels on a plot's points): 'full · 1e-3 · no warm-up'.
+    """
+    mean = point.get("pooling") == "mean"
+    decay = point.get("layer_decay") == point.get("layer_decay") and point.get("layer_decay")  # NaN: not set
+    if short:
+        text = point["plan"] + (" (mean)" if mean else "") + f" · {point['lr']:.0e}".replace("e-0", "e-")
+        text += " · layer decay" if decay else ""
+    else:
+        text = PLANS[point["plan"]][0] + (" (mean-pooled)" if mean else "")
+        text += f", layer decay {decay:g}" if decay else ""
+        text += f", lr {point['lr']:g}"
+    if point.get("warmup") == 0:
+        text += " · no warm-up" if short else ", no warm-up"
+    return text
+
+
+# --- the course's precomputed sweeps -------------------------------------------------------
+
+def frontier_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
+    """The adaptation-retention frontier of notebooks 04-05: static plans, the high-lr divergence, schedules."""
+    n = [train_size]
+    return (grid(["head", "feature"], [1e-3], n, seeds)
+            + grid(["head"], [1e-2], n, seeds)  # the [CLS] head at the mean-pooled head's step size
+            + grid(["head"], [1e-3, 1e-2], n, seeds, pooling="mean")  # the fair frozen baseline
+            + grid(["top2"], [5e-5, 1e-4, 5e-4], n, seeds)  # 1e-4: the static plan to hold gradual unfreezing to
+            + grid(["full"], [2e-5, 1e-4, 5e-4, 1e-3], n, seeds)  # 1e-3 with warm-up: lr and warm-up apart
+            + grid(["full"], [5e-4, 1e-3, 2e-3], n, seeds, warmup=0.0)  # Sun et al. (2019): no warm-up, high lr
+            + grid(["gradual"], [1e-4], n, seeds)
+            + grid(["full"], [1e-4], n, seeds, layer_decay=0.8))
+
+
+def data_size_points(seeds=(0, 1, 2), sizes=(100, 300, 1000, 3000)) -> list[dict]:
+    """Notebook 06: train size x frozen depth. Every run reads the mean token vector and sees >= 2,000 examples."""
+    points = []
+    for n in sizes:
+        epochs = max(2, math.ceil(2000 / n))  # tiny sets get more epochs, so every run takes ~60+ steps
+        points += grid(["head"], [1e-2], [n], seeds, pooling="mean", epochs=epochs)
+        points += grid(["top2", "top4", "full"], [1e-4], [n], seeds, pooling="mean", epochs=epochs)
+    return points
+
+
+PRESETS = {
+    "frontier": (frontier_points, SweepSettings()),
+    "data-size": (data_size_points, SweepSettings(probes=False)),
+}
