@@ -1,34 +1,78 @@
 """freezelab: which BERT layers should I freeze? A teaching kit.
 
-The package follows the course: anatomy (where parameters live) → plans
-(what to freeze) → recipes (popular tutorial recipes, as printed and fixed)
-→ plots and widgets (the heatmap and the FreezePicker) → data → training
-(fine_tune on Trainer, schedules, the live dashboard; heads: which vector the
-classifier reads) → probes (what survives) → results (tables and plots of sweeps).
-`freezelab.course` chooses checkpoint, run size and device for the notebooks.
-Sweeps (`freezelab.sweeps`, `python -m freezelab`) and class mode
-(`freezelab.classroom`: a class's kernels filling one sweep on PostgreSQL) are
-imported on demand: they need Optuna. Notebooks in `notebooks/` (the student
-edition, built from `teacher/notebooks/`) import from here.
+The package follows the course, one module per idea:
+
+    anatomy     where a model's parameters live (the grid every picture uses)
+    plans       what to freeze: FreezePlan and the common recipes
+    recipes     popular tutorial recipes, as printed and as fixed
+    schedules   plans that change during training (gradual unfreezing)
+    style       one palette and one set of names
+    plots       every figure: the trainable-parameter heatmap, the frontier, ...
+    widgets     the FreezePicker and ScheduleReplay (ipywidgets)
+    models      loading checkpoints (offline MiniLM-L6, bert-base, local folders)
+    heads       which vector the classifier reads ([CLS] pooler or mean)
+    data        the course's tasks and your own files
+    config      TrainConfig: every training setting, checked
+    training    fine_tune on Hugging Face Trainer, and its result record
+    cache       the frozen-prefix cache (train only what is not frozen)
+    dashboard   live loss and metric curves while training
+    probes      what a fine-tuned model kept of its pre-trained knowledge
+    grids       what a sweep runs: named set-ups, grids of points, presets
+    experiment  one run of a grid point, as a typed record
+    sweeps      the queue of runs on SQLite or PostgreSQL (Optuna)
+    results     tables of runs: mean ± std over seeds, comparisons
+    classroom   class mode: a class's kernels filling one sweep
+    course      checkpoint, run size and device for the notebooks
+    exercises   checks for the notebooks' exercises
+
+`import freezelab` loads none of them: each loads when first used (`fl.fine_tune` loads
+training, `fl.FreezePicker` the widgets), so a headless sweep worker never imports
+ipywidgets or IPython. The names below are the public surface the notebooks use.
 """
 
-from .anatomy import Anatomy, anatomy, find_blocks, frozen_names, parameter_grid, summary_line, trainable_summary
-from .models import ModelNotAvailableError, OFFLINE_PRESET, is_untrained, load_model
-from .plans import FreezePlan
-from .plots import grid_heatmap, trainable_heatmap
-from .widgets import FreezePicker, ScheduleReplay
-from .data import load_task
-from .schedules import Phase, Schedule
-from .training import FineTuneResult, fine_tune
-from . import course, probes
-from .probes import retention
-from . import results
-from . import exercises
-from .recipes import RECIPES, Recipe
+from __future__ import annotations
 
-__all__ = [
-    "Anatomy", "FineTuneResult", "FreezePicker", "FreezePlan", "Phase", "Schedule", "ScheduleReplay", "ModelNotAvailableError", "OFFLINE_PRESET", "RECIPES", "Recipe",
-    "anatomy", "course", "exercises", "results", "retention", "probes", "find_blocks", "fine_tune", "grid_heatmap", "load_task", "frozen_names", "is_untrained", "load_model", "parameter_grid",
-    "summary_line", "trainable_heatmap", "trainable_summary",
-]
+import importlib
+
+# `anatomy` is a module and its main function; the package's name is the function. Importing it here
+# (numpy only) binds the function after the submodule, so a later `import freezelab.anatomy` cannot shadow it.
+from .anatomy import anatomy
+
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_NAMES = {
+    "Anatomy": "anatomy", "find_blocks": "anatomy", "frozen_names": "anatomy",
+    "parameter_grid": "anatomy", "summary_line": "anatomy", "trainable_summary": "anatomy",
+    "FreezePlan": "plans", "NothingTrainableError": "plans",
+    "RECIPES": "recipes", "Recipe": "recipes",
+    "Phase": "schedules", "Schedule": "schedules",
+    "grid_heatmap": "plots", "trainable_heatmap": "plots",
+    "FreezePicker": "widgets", "ScheduleReplay": "widgets",
+    "ModelNotAvailableError": "models", "OFFLINE_PRESET": "models", "is_untrained": "models", "load_model": "models",
+    "DataNotAvailableError": "data", "load_task": "data",
+    "TrainConfig": "config",
+    "FineTuneResult": "training", "fine_tune": "training",
+    "retention": "probes",
+    "clear_caches": "caches",
+}
+_MODULES = ("anatomy", "plans", "recipes", "schedules", "style", "plots", "widgets", "models", "heads", "data", "config",
+            "training", "cache", "dashboard", "probes", "grids", "experiment", "sweeps", "results", "classroom",
+            "course", "exercises", "caches")
+
+__all__ = sorted([*_NAMES, "anatomy"]) + ["course", "data", "exercises", "grids", "models", "plots", "probes", "results", "sweeps"]
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    elif name in _MODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'freezelab' has no attribute {name!r}")
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_NAMES) | set(_MODULES))

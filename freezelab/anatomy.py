@@ -13,12 +13,17 @@ drawing the grid (that is `freezelab.plots`). Nothing here writes to a model.
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass
 from functools import cached_property
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
-from torch import nn
+
+if TYPE_CHECKING:  # torch and pandas load when a model or a table is first looked at, not with the package
+    import pandas as pd
+    from torch import nn
 
 EMBEDDINGS, POOLER, HEAD, ENCODER_OTHER = "embeddings", "pooler", "head", "encoder (other)"
 
@@ -69,6 +74,8 @@ def find_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
     children are all of one class: `bert.encoder.layer`,
     `distilbert.transformer.layer`, ... found without naming any architecture.
     """
+    from torch import nn
+
     best, best_count = None, -1
     for name, module in model.named_modules():
         if not isinstance(module, nn.ModuleList) or len(module) == 0:
@@ -205,6 +212,8 @@ class Anatomy:
             cell["total"] += p.numel
             cell["trainable"] += 0 if p.name in frozen else p.numel
             cell["names"].append(p.name)
+        import pandas as pd
+
         frame = pd.DataFrame(list(lines.values()), columns=["row", "column", "total", "trainable", "names"])
         frame["fraction"] = frame["trainable"] / frame["total"]
         frame["row"] = pd.Categorical(frame["row"], categories=self.rows, ordered=True)
@@ -215,12 +224,16 @@ class Anatomy:
         return f"Anatomy({self.signature}: {self.total:,} parameters in {len(self.rows)} rows x {len(self.columns)} columns)"
 
 
+ANATOMIES: "weakref.WeakKeyDictionary[nn.Module, Anatomy]" = weakref.WeakKeyDictionary()
+
+
 def anatomy(model: nn.Module) -> Anatomy:
-    """The model's `Anatomy`, computed once and cached on the model (the layout of a module does not change)."""
-    cached = model.__dict__.get("_freezelab_anatomy")
+    """The model's `Anatomy`, computed once per model (the layout of a module does not change; a model whose
+    parameter names changed, e.g. by a new head, gets a new one). Kept in `ANATOMIES`, which holds no model alive."""
+    cached = ANATOMIES.get(model)
     if cached is None or cached.names != tuple(n for n, _ in model.named_parameters()):
         cached = Anatomy(model)
-        model.__dict__["_freezelab_anatomy"] = cached
+        ANATOMIES[model] = cached
     return cached
 
 

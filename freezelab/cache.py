@@ -11,13 +11,23 @@ pooler and classifier alone.
 Honest difference: plain `Trainer` keeps dropout on in frozen blocks; the
 cache is computed without it (like `frozen_eval_mode=True`).
 
+Reuse across runs: the cached vectors live in one process-wide store, per
+sentence, keyed by a hash of the frozen weights (embeddings + blocks 0 ... k-1,
+their buffers too), k, what the pooler reads, and the sentence's token ids.
+Runs of a grid, or a notebook cell run again, that share the checkpoint, the
+frozen prefix and sentences compute each sentence once. The store is bounded
+(`MAX_MB`, least recently used sentences go first); `STORE.clear()` or
+`freezelab.clear_caches()` empties it.
+
 Not for: plans whose frozen part is not a bottom prefix, schedules that change
 the plan, or architectures other than BERT's (a clear error says so).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections import OrderedDict
 
 import torch
 from torch import nn
@@ -50,31 +60,92 @@ def _check_bert(model) -> None:
                          f"got {type(model).__name__}. Train without cache_prefix.")
 
 
+MAX_MB = 512  # the store's bound; a quick-size notebook needs under 100 MB of it
+
+
+class Store:
+    """Cached hidden states per (frozen prefix, sentence), least recently used evicted past `MAX_MB`."""
+
+    def __init__(self):
+        self.rows: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self.bytes = 0
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple) -> torch.Tensor | None:
+        hidden = self.rows.get(key)
+        if hidden is None:
+            self.misses += 1
+            return None
+        self.rows.move_to_end(key)
+        self.hits += 1
+        return hidden
+
+    def put(self, key: tuple, hidden: torch.Tensor) -> None:
+        if key in self.rows:
+            return
+        self.rows[key] = hidden
+        self.bytes += hidden.numel() * hidden.element_size()
+        while self.bytes > MAX_MB * 2**20 and len(self.rows) > 1:
+            _, old = self.rows.popitem(last=False)
+            self.bytes -= old.numel() * old.element_size()
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.bytes = self.hits = self.misses = 0
+
+    def __repr__(self) -> str:
+        return (f"cache.Store({len(self.rows):,} sentences, {self.bytes / 2**20:,.1f} of {MAX_MB} MB, "
+                f"{self.hits:,} hits, {self.misses:,} misses)")
+
+
+STORE = Store()
+
+
 @torch.no_grad()
-def build_cache(model, data, k: int, batch_size: int = 64) -> list[dict]:
-    """Hidden states after block k-1 for every example of a tokenized dataset (only [CLS] when k = N)."""
+def prefix_key(model, k: int) -> tuple:
+    """What the cached vectors depend on: the frozen weights and buffers (hashed), k and what is kept."""
+    body = model.bert
+    digest = hashlib.blake2b(digest_size=16)
+    for module in (body.embeddings, *body.encoder.layer[:k]):
+        for name, tensor in (*module.named_parameters(), *module.named_buffers()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    keep_one = k == len(body.encoder.layer)
+    return (digest.hexdigest(), k, keep_one and isinstance(body.pooler, MeanPooler), keep_one,
+            getattr(body.config, "_attn_implementation", None), str(next(model.parameters()).dtype))
+
+
+@torch.no_grad()
+def build_cache(model, data, k: int, batch_size: int = 64, store: Store | None = None) -> list[dict]:
+    """Hidden states after block k-1 for every example of a tokenized dataset (only what the pooler reads when
+    k = N). Sentences already in the store (same frozen prefix, same token ids) are not computed again."""
     _check_bert(model)
+    store = STORE if store is None else store
     body, was_training = model.bert, model.training
     model.eval()
     device = next(model.parameters()).device
     keep_one = k == len(body.encoder.layer)  # every block frozen: keep only what the pooler reads
     mean_pooled = isinstance(body.pooler, MeanPooler)
-    # Batches of similar length waste little compute on padding; rows go back to data order at the end.
-    order = sorted(range(len(data)), key=lambda i: len(data[i]["input_ids"]))
-    rows = [None] * len(data)
-    for start in range(0, len(data), batch_size):
-        chosen = order[start:start + batch_size]
-        batch = data.select(chosen)[:]
-        lengths = [len(ids) for ids in batch["input_ids"]]
-        width = max(lengths)
-        ids = torch.zeros(len(lengths), width, dtype=torch.long)
+    prefix = prefix_key(model, k)
+    columns = data[:]
+    pair = "token_type_ids" in columns
+    keys = [(prefix, tuple(ids), tuple(columns["token_type_ids"][i]) if pair else ())
+            for i, ids in enumerate(columns["input_ids"])]
+    found = [store.get(key) for key in keys]
+    missing = [i for i, hidden in enumerate(found) if hidden is None]
+    # Batches of similar length waste little compute on padding.
+    missing.sort(key=lambda i: len(columns["input_ids"][i]))
+    for start in range(0, len(missing), batch_size):
+        chosen = missing[start:start + batch_size]
+        lengths = [len(columns["input_ids"][i]) for i in chosen]
+        ids = torch.zeros(len(chosen), max(lengths), dtype=torch.long)
         types = torch.zeros_like(ids)
         mask = torch.zeros_like(ids)
-        for i, n in enumerate(lengths):
-            ids[i, :n] = torch.tensor(batch["input_ids"][i])
-            mask[i, :n] = 1
-            if "token_type_ids" in batch:
-                types[i, :n] = torch.tensor(batch["token_type_ids"][i])
+        for row, (i, n) in enumerate(zip(chosen, lengths)):
+            ids[row, :n] = torch.tensor(columns["input_ids"][i])
+            mask[row, :n] = 1
+            if pair:
+                types[row, :n] = torch.tensor(columns["token_type_ids"][i])
         ids, types, mask = ids.to(device), types.to(device), mask.to(device)
         hidden = body.embeddings(input_ids=ids, token_type_ids=types)
         attention = create_bidirectional_mask(config=body.config, inputs_embeds=hidden, attention_mask=mask)
@@ -82,11 +153,12 @@ def build_cache(model, data, k: int, batch_size: int = 64) -> list[dict]:
             hidden = layer(hidden, attention)
         if keep_one and mean_pooled:
             hidden = body.pooler.reduce(hidden, mask).unsqueeze(1)
-        for i, n in enumerate(lengths):
-            kept = hidden[i, :1] if keep_one else hidden[i, :n]
-            rows[chosen[i]] = {"hidden_states": kept.float().cpu().clone(), "labels": batch["label"][i]}
+        for row, (i, n) in enumerate(zip(chosen, lengths)):
+            found[i] = (hidden[row, :1] if keep_one else hidden[row, :n]).float().cpu().clone()
+            store.put(keys[i], found[i])
     model.train(was_training)
-    return rows
+    return [{"hidden_states": hidden, "labels": label, "input_ids": ids}  # input_ids: lengths for grouped batches
+            for hidden, label, ids in zip(found, columns["label"], columns["input_ids"])]
 
 
 def collate(rows: list[dict]) -> dict:
@@ -130,6 +202,6 @@ class CachedSuffix(nn.Module):
 
 
 def cached_datasets(model, train, dev, k: int) -> tuple[list, list, float]:
-    """(train cache, dev cache, seconds spent building them)."""
+    """(train cache, dev cache, seconds spent building or looking them up)."""
     started = time.perf_counter()
     return build_cache(model, train, k), build_cache(model, dev, k), time.perf_counter() - started

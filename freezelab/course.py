@@ -25,8 +25,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .models import OFFLINE_PRESET, PRESETS, RANDOM_CHECKPOINTS
-from .training import pick_device
+from .models import OFFLINE_PRESET, PRESETS, RANDOM_CHECKPOINTS, pick_device
 
 COURSE_MODEL = OFFLINE_PRESET
 CHECKPOINT_VARIABLE, QUICK_VARIABLE, SIZE_VARIABLE = "FREEZELAB_CHECKPOINT", "FREEZELAB_QUICK", "FREEZELAB_SIZE"

@@ -14,15 +14,8 @@ import time
 
 from transformers import TrainerCallback
 
-
-def in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-    except ImportError:
-        return False
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+from .frontend import figurewidget_works, in_notebook
+from .style import LOSS_COLOUR, METRIC_COLOUR
 
 
 def _eta(seconds: float) -> str:
@@ -48,12 +41,11 @@ class Dashboard(TrainerCallback):
         from IPython.display import display
         from plotly.subplots import make_subplots
 
-        from .widgets import figurewidget_works
 
         self.live = figurewidget_works()
         figure = make_subplots(rows=1, cols=2, subplot_titles=("training loss", f"dev {self.metric_name}"))
-        figure.add_scatter(x=[], y=[], mode="lines", name="loss", line={"color": "#0072B2"}, row=1, col=1)
-        figure.add_scatter(x=[], y=[], mode="lines+markers", name=self.metric_name, line={"color": "#E69F00"},
+        figure.add_scatter(x=[], y=[], mode="lines", name="loss", line={"color": LOSS_COLOUR}, row=1, col=1)
+        figure.add_scatter(x=[], y=[], mode="lines+markers", name=self.metric_name, line={"color": METRIC_COLOUR},
                            row=1, col=2)
         figure.update_xaxes(title_text="training step", range=[0, total_steps])
         figure.update_yaxes(title_text="cross-entropy loss (nats)" if self.metric_name == "accuracy"

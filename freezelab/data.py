@@ -16,9 +16,11 @@ sentence pairs) and `label` (an int class, or a float score for STS-B).
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import random
 import warnings
+from collections import OrderedDict
 from contextlib import contextmanager
 from functools import lru_cache
 from dataclasses import dataclass
@@ -298,17 +300,29 @@ def _quiet():
             datasets_logging.enable_progress_bar()
 
 
-_TOKENIZED: dict[tuple, Dataset] = {}
+TOKENIZED: OrderedDict[tuple, Dataset] = OrderedDict()
+TOKENIZED_MAX = 16  # tokenized splits kept; quick-size splits are a few hundred kB each
+
+
+def _content_key(data: Dataset) -> str:
+    """A hash of the sentences and labels themselves: equal content, equal key, however the Dataset was made."""
+    digest = hashlib.blake2b(digest_size=16)
+    columns = data[:]  # a dict of lists
+    for column in sorted(columns):
+        digest.update(repr((column, columns[column])).encode())
+    return digest.hexdigest()
 
 
 def tokenize(data: Dataset, tokenizer, max_length: int = 128) -> Dataset:
     """Token ids for `data` (truncated to max_length, not padded: the collator pads per batch).
 
-    Cached in memory per (data fingerprint, tokenizer, max_length): a second
-    fine-tune on the same subset does not tokenize again.
+    Cached in memory per (content of `data`, tokenizer, max_length), for the `TOKENIZED_MAX` most recent: a
+    second fine-tune on the same subset does not tokenize again.
     """
-    key = (data._fingerprint, tokenizer.name_or_path, len(tokenizer), max_length)
-    if key not in _TOKENIZED:
+    key = (_content_key(data), tokenizer.name_or_path, len(tokenizer), max_length)
+    if key in TOKENIZED:
+        TOKENIZED.move_to_end(key)
+    else:
         pair = "text_pair" in data.column_names
 
         def encode(batch):
@@ -317,5 +331,7 @@ def tokenize(data: Dataset, tokenizer, max_length: int = 128) -> Dataset:
 
         drop = [c for c in data.column_names if c != "label"]
         with _quiet():
-            _TOKENIZED[key] = data.map(encode, batched=True, remove_columns=drop)
-    return _TOKENIZED[key]
+            TOKENIZED[key] = data.map(encode, batched=True, remove_columns=drop)
+        while len(TOKENIZED) > TOKENIZED_MAX:
+            TOKENIZED.popitem(last=False)
+    return TOKENIZED[key]

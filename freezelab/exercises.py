@@ -190,7 +190,7 @@ def _lowest(frame) -> frozenset:
 
 
 def _steps(size: int = 300, batch_size: int = 32) -> int:
-    from .sweeps import data_size_points  # on demand: sweeps need Optuna
+    from .grids import data_size_points
 
     epochs = next(p["epochs"] for p in data_size_points(seeds=[0]) if p["train_size"] == size)
     return epochs * -(-size // batch_size)

@@ -53,8 +53,9 @@ POOLINGS = ("cls", "mean")
 class SweepSettings:
     """What every run of a sweep shares (stored with the study, so all workers agree).
 
-    epochs, dev_size, warmup and evals_per_epoch are the runs' `TrainConfig` defaults for this sweep;
-    probes: measure retention after each run; sts_dev_size: STS-B pairs the retention probe reads.
+    epochs, dev_size, warmup, evals_per_epoch and group_by_length are the runs' `TrainConfig` settings for this
+    sweep; probes: measure retention after each run; sts_dev_size: STS-B pairs the retention probe reads.
+    A setting added later keeps its default for sweeps stored before it existed.
     """
 
     task: str = "sst2"
@@ -65,6 +66,7 @@ class SweepSettings:
     probes: bool = True
     sts_dev_size: int | None = None
     evals_per_epoch: int = 0
+    group_by_length: bool = False
 
     def __post_init__(self):
         self.config()  # the same checks as fine_tune's
@@ -76,7 +78,8 @@ class SweepSettings:
         and without the frozen-prefix cache compute the same function.
         """
         config = TrainConfig(epochs=self.epochs, dev_size=self.dev_size, warmup=self.warmup,
-                             evals_per_epoch=self.evals_per_epoch, frozen_eval_mode=True)
+                             evals_per_epoch=self.evals_per_epoch, group_by_length=self.group_by_length,
+                             frozen_eval_mode=True)
         if point is None:
             return config
         own = {k: point[k] for k in ("epochs", "warmup", "layer_decay") if k in point and point[k] == point[k]}

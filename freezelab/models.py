@@ -66,6 +66,15 @@ ARCHITECTURES = {
 }
 
 
+def pick_device() -> tuple[str, str]:
+    """(device, precision): CUDA with bf16 where supported (else fp16), Apple MPS, or CPU in fp32."""
+    if torch.cuda.is_available():
+        return "cuda", "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps", "fp32"
+    return "cpu", "fp32"
+
+
 class ModelNotAvailableError(OSError):
     """The checkpoint cannot be loaded here (offline and not cached, missing folder, no safetensors)."""
 

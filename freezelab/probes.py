@@ -14,6 +14,10 @@ For: measuring catastrophic forgetting instead of asserting it.
 - `retention_probe` / `untouched`: which probe is the retention axis for a checkpoint (masked-LM accuracy
   through the original head where it has one, STS-B for sentence encoders), and the untouched model's score.
 
+Cache: `REFERENCES` keeps the untouched model's per-layer token vectors for the 2 most recent
+(checkpoint weights, probe texts): a sweep encodes the original once, not once per run.
+`freezelab.clear_caches()` empties it.
+
 Not for: task accuracy (`freezelab.training` measures it) or plotting
 (`freezelab.plots` draws drift on the anatomy grid).
 """
@@ -21,6 +25,8 @@ Not for: task accuracy (`freezelab.training` measures it) or plotting
 from __future__ import annotations
 
 import copy
+import hashlib
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -75,9 +81,33 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(cross / ((x.T @ x).norm() * (y.T @ y).norm()))
 
 
+REFERENCES: OrderedDict[tuple, list] = OrderedDict()  # the untouched side of cka_per_layer, 2 most recent
+
+
+@torch.no_grad()
+def _weights_key(module) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in (*module.named_parameters(), *module.named_buffers()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _reference_layers(original, tokenizer, texts: list[str]) -> list:
+    """The original model's token vectors per layer, computed once per (its encoder's weights, texts, tokenizer):
+    every run of a sweep compares with the same untouched checkpoint."""
+    key = (_weights_key(_body(original)), tuple(texts), tokenizer.name_or_path, len(tokenizer))
+    if key not in REFERENCES:
+        REFERENCES[key] = _encode(original, tokenizer, texts, layers=True)[1]
+        while len(REFERENCES) > 2:
+            REFERENCES.popitem(last=False)
+    REFERENCES.move_to_end(key)
+    return REFERENCES[key]
+
+
 def cka_per_layer(original, finetuned, tokenizer, texts: list[str]) -> dict[str, float]:
     """Linear CKA per layer ("embeddings", "block 0", ...) on the token vectors of `texts`."""
-    _, before = _encode(original, tokenizer, texts, layers=True)
+    before = _reference_layers(original, tokenizer, texts)
     _, after = _encode(finetuned, tokenizer, texts, layers=True)
     names = ["embeddings"] + [f"block {i}" for i in range(len(before) - 1)]
     return {name: linear_cka(x, y) for name, x, y in zip(names, before, after)}
@@ -113,8 +143,13 @@ def mlm_retention(mlm_model, finetuned, tokenizer, texts: list[str], mask_rate: 
     special = torch.isin(ids, torch.tensor(tokenizer.all_special_ids))
     chosen = (torch.rand(ids.shape, generator=generator) < mask_rate) & ~special & batch["attention_mask"].bool()
     masked = ids.masked_fill(chosen, tokenizer.mask_token_id)
-    logits = probe(input_ids=masked, attention_mask=batch["attention_mask"]).logits
-    return float((logits.argmax(-1)[chosen] == ids[chosen]).float().mean())
+    device = next(probe.parameters()).device
+    right = 0
+    for start in range(0, len(ids), 16):  # the logits of a whole batch over the vocabulary would take GBs
+        rows = slice(start, start + 16)
+        logits = probe(input_ids=masked[rows].to(device), attention_mask=batch["attention_mask"][rows].to(device)).logits
+        right += int((logits.argmax(-1).cpu()[chosen[rows]] == ids[rows][chosen[rows]]).sum())
+    return right / int(chosen.sum())
 
 
 def _weights_file(checkpoint: str) -> Path | None:

@@ -119,12 +119,12 @@ def create_sweep(name: str, url: str, points: list[dict], settings: SweepSetting
         study = optuna.create_study(study_name=name, storage=storage(url, **storage_options), direction="maximize",
                                     load_if_exists=True)
         if "grid" in study.user_attrs:
-            if study.user_attrs["grid"] != points or study.user_attrs["settings"] != asdict(settings):
+            if study.user_attrs["grid"] != points or SweepSettings(**study.user_attrs["settings"]) != settings:
                 raise ValueError(f"sweep {name!r} already exists with another grid or settings; use another name")
             return study
         known = {}
         if finished is not None:
-            if finished.get("settings") != asdict(settings):
+            if SweepSettings(**finished.get("settings", {})) != settings:
                 raise ValueError(f"the finished runs were made with other settings ({finished.get('settings')}) than "
                                  f"this sweep's ({asdict(settings)}); they cannot stand in for its runs")
             known = {_key(run, settings): run for run in finished["runs"]}

@@ -36,6 +36,7 @@ from scipy.stats import spearmanr
 from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
 
 from .anatomy import anatomy
+from .models import pick_device
 from .cache import CachedSuffix, cached_datasets, collate, frozen_prefix_depth
 from .dashboard import Dashboard
 from .data import subset, load_task, tokenize
@@ -89,15 +90,6 @@ class FineTuneResult:
                 f"gradients + AdamW state {self.training_state_mb:,.1f} MB · "
                 f"peak memory {self.peak_memory_mb:,.0f} MB ({self.memory_source})"
                 + (" · INTERRUPTED" if self.interrupted else ""))
-
-
-def pick_device() -> tuple[str, str]:
-    """(device, precision): CUDA with bf16 where supported (else fp16), Apple MPS, or CPU in fp32."""
-    if torch.cuda.is_available():
-        return "cuda", "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps", "fp32"
-    return "cpu", "fp32"
 
 
 DASHBOARDS = ("auto", "widget", "log", "none")

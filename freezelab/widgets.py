@@ -21,6 +21,7 @@ import sys
 import ipywidgets as W
 from IPython.display import display
 
+from .frontend import figurewidget_works
 from .anatomy import EMBEDDINGS, anatomy, format_counts
 from .models import structure_copy
 from .plans import FreezePlan
@@ -28,17 +29,6 @@ from .plots import trainable_heatmap, update_trainable
 from .recipes import RECIPES
 
 CUSTOM = "(custom)"
-
-
-def figurewidget_works() -> bool:
-    """True where plotly's FigureWidget can render: anywidget present, ipywidgets 8, not on Colab."""
-    if "google.colab" in sys.modules:
-        return False  # Colab ships ipywidgets 7 and has open FigureWidget reports
-    try:
-        import anywidget  # noqa: F401  (plotly's FigureWidget is built on it)
-    except ImportError:
-        return False
-    return int(W.__version__.split(".")[0]) >= 8
 
 
 class FreezePicker:

@@ -7,7 +7,7 @@ import pytest
 import freezelab as fl
 from freezelab import FreezePlan, training
 from freezelab.dashboard import Dashboard
-from freezelab.widgets import figurewidget_works
+from freezelab.frontend import figurewidget_works
 
 pytestmark = pytest.mark.usefixtures("offline_data")  # conftest: FREEZELAB_DATA_DIR or ../shared/data
 
