@@ -4,24 +4,24 @@ Runs every set-up of the shipped frontier (`grids.frontier_points`, 17 set-ups; 
 size so that it finishes in minutes on a laptop) through `experiment.run_point`, the function every sweep
 worker calls, in two engines, alternating point by point so that both see the same machine:
 
-- before: every run starts cold (the frozen-prefix cache and the probes' untouched-model vectors emptied
-  before each run, as when each run built its own) and batches are drawn at random;
-- after: caches kept across runs, and batches grouped by length where `--group-by-length` says so.
+- before: every run starts cold (the frozen-prefix cache emptied before each run, as when each run built
+  its own) and batches are drawn at random, as the shipped files were made;
+- after: the cache kept across runs and batches grouped by length (the default now; `--random-batches`
+  leaves batching as before, to see the cache's share alone).
 
-Each engine keeps its own caches (swapped in for its runs), so alternating does not help either. It prints
-the process CPU time (all threads) and wall time of each engine, per set-up and in total, the ratio, and
-the dev accuracy of both (equal without grouping: the caches change no number). Target (issue 13): the
-frontier sweep's CPU time at least halved.
+Each engine keeps its own cache (swapped in for its runs), so alternating helps neither. It prints the
+process CPU time (all threads) and wall time of each engine, per set-up and in total, the ratio, and the
+dev accuracy of both. Target (issue 13): the frontier sweep's CPU time at least halved.
 
     FREEZELAB_DATA_DIR=../shared/data python benchmarks/frontier_sweep.py [--train-size 500]
-        [--group-by-length] [--seed 0]
+        [--random-batches] [--seed 0]
 """
 
 import argparse
 import dataclasses
 import time
 
-from freezelab import cache, experiment, grids, probes
+from freezelab import cache, experiment, grids
 
 
 def timed(point, settings):
@@ -36,24 +36,24 @@ def main():
     parser.add_argument("--dev-size", type=int, default=None, help="default: the whole SST-2 dev set, as shipped")
     parser.add_argument("--sts-dev-size", type=int, default=None, help="default: all 1,500 pairs, as shipped")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--group-by-length", action="store_true")
+    parser.add_argument("--random-batches", action="store_true", help="after: keep random batches")
     args = parser.parse_args()
     points = grids.frontier_points(seeds=(args.seed,), train_size=args.train_size)
-    before = dataclasses.replace(grids.PRESETS["frontier"][1], dev_size=args.dev_size, sts_dev_size=args.sts_dev_size)
-    after = dataclasses.replace(before, group_by_length=args.group_by_length)
-    stores = {"before": (cache.Store(), {}), "after": (cache.Store(), {})}
+    after = dataclasses.replace(grids.PRESETS["frontier"][1], dev_size=args.dev_size, sts_dev_size=args.sts_dev_size,
+                                group_by_length=not args.random_batches)
+    before = dataclasses.replace(after, group_by_length=False)
+    stores = {"before": cache.Store(), "after": cache.Store()}
     totals = {"before": [0.0, 0.0], "after": [0.0, 0.0]}
     print(f"frontier grid: {len(points)} set-ups, seed {args.seed}, {args.train_size} training sentences, "
-          f"dev {args.dev_size or 'all'}, STS-B pairs {args.sts_dev_size or 'all'}; after: caches kept"
-          f"{', batches grouped by length' if args.group_by_length else ''}\n")
+          f"dev {args.dev_size or 'all'}, STS-B pairs {args.sts_dev_size or 'all'}; after: cache kept"
+          f"{'' if args.random_batches else ', batches grouped by length'}\n")
     print(f"{'set-up':52} {'CPU s before':>12} {'after':>7} {'ratio':>6}  {'dev before':>10} {'after':>6}")
     for point in points:
         row = {}
         for name, settings in (("before", before), ("after", after)):
-            store, references = stores[name]
-            cache.STORE, probes.REFERENCES = store, references
+            cache.STORE = stores[name]
             if name == "before":
-                store.clear(), references.clear()
+                cache.STORE.clear()
             cpu, wall, record = timed(point, settings)
             totals[name][0] += cpu
             totals[name][1] += wall

@@ -6,7 +6,6 @@ notebook session. The caches, each bounded and described in its own module:
 - `data._course_task` / `data._word_order_task`: course tasks as read (8 and 2 most recent);
 - `data.TOKENIZED`: tokenized splits (16 most recent, keyed by their content);
 - `cache.STORE`: the frozen-prefix cache's hidden states (up to `cache.MAX_MB`);
-- `probes.REFERENCES`: the untouched model's side of the retention probes (2 most recent checkpoints);
 - `plots._static_parts`: the heatmap's fixed parts per anatomy (16 most recent);
 - `anatomy.ANATOMIES`: each live model's layout (weak: it goes with the model).
 
@@ -28,8 +27,6 @@ def clear_caches() -> None:
         loaded["data"].TOKENIZED.clear()
     if "cache" in loaded:
         loaded["cache"].STORE.clear()
-    if "probes" in loaded:
-        loaded["probes"].REFERENCES.clear()
     if "plots" in loaded:
         loaded["plots"]._static_parts.cache_clear()
     if "anatomy" in loaded:

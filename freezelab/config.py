@@ -45,7 +45,9 @@ class TrainConfig:
     frozen_eval_mode: run fully frozen blocks without dropout (Trainer otherwise keeps dropout on everywhere).
     cache_prefix: compute the frozen embeddings + bottom blocks once per sentence and train the rest from the
         cache (`freezelab.cache`; BERT classifiers, a fixed plan whose frozen part is a bottom prefix).
-    group_by_length: batches of sentences of similar length (Trainer's `group_by_length`): less padding.
+    group_by_length: batches of sentences of similar length (Trainer's length-grouped sampler): less padding.
+        On SST-2, full fine-tuning of MiniLM-L6 runs 1.8x faster with dev accuracy within the seed spread
+        (`benchmarks/length_grouping.py`); False draws batches uniformly at random.
     """
 
     lr: float = 2e-5
@@ -62,7 +64,7 @@ class TrainConfig:
     evals_per_epoch: int = 2
     frozen_eval_mode: bool = False
     cache_prefix: bool = False
-    group_by_length: bool = False
+    group_by_length: bool = True
 
     def __post_init__(self):
         for name, valid, what in _CHECKS:

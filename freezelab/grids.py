@@ -55,7 +55,7 @@ class SweepSettings:
 
     epochs, dev_size, warmup, evals_per_epoch and group_by_length are the runs' `TrainConfig` settings for this
     sweep; probes: measure retention after each run; sts_dev_size: STS-B pairs the retention probe reads.
-    A setting added later keeps its default for sweeps stored before it existed.
+    `from_dict` reads stored settings; those stored before a setting existed get the value they were made with.
     """
 
     task: str = "sst2"
@@ -66,10 +66,16 @@ class SweepSettings:
     probes: bool = True
     sts_dev_size: int | None = None
     evals_per_epoch: int = 0
-    group_by_length: bool = False
+    group_by_length: bool = TrainConfig.group_by_length
 
     def __post_init__(self):
         self.config()  # the same checks as fine_tune's
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> "SweepSettings":
+        """Settings as a study or an exported file stores them. Sweeps made before batches were grouped by
+        length (the course's shipped files among them) drew them at random."""
+        return cls(**{"group_by_length": False, **stored})
 
     def config(self, point: dict | None = None) -> TrainConfig:
         """The `TrainConfig` of one point's run: these settings, then the point's lr, size, seed and options.

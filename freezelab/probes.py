@@ -14,10 +14,6 @@ For: measuring catastrophic forgetting instead of asserting it.
 - `retention_probe` / `untouched`: which probe is the retention axis for a checkpoint (masked-LM accuracy
   through the original head where it has one, STS-B for sentence encoders), and the untouched model's score.
 
-Cache: `REFERENCES` keeps the untouched model's per-layer token vectors for the 2 most recent
-(checkpoint weights, probe texts): a sweep encodes the original once, not once per run.
-`freezelab.clear_caches()` empties it.
-
 Not for: task accuracy (`freezelab.training` measures it) or plotting
 (`freezelab.plots` draws drift on the anatomy grid).
 """
@@ -25,8 +21,6 @@ Not for: task accuracy (`freezelab.training` measures it) or plotting
 from __future__ import annotations
 
 import copy
-import hashlib
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -44,24 +38,24 @@ def _body(model):
 
 
 @torch.no_grad()
-def _encode(model, tokenizer, texts: list[str], batch_size: int = 64, max_length: int = 128, layers: bool = False):
-    """Mean-pooled last hidden states (or, with layers=True, every layer's token vectors, padding dropped)."""
+def _encode(model, tokenizer, texts: list[str], batch_size: int = 64, max_length: int = 128) -> torch.Tensor:
+    """Mean-pooled last hidden states, one row per text."""
     body, was_training = _body(model), model.training
     model.eval()
     device = next(model.parameters()).device
-    pooled, per_layer = [], None
+    # Sentences of similar length share a batch (little padding); rows go back to the texts' order.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    pooled = [None] * len(texts)
     for start in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True, max_length=max_length,
+        chosen = order[start:start + batch_size]
+        batch = tokenizer([texts[i] for i in chosen], padding=True, truncation=True, max_length=max_length,
                           return_tensors="pt").to(device)
-        out = body(**batch, output_hidden_states=layers)
+        hidden = body(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).float()
-        pooled.append(((out.last_hidden_state * mask).sum(1) / mask.sum(1)).float().cpu())
-        if layers:
-            keep = batch["attention_mask"].bool()
-            tokens = [h[keep].float().cpu() for h in out.hidden_states]
-            per_layer = tokens if per_layer is None else [torch.cat([a, b]) for a, b in zip(per_layer, tokens)]
+        for row, vector in zip(chosen, ((hidden * mask).sum(1) / mask.sum(1)).float().cpu()):
+            pooled[row] = vector
     model.train(was_training)
-    return (torch.cat(pooled), per_layer) if layers else torch.cat(pooled)
+    return torch.stack(pooled)
 
 
 def sts_retention(model, tokenizer, dev_size: int | None = None, seed: int = 0) -> float:
@@ -81,36 +75,54 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(cross / ((x.T @ x).norm() * (y.T @ y).norm()))
 
 
-REFERENCES: OrderedDict[tuple, list] = OrderedDict()  # the untouched side of cka_per_layer, 2 most recent
+class _CrossGram:
+    """What linear CKA needs of two n x d matrices, summed batch by batch: n, the column sums, X'X, Y'Y, Y'X.
+    No token vector is kept, so memory does not grow with the probe set."""
+
+    def __init__(self):
+        self.n, self.sx, self.sy, self.xx, self.yy, self.yx = 0, 0.0, 0.0, 0.0, 0.0, 0.0
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        x, y = x.double(), y.double()
+        self.n += len(x)
+        self.sx, self.sy = self.sx + x.sum(0), self.sy + y.sum(0)
+        self.xx, self.yy, self.yx = self.xx + x.T @ x, self.yy + y.T @ y, self.yx + y.T @ x
+
+    def cka(self) -> float:
+        mx, my = self.sx / self.n, self.sy / self.n  # centring: Xc'Xc = X'X - n mx mx'
+        xx = self.xx - self.n * torch.outer(mx, mx)
+        yy = self.yy - self.n * torch.outer(my, my)
+        yx = self.yx - self.n * torch.outer(my, mx)
+        return float(yx.norm() ** 2 / (xx.norm() * yy.norm()))
 
 
 @torch.no_grad()
-def _weights_key(module) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    for name, tensor in (*module.named_parameters(), *module.named_buffers()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+def cka_per_layer(original, finetuned, tokenizer, texts: list[str], batch_size: int = 64,
+                  max_length: int = 128) -> dict[str, float]:
+    """Linear CKA per layer ("embeddings", "block 0", ...) on the token vectors of `texts` (padding dropped).
 
-
-def _reference_layers(original, tokenizer, texts: list[str]) -> list:
-    """The original model's token vectors per layer, computed once per (its encoder's weights, texts, tokenizer):
-    every run of a sweep compares with the same untouched checkpoint."""
-    key = (_weights_key(_body(original)), tuple(texts), tokenizer.name_or_path, len(tokenizer))
-    if key not in REFERENCES:
-        REFERENCES[key] = _encode(original, tokenizer, texts, layers=True)[1]
-        while len(REFERENCES) > 2:
-            REFERENCES.popitem(last=False)
-    REFERENCES.move_to_end(key)
-    return REFERENCES[key]
-
-
-def cka_per_layer(original, finetuned, tokenizer, texts: list[str]) -> dict[str, float]:
-    """Linear CKA per layer ("embeddings", "block 0", ...) on the token vectors of `texts`."""
-    before = _reference_layers(original, tokenizer, texts)
-    _, after = _encode(finetuned, tokenizer, texts, layers=True)
-    names = ["embeddings"] + [f"block {i}" for i in range(len(before) - 1)]
-    return {name: linear_cka(x, y) for name, x, y in zip(names, before, after)}
+    Both models read each batch in turn and only running sums are kept (`_CrossGram`): the same number as
+    `linear_cka` on every token vector stacked, without holding them (hundreds of MB for bert-base).
+    """
+    models = [original, finetuned]
+    was_training = [m.training for m in models]
+    for m in models:
+        m.eval()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    grams = None
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer([texts[i] for i in order[start:start + batch_size]], padding=True, truncation=True,
+                          max_length=max_length, return_tensors="pt")
+        keep = batch["attention_mask"].bool()
+        states = [_body(m)(**batch.to(next(m.parameters()).device), output_hidden_states=True).hidden_states
+                  for m in models]
+        grams = grams or [_CrossGram() for _ in states[0]]
+        for gram, x, y in zip(grams, *states):
+            gram.add(x[keep.to(x.device)].cpu(), y[keep.to(y.device)].cpu())
+    for m, training in zip(models, was_training):
+        m.train(training)
+    names = ["embeddings"] + [f"block {i}" for i in range(len(grams) - 1)]
+    return {name: gram.cka() for name, gram in zip(names, grams)}
 
 
 @torch.no_grad()

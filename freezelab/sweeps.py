@@ -119,12 +119,12 @@ def create_sweep(name: str, url: str, points: list[dict], settings: SweepSetting
         study = optuna.create_study(study_name=name, storage=storage(url, **storage_options), direction="maximize",
                                     load_if_exists=True)
         if "grid" in study.user_attrs:
-            if study.user_attrs["grid"] != points or SweepSettings(**study.user_attrs["settings"]) != settings:
+            if study.user_attrs["grid"] != points or SweepSettings.from_dict(study.user_attrs["settings"]) != settings:
                 raise ValueError(f"sweep {name!r} already exists with another grid or settings; use another name")
             return study
         known = {}
         if finished is not None:
-            if SweepSettings(**finished.get("settings", {})) != settings:
+            if SweepSettings.from_dict(finished.get("settings", {})) != settings:
                 raise ValueError(f"the finished runs were made with other settings ({finished.get('settings')}) than "
                                  f"this sweep's ({asdict(settings)}); they cannot stand in for its runs")
             known = {_key(run, settings): run for run in finished["runs"]}
@@ -174,7 +174,7 @@ def run_sweep(name: str, url: str, run: Callable | None = None, log=print, progr
     run = run or _run_point
     deadline = None if minutes is None else time.monotonic() + 60 * minutes
     study = optuna.load_study(study_name=name, storage=storage(url, **storage_options))
-    settings = SweepSettings(**study.user_attrs["settings"])
+    settings = SweepSettings.from_dict(study.user_attrs["settings"])
     with warnings.catch_warnings():  # Optuna marks fail_stale_trials experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         fail_stale_trials(study)  # runs whose worker died long enough ago go back to the queue

@@ -52,6 +52,21 @@ def test_cka_drops_only_from_the_changed_layer_up(minilm):
     assert unchanged(original, before)
 
 
+def test_cka_from_running_sums_equals_cka_on_every_token_vector_stacked(minilm):
+    original, tokenizer = minilm
+    changed = fl.load_model("minilm-l6")[0]
+    with torch.no_grad():
+        changed.bert.encoder.layer[1].output.dense.weight.add_(0.05 * torch.randn(384, 1536))
+    streamed = probes.cka_per_layer(original, changed, tokenizer, TEXTS, batch_size=2)  # several batches
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    keep = batch["attention_mask"].bool()
+    with torch.no_grad():
+        before = original.bert(**batch, output_hidden_states=True).hidden_states
+        after = changed.bert(**batch, output_hidden_states=True).hidden_states
+    stacked = [probes.linear_cka(x[keep], y[keep]) for x, y in zip(before, after)]
+    assert list(streamed.values()) == pytest.approx(stacked, abs=1e-6)  # float32 forwards padded differently
+
+
 def test_weight_drift_is_zero_where_nothing_changed(minilm):
     original, _ = minilm
     changed = fl.load_model("minilm-l6")[0]

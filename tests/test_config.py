@@ -1,0 +1,60 @@
+"""Specification of TrainConfig: every training setting in one checked, JSON-able object that fine_tune,
+sweeps and result records share."""
+
+import json
+
+import pytest
+
+import freezelab as fl
+from freezelab import grids
+from freezelab.config import FIELDS, TrainConfig
+
+
+def test_defaults_are_the_course_defaults_and_round_trip_through_json():
+    config = TrainConfig()
+    assert (config.lr, config.epochs, config.batch_size, config.max_length, config.warmup) == (2e-5, 2, 32, 64, 0.06)
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert tuple(config.to_dict()) == FIELDS
+
+
+def test_replace_checks_like_a_new_config_and_names_unknown_settings():
+    config = TrainConfig(lr=1e-4)
+    assert config.replace(epochs=3) == TrainConfig(lr=1e-4, epochs=3) and config.epochs == 2  # frozen: a copy
+    with pytest.raises(ValueError, match="epochs must be a whole number >= 1, got 0"):
+        config.replace(epochs=0)
+    with pytest.raises(TypeError, match="unknown training setting 'learning_rate'; the settings are: lr, epochs"):
+        config.replace(learning_rate=1e-3)
+    with pytest.raises(TypeError, match="unknown training setting 'device'"):
+        TrainConfig.from_dict({"lr": 1e-3, "device": "cpu"})
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"batch_size": True}, "batch_size must be a whole number >= 1, got True"),
+    ({"train_size": 0}, r"train_size must be a whole number >= 1, or None \(the whole split\), got 0"),
+    ({"group_by_length": 1}, "group_by_length must be True or False, got 1"),
+    ({"max_grad_norm": float("inf")}, "max_grad_norm must be a number > 0, got inf"),
+    ({"layer_decay": 0}, r"layer_decay must be in \(0, 1\], or None \(off\), got 0"),
+])
+def test_every_field_is_checked_when_the_config_is_made(settings, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**settings)
+
+
+def test_fine_tune_takes_a_config_and_single_settings_override_it(minilm):
+    model, tokenizer = minilm
+    config = TrainConfig(lr=1e-3, epochs=1, train_size=32, dev_size=16, batch_size=16, max_length=32)
+    result = fl.fine_tune(model, tokenizer, "sst2", config, plan=fl.FreezePlan.head_only(model), seed=3,
+                          dashboard="none")
+    assert result.config() == config.replace(seed=3)
+    assert result.settings["steps"] == 2 and result.settings["device"] == "cpu"
+    with pytest.raises(TypeError, match="unknown training setting 'learning_rate'"):
+        fl.fine_tune(model, tokenizer, "sst2", config, learning_rate=1e-3)
+
+
+def test_a_sweep_point_becomes_the_config_its_run_uses():
+    settings = grids.SweepSettings(epochs=3, dev_size=100, warmup=0.1)
+    point = grids.grid(["full"], [5e-4], [300], [2], warmup=0.0, layer_decay=0.8)[0]
+    assert settings.config(point) == TrainConfig(lr=5e-4, epochs=3, train_size=300, dev_size=100, seed=2, warmup=0.0,
+                                                 layer_decay=0.8, evals_per_epoch=0, frozen_eval_mode=True)
+    with pytest.raises(ValueError, match="epochs must be a whole number >= 1, got 0"):
+        grids.SweepSettings(epochs=0)

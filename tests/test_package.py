@@ -1,0 +1,61 @@
+"""Specification of the package's surface: what `import freezelab` loads, and what it offers."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import freezelab as fl
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "transformers", "datasets", "ipywidgets", "IPython", "plotly", "optuna")
+
+
+def loaded_after(code: str) -> set[str]:
+    """The heavy modules a fresh interpreter has loaded after running `code`."""
+    probe = f"import sys\n{code}\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    return set(out.stdout.split())
+
+
+def test_importing_the_package_loads_nothing_heavy():
+    assert loaded_after("import freezelab") == set()
+
+
+def test_a_headless_sweep_worker_never_loads_the_widget_layer():
+    loaded = loaded_after("import freezelab.__main__, freezelab.sweeps, freezelab.experiment, freezelab.training")
+    assert {"torch", "transformers", "optuna"} <= loaded and not loaded & {"ipywidgets", "IPython", "plotly"}
+
+
+def test_every_public_name_resolves_and_anatomy_stays_the_function():
+    for name in fl.__all__:
+        assert getattr(fl, name) is not None
+    import freezelab.anatomy  # noqa: F401  (a submodule import must not shadow the function)
+
+    assert callable(fl.anatomy) and fl.anatomy.__module__ == "freezelab.anatomy"
+    with pytest.raises(AttributeError, match="no attribute 'fine_tuen'"):
+        fl.fine_tuen
+
+
+def test_the_notebooks_use_only_the_public_surface():
+    used = set()
+    for path in (ROOT / "teacher" / "notebooks").glob("*.ipynb"):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                used |= set(re.findall(r"\bfl\.([A-Za-z_]+)", "".join(cell["source"])))
+    assert used and used <= set(fl.__all__) | {"__version__"}, sorted(used - set(fl.__all__))
+
+
+def test_clear_caches_empties_every_cache(minilm):
+    from freezelab import data, plots
+
+    model, tokenizer = minilm
+    data.tokenize(fl.load_task("sst2", train_size=8, seed=9)["train"], tokenizer, 32)
+    plots.trainable_heatmap(model)
+    assert data.TOKENIZED and data._course_task.cache_info().currsize and plots._static_parts.cache_info().currsize
+    fl.clear_caches()
+    assert not data.TOKENIZED and data._course_task.cache_info().currsize == 0
+    assert plots._static_parts.cache_info().currsize == 0
