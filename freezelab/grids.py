@@ -53,9 +53,9 @@ POOLINGS = ("cls", "mean")
 class SweepSettings:
     """What every run of a sweep shares (stored with the study, so all workers agree).
 
-    epochs, dev_size, warmup, evals_per_epoch and group_by_length are the runs' `TrainConfig` settings for this
-    sweep; probes: measure retention after each run; sts_dev_size: STS-B pairs the retention probe reads.
-    `from_dict` reads stored settings; those stored before a setting existed get the value they were made with.
+    epochs, dev_size, warmup, evals_per_epoch, group_by_length and micro_batch_size are the runs' `TrainConfig`
+    settings for this sweep; probes: measure retention after each run; sts_dev_size: STS-B pairs the retention probe reads.
+    `from_dict` reads stored settings; a setting added since they were stored takes the value they were made with.
     """
 
     task: str = "sst2"
@@ -67,15 +67,16 @@ class SweepSettings:
     sts_dev_size: int | None = None
     evals_per_epoch: int = 0
     group_by_length: bool = TrainConfig.group_by_length
+    micro_batch_size: int | None = TrainConfig.micro_batch_size
 
     def __post_init__(self):
         self.config()  # the same checks as fine_tune's
 
     @classmethod
     def from_dict(cls, stored: dict) -> "SweepSettings":
-        """Settings as a study or an exported file stores them. Sweeps made before batches were grouped by
-        length (the course's shipped files among them) drew them at random."""
-        return cls(**{"group_by_length": False, **stored})
+        """Settings as a study or an exported file stores them. Sweeps made before batches could be grouped by
+        length or split into micro-batches (the course's shipped files among them) did neither."""
+        return cls(**{"group_by_length": False, "micro_batch_size": None, **stored})
 
     def config(self, point: dict | None = None) -> TrainConfig:
         """The `TrainConfig` of one point's run: these settings, then the point's lr, size, seed and options.
@@ -85,7 +86,7 @@ class SweepSettings:
         """
         config = TrainConfig(epochs=self.epochs, dev_size=self.dev_size, warmup=self.warmup,
                              evals_per_epoch=self.evals_per_epoch, group_by_length=self.group_by_length,
-                             frozen_eval_mode=True)
+                             micro_batch_size=self.micro_batch_size, frozen_eval_mode=True)
         if point is None:
             return config
         own = {k: point[k] for k in ("epochs", "warmup", "layer_decay") if k in point and point[k] == point[k]}

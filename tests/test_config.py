@@ -58,3 +58,43 @@ def test_a_sweep_point_becomes_the_config_its_run_uses():
                                                  layer_decay=0.8, evals_per_epoch=0, frozen_eval_mode=True)
     with pytest.raises(ValueError, match="epochs must be a whole number >= 1, got 0"):
         grids.SweepSettings(epochs=0)
+
+
+def test_micro_batches_take_the_same_steps_in_less_memory(minilm):
+    """Batch 16 as 4 length-sorted passes of 4 sentences gives the weights one pass of 16 gives."""
+    import torch
+
+    trained = []
+    for micro in (None, 4):
+        model, tokenizer = fl.load_model("minilm-l6", seed=0)
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0  # dropout draws differ between the two; the arithmetic must not
+        result = fl.fine_tune(model, tokenizer, "sst2", plan=fl.FreezePlan.train_top(model, 1), lr=1e-3, epochs=1,
+                              train_size=32, dev_size=16, batch_size=16, micro_batch_size=micro, max_length=32,
+                              group_by_length=False, evals_per_epoch=0, dashboard="none")
+        assert result.settings["steps"] == 2
+        trained.append(model.classifier.weight.detach().clone())
+    torch.testing.assert_close(trained[0], trained[1], rtol=1e-4, atol=1e-6)
+
+
+def test_length_buckets_hold_similar_lengths_in_random_order_and_every_sentence_once_per_epoch():
+    import random
+
+    from freezelab.training import LengthBuckets
+
+    lengths = [random.Random(i).randint(3, 60) for i in range(500)]
+    sampler = LengthBuckets(lengths, batch_size=32, seed=0, pool=4)
+    epochs = []
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        assert sorted(order) == list(range(500))
+        batches = [order[i:i + 32] for i in range(0, 500, 32)]
+        assert len(batches[-1]) == 500 % 32  # the short batch is last, so the DataLoader cuts these batches
+        spans = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches]
+        assert sum(spans) / len(spans) < 20  # a pool of 4 batches cuts 3-60 in four; random batches span ~55
+        firsts = [max(lengths[i] for i in b) for b in batches[:-1]]
+        assert firsts != sorted(firsts, reverse=True)  # not longest to shortest
+        epochs.append(order)
+    assert epochs[0] != epochs[1]

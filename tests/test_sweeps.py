@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -218,12 +219,15 @@ def test_a_grown_grid_trains_only_its_new_points(tmp_path):
         sweeps.create_sweep("other", url, grown, grids.SweepSettings(epochs=3), finished=finished)
 
 
-def test_the_shipped_files_read_as_made_with_random_batches_and_refuse_to_mix_with_grouped_runs():
-    shipped = results.shipped("frontier").attrs["settings"]
-    assert "group_by_length" not in shipped  # made before batches were grouped
-    assert grids.SweepSettings.from_dict(shipped) == dataclasses.replace(grids.PRESETS["frontier"][1],
-                                                                         group_by_length=False)
-    assert grids.PRESETS["frontier"][1].group_by_length  # new sweeps group: 1.8x faster, accuracy within noise
+def test_the_shipped_files_read_as_whole_batches_and_refuse_to_mix_with_other_runs(tmp_path):
+    shipped = json.loads((Path(results.__file__).parent / "precomputed" / "frontier.json").read_text())
+    assert "group_by_length" not in shipped["settings"]  # stored before the setting existed
+    as_made = dataclasses.replace(grids.PRESETS["frontier"][1], micro_batch_size=None)  # `--whole-batches`
+    assert grids.SweepSettings.from_dict(shipped["settings"]) == as_made
+    for other in (grids.PRESETS["frontier"][1], dataclasses.replace(as_made, group_by_length=True)):
+        with pytest.raises(ValueError, match="made with other settings"):
+            sweeps.create_sweep("g", f"sqlite:///{tmp_path / 'g.db'}", grids.frontier_points(), other,
+                                finished=shipped)
 
 
 def test_a_sweep_gives_optunas_log_level_back(tmp_path):

@@ -1,0 +1,29 @@
+"""Specification of one experiment: a grid point in, a typed record out, in the shape the shipped files hold."""
+
+import json
+
+import pytest
+
+from freezelab import experiment, grids, results
+
+pytestmark = pytest.mark.usefixtures("offline_data")
+
+
+def test_a_point_becomes_a_record_with_the_shipped_files_columns():
+    settings = grids.SweepSettings(checkpoint="tiny-random-bert", dev_size=16, sts_dev_size=16, epochs=1)
+    point = grids.grid(["top2"], [1e-3], [32], [1], warmup=0.0)[0]
+    record = experiment.run_point(point, settings)
+    assert isinstance(record, experiment.RunRecord)
+    row = json.loads(json.dumps(record.to_dict()))  # what a sweep stores
+    shipped = set(results.shipped("frontier").columns)
+    assert set(row) - shipped == {"evaluations"}  # dropped by export
+    assert shipped - set(row) == {"layer_decay"}  # an option this point did not set
+    assert row["label"] == grids.describe(point) == "train top 2 + head, lr 0.001, no warm-up"
+    assert (row["frozen_blocks"], row["num_blocks"], row["cache_prefix"], row["steps"]) == (2, 4, True, 1)
+    assert set(row["retention"]) >= {"sts_spearman", "cka", "weight_drift"}
+
+
+def test_without_probes_the_record_has_no_retention():
+    settings = grids.SweepSettings(checkpoint="tiny-random-bert", dev_size=16, probes=False, epochs=1)
+    record = experiment.run_point(grids.grid(["head"], [1e-2], [16], [0], pooling="mean")[0], settings)
+    assert "retention" not in record.to_dict() and record.pooling == "mean"
