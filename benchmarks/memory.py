@@ -7,7 +7,7 @@ the highest resident set sampled (every 10 ms) while it ran. The target
 (issue 13): every notebook's kernel <= 1.3 GB at quick size; the whole-notebook
 peaks come from `benchmarks/course.py`.
 
-    FREEZELAB_DATA_DIR=../shared/data python benchmarks/memory.py [--train-size 500] [--plan full]
+    FREEZELAB_DATA_DIR=../shared/data python benchmarks/memory.py [--train-size 500] [--plan full] [--whole-batches]
 """
 
 import argparse
@@ -40,6 +40,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--train-size", type=int, default=500)
     parser.add_argument("--plan", default="full")
+    parser.add_argument("--whole-batches", action="store_true", help="no micro-batches (the engine before issue 13)")
     args = parser.parse_args()
     sampler, rows = Sampler(), []
     last = PROCESS.memory_info().rss
@@ -62,7 +63,7 @@ def main():
     fl = step("import freezelab", lambda: __import__("freezelab"))
     from freezelab import experiment, grids
 
-    settings = experiment.SweepSettings(dev_size=200, sts_dev_size=300)
+    settings = grids.SweepSettings(dev_size=200, sts_dev_size=300, micro_batch_size=None if args.whole_batches else 8)
     point = grids.grid([args.plan], [1e-4], [args.train_size], [0])[0]
     step("load_task sst2 + stsb", lambda: (fl.load_task("sst2"), fl.load_task("stsb")))
     model, tokenizer = step("load_model (MiniLM-L6)", lambda: fl.load_model("minilm-l6"))

@@ -61,7 +61,8 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
     from .models import load_model
     from .plans import FreezePlan
     from .schedules import Schedule
-    from .training import fine_tune, release_memory
+    from .caches import release_memory
+    from .training import fine_tune
 
     num_labels = 1 if settings.task == "stsb" else 2
     pooling = point.get("pooling", "cls")

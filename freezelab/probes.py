@@ -29,6 +29,8 @@ from safetensors import safe_open
 from scipy.stats import spearmanr
 
 from .anatomy import anatomy
+from .caches import release_memory
+from .style import PROBES
 from .data import load_task
 from .models import _quiet_transformers, resolve
 
@@ -64,6 +66,7 @@ def sts_retention(model, tokenizer, dev_size: int | None = None, seed: int = 0) 
     a = _encode(model, tokenizer, data["text"])
     b = _encode(model, tokenizer, data["text_pair"])
     cosine = torch.nn.functional.cosine_similarity(a, b).numpy()
+    release_memory()  # thousands of forward passes leave the heap fragmented: hand the pages back
     return float(spearmanr(cosine, np.array(data["label"])).statistic)
 
 
@@ -122,6 +125,7 @@ def cka_per_layer(original, finetuned, tokenizer, texts: list[str], batch_size: 
     for m, training in zip(models, was_training):
         m.train(training)
     names = ["embeddings"] + [f"block {i}" for i in range(len(grams) - 1)]
+    release_memory()
     return {name: gram.cka() for name, gram in zip(names, grams)}
 
 
@@ -220,7 +224,6 @@ def retention(original, finetuned, tokenizer, *, checkpoint: str | None = None, 
     return record
 
 
-PROBES = {"sts_spearman": "STS-B Spearman ρ", "mlm_accuracy": "masked-LM accuracy"}
 
 
 def retention_probe(checkpoint: str) -> str:

@@ -16,13 +16,10 @@ of each setting (`freezelab.config`).
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import json
 import math
 import os
 import resource
-import sys
 import shutil
 import tempfile
 import time
@@ -36,6 +33,7 @@ from scipy.stats import spearmanr
 from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
 
 from .anatomy import anatomy
+from .caches import release_memory
 from .cache import CachedSuffix, cached_datasets, collate, frozen_prefix_depth
 from .config import FIELDS, TrainConfig
 from .dashboard import Dashboard
@@ -135,21 +133,6 @@ def _frozen_eval_hooks(model):
 
         handles.append(module.register_forward_pre_hook(hook))
     return handles
-
-
-def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS.
-
-    Trainer and its callbacks refer to each other, so the optimizer state lives until the garbage collector
-    runs; and glibc keeps freed pages unless asked. Without this, a notebook that trains several models in a
-    row creeps towards Binder's 2 GB.
-    """
-    gc.collect()
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except OSError:  # not glibc (musl, ...): nothing to trim
-            pass
 
 
 class LengthBuckets(torch.utils.data.Sampler):
