@@ -38,9 +38,10 @@ class TrainConfig:
     batch_size: sentences per step.
     micro_batch_size: sentences per forward pass. Each batch is sorted by length and cut into micro-batches
         whose gradients are summed, weighted by their share: the same step on the same sentences, in less
-        memory and (less padding) less time; only the dropout draws differ. Full fine-tuning of MiniLM-L6 on
-        SST-2 with 8 instead of 32 at once: about 1.2x faster and 370 MB less at its peak. None: the whole
-        batch at once (how the course's shipped runs were made).
+        memory and (less padding) less time; only the dropout draws differ. A full fine-tune of MiniLM-L6 on
+        500 SST-2 sentences, with its probes, peaks about 350 MB lower with 8 than with whole batches of 32
+        (`benchmarks/memory.py` with and without `--whole-batches`; speed: `benchmarks/frozen_prefix_cache.py
+        --only full`). None: the whole batch at once (how the course's shipped runs were made).
     max_length: tokens kept per sentence ([CLS] and [SEP] included).
     warmup: fraction of the steps with a linear lr warm-up (then linear decay to 0).
     weight_decay: AdamW's decoupled weight decay (not applied to biases and LayerNorm weights).

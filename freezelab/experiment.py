@@ -3,9 +3,8 @@
 For: `run_point(point, settings) -> RunRecord`, what every sweep worker runs
 for each queued point, and `RunRecord`, the JSON-able record of one run that
 result tables are made of (`record.to_dict()`; the shipped result files hold
-these dicts). Runs reuse what earlier runs in the process computed with the
-same frozen weights: the frozen-prefix cache (`freezelab.cache`) and the
-untouched model's side of the retention probes (`freezelab.probes`).
+these dicts). Runs reuse the frozen-prefix cache (`freezelab.cache`) that
+earlier runs in the process built with the same frozen weights.
 
 Not for: choosing points (`freezelab.grids`), queueing them (`freezelab.sweeps`) or tables (`freezelab.results`).
 """

@@ -46,6 +46,12 @@ PLANS: dict[str, tuple[str, Callable]] = {
     "gradual": ("gradual unfreezing", _gradual),
 }
 OPTIONS = ("epochs", "warmup", "pooling", "layer_decay")  # what a point may set for itself
+
+
+def option(point: dict, name: str):
+    """The value a point set for `name`, or None where it set none (a row of a results table holds NaN there)."""
+    value = point.get(name)
+    return None if value is None or value != value else value
 POOLINGS = ("cls", "mean")
 
 
@@ -89,7 +95,7 @@ class SweepSettings:
                              micro_batch_size=self.micro_batch_size, frozen_eval_mode=True)
         if point is None:
             return config
-        own = {k: point[k] for k in ("epochs", "warmup", "layer_decay") if k in point and point[k] == point[k]}
+        own = {k: option(point, k) for k in ("epochs", "warmup", "layer_decay") if option(point, k) is not None}
         return config.replace(lr=point["lr"], train_size=point["train_size"], seed=point["seed"], **own)
 
 
@@ -124,7 +130,7 @@ def describe(point: dict, short: bool = False) -> str:
     'full fine-tune, lr 0.001, no warm-up'; short=True (labels on a plot's points): 'full · 1e-3 · no warm-up'.
     """
     mean = point.get("pooling") == "mean"
-    decay = point.get("layer_decay") == point.get("layer_decay") and point.get("layer_decay")  # NaN: not set
+    decay = option(point, "layer_decay")
     if short:
         text = point["plan"] + (" (mean)" if mean else "") + f" · {point['lr']:.0e}".replace("e-0", "e-")
         text += " · layer decay" if decay else ""
@@ -132,7 +138,7 @@ def describe(point: dict, short: bool = False) -> str:
         text = PLANS[point["plan"]][0] + (" (mean-pooled)" if mean else "")
         text += f", layer decay {decay:g}" if decay else ""
         text += f", lr {point['lr']:g}"
-    if point.get("warmup") == 0:
+    if option(point, "warmup") == 0:
         text += " · no warm-up" if short else ", no warm-up"
     return text
 

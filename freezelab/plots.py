@@ -28,7 +28,7 @@ from plotly.colors import sample_colorscale
 from torch import nn
 
 from .anatomy import Anatomy, anatomy, frozen_names
-from .grids import describe
+from .grids import describe, option
 from .plans import FreezePlan
 from .results import summary
 from .style import (DEPTH_SCALE, DRIFT_SCALE, FROZEN_COLOUR, HALF_COLOUR, LINE_COLOURS, METRIC_NAMES,
@@ -186,10 +186,6 @@ def _colour(row) -> str:
     return sample_colorscale(DEPTH_SCALE, [row["frozen_blocks"] / row["num_blocks"]])[0]
 
 
-def _layer_decay(row) -> bool:
-    return pd.notna(row.get("layer_decay"))  # a point's own options are absent (NaN) where it did not set them
-
-
 # The frontier's drawing area in pixels (width and height less margins and legend), for placing labels.
 _PLOT_W, _PLOT_H = 670, 410
 
@@ -254,7 +250,7 @@ def frontier_plot(frame: pd.DataFrame, retention: str = "sts_spearman", untouche
             x=[row["dev_metric mean"]], y=[row[f"{retention} mean"]], name=row["label"], mode="markers+text",
             text=[describe(row, short=True)], textposition=position, textfont={"size": 9, "color": "#333"},
             marker={"color": _colour(row), "size": 7 + 3 * math.log10(row["lr"] / 1e-5),
-                    "symbol": "diamond" if row["schedule"] else ("square" if _layer_decay(row) else "circle"),
+                    "symbol": "diamond" if row["schedule"] else ("square" if option(row, "layer_decay") else "circle"),
                     "line": {"width": 1, "color": "white"}},
             error_x={"array": [row["dev_metric std"]], "thickness": 1, "width": 3},
             error_y={"array": [row[f"{retention} std"]], "thickness": 1, "width": 3},

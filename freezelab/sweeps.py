@@ -34,7 +34,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_s
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
-from .grids import OPTIONS, SweepSettings, describe
+from .grids import OPTIONS, SweepSettings, describe, option
 
 
 # --- storage and workers ---------------------------------------------------------------------
@@ -145,8 +145,7 @@ def _key(point: dict, settings: SweepSettings) -> str:
     """What identifies a grid point: plan, lr, size, seed and the options it sets. A run's record also spells out
     the options it left at the sweep's values (pooling "cls", the sweep's epochs), so those are left out."""
     defaults = {"pooling": "cls", "epochs": settings.epochs}
-    options = {o: point[o] for o in OPTIONS
-               if o in point and point[o] == point[o] and point[o] != defaults.get(o)}  # NaN: not set
+    options = {o: option(point, o) for o in OPTIONS if option(point, o) not in (None, defaults.get(o))}
     return json.dumps([point["plan"], float(point["lr"]), int(point["train_size"]), int(point["seed"]), options],
                       sort_keys=True)
 

@@ -140,9 +140,8 @@ class LengthBuckets(torch.utils.data.Sampler):
 
     Each epoch: shuffle, cut into pools of `pool` batches, sort each pool by length, cut it into batches, and
     shuffle the order of all the batches (the one short batch, if any, goes last so that the DataLoader's
-    batches are these). Trainer's own length grouping does not shuffle the batches of a pool, so an epoch on
-    a few hundred sentences runs from the longest batch to the shortest, which made small runs fail to
-    learn in `benchmarks/length_grouping.py`; this one keeps every batch's place random.
+    batches are these). Trainer's own length grouping leaves a pool's batches in order of length; this one
+    keeps every batch's place random. Off by default all the same: see `TrainConfig.group_by_length`.
     """
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int, pool: int = 50):
@@ -272,14 +271,15 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
     trainer, schedule_callback = _trainer(model, trained, train, dev, collator, schedule, config, regression,
                                           task_name, dashboard, output_dir, device, precision)
     run = _train(trainer, model, config, "spearman" if regression else "accuracy", device)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     result = FineTuneResult(
         task=task_name, metric_name=run["metric_name"], dev_metric=run["dev_metric"], history=run["history"],
         wall_time_s=run["wall_time_s"], train_time_s=run["train_time_s"],
         examples_per_s=min(run["examples"], len(train) * config.epochs) / run["train_time_s"],
         peak_memory_mb=run["peak_mb"], memory_source=run["memory_source"],
-        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        trainable_params=trainable,
         total_params=sum(p.numel() for p in model.parameters()),
-        training_state_mb=sum(p.numel() for p in model.parameters() if p.requires_grad) * 12 / 2**20,
+        training_state_mb=trainable * 12 / 2**20,
         phases=schedule_callback.changes, plans=[p.plan.to_dict() for p in schedule.phases],
         settings={**config.to_dict(), "train_size": len(train), "dev_size": len(dev), "device": device,
                   "precision": precision, "steps": run["steps"], **cache_info},
