@@ -3,7 +3,8 @@
 The package follows the course, one module per idea:
 
     anatomy     where a model's parameters live (the grid every picture uses)
-    plans       what to freeze: FreezePlan and the common recipes
+    plans       what to freeze: FreezePlan and the common recipes (BitFit, LayerNorm-only among them)
+    lora        LoRA adapters through peft, as a plan on the same grid
     recipes     popular tutorial recipes, as printed and as fixed
     schedules   plans that change during training (gradual unfreezing)
     style       one palette and one set of names
@@ -44,7 +45,7 @@ __version__ = "0.1.0"
 _NAMES = {
     "Anatomy": "anatomy", "find_blocks": "anatomy", "frozen_names": "anatomy",
     "parameter_grid": "anatomy", "summary_line": "anatomy", "trainable_summary": "anatomy",
-    "FreezePlan": "plans", "NothingTrainableError": "plans",
+    "FreezePlan": "plans", "NothingTrainableError": "plans", "LoRA": "lora",
     "RECIPES": "recipes", "Recipe": "recipes",
     "Phase": "schedules", "Schedule": "schedules",
     "grid_heatmap": "plots", "trainable_heatmap": "plots",
@@ -56,7 +57,7 @@ _NAMES = {
     "retention": "probes",
     "clear_caches": "caches",
 }
-_MODULES = ("anatomy", "plans", "recipes", "schedules", "style", "plots", "widgets", "models", "heads", "data", "config",
+_MODULES = ("anatomy", "plans", "lora", "recipes", "schedules", "style", "plots", "widgets", "models", "heads", "data", "config",
             "training", "cache", "dashboard", "probes", "grids", "experiment", "sweeps", "results", "classroom",
             "course", "exercises", "caches")
 

@@ -65,6 +65,12 @@ class Param:
     row: str
     column: str
     numel: int
+    shape: tuple[int, ...] = ()
+
+    @property
+    def adapter(self) -> bool:
+        """A LoRA adapter's parameter (freezelab.lora): it belongs to the cell of the matrix it adapts."""
+        return ".lora_" in self.name
 
 
 def find_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
@@ -121,22 +127,22 @@ class Anatomy:
         params = []
         # named_parameters() skips tied duplicates, as model.num_parameters() does.
         for name, p in model.named_parameters():
-            params.append(self._place(name, p.numel(), base, blocks_name))
+            params.append(self._place(name, p.numel(), base, blocks_name, tuple(p.shape)))
         self.params: tuple[Param, ...] = tuple(params)
 
-    def _place(self, name: str, numel: int, base: str, blocks_name: str) -> Param:
+    def _place(self, name: str, numel: int, base: str, blocks_name: str, shape: tuple[int, ...]) -> Param:
         if name.startswith(blocks_name + "."):
             index, rest = name[len(blocks_name) + 1 :].split(".", 1)
-            return Param(name, f"block {int(index)}", _kind(rest, BLOCK_KINDS), numel)
+            return Param(name, f"block {int(index)}", _kind(rest, BLOCK_KINDS), numel, shape)
         in_base = base == "" or name.startswith(base + ".")
         if not in_base:
-            return Param(name, HEAD, _kind(name, HEAD_KINDS), numel)
+            return Param(name, HEAD, _kind(name, HEAD_KINDS), numel, shape)
         relative = name[len(base) + 1 :] if base else name
         if "embed" in relative:
-            return Param(name, EMBEDDINGS, _kind(relative, EMBEDDING_KINDS), numel)
+            return Param(name, EMBEDDINGS, _kind(relative, EMBEDDING_KINDS), numel, shape)
         if "pooler" in relative:
-            return Param(name, POOLER, _kind(relative.split("pooler.", 1)[-1], POOLER_KINDS), numel)
-        return Param(name, ENCODER_OTHER, OTHER, numel)
+            return Param(name, POOLER, _kind(relative.split("pooler.", 1)[-1], POOLER_KINDS), numel, shape)
+        return Param(name, ENCODER_OTHER, OTHER, numel, shape)
 
     # --- structure -------------------------------------------------------
     @cached_property
@@ -199,6 +205,14 @@ class Anatomy:
         total[~exists] = np.nan
         trainable[~exists] = np.nan
         return total, trainable
+
+    def adapter_matrix(self) -> np.ndarray:
+        """LoRA adapter parameters per cell (rows x columns; zeros for a model without adapters)."""
+        r, c, numel = self._cells
+        keep = np.array([p.adapter for p in self.params], dtype=bool)
+        counts = np.zeros((len(self.rows), len(self.columns)))
+        np.add.at(counts, (r[keep], c[keep]), numel[keep])
+        return counts
 
     def table(self, frozen: set[str] | frozenset[str] = frozenset()) -> pd.DataFrame:
         """One line per existing cell: row, column, total, trainable, fraction, names.

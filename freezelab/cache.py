@@ -41,10 +41,15 @@ from .plans import FreezePlan
 
 def frozen_prefix_depth(model, plan: FreezePlan) -> int:
     """k such that the plan freezes the embeddings and blocks 0 ... k-1 entirely (and something above trains)."""
+    if not isinstance(plan, FreezePlan):
+        raise ValueError(f"cache_prefix needs a bottom prefix of whole frozen blocks, and {plan.name} trains "
+                         "adapters inside every block it targets: train without cache_prefix")
     a = anatomy(model)
     frozen = plan.frozen_names(a)
-    if not set(a.names_in(row=EMBEDDINGS)) <= frozen:
-        raise ValueError("cache_prefix needs the embeddings frozen: the cache starts after them")
+    training = [n for n in a.names_in(row=EMBEDDINGS) if n not in frozen]
+    if training:
+        raise ValueError(f"cache_prefix needs the embeddings frozen (the cache starts after them); "
+                         f"{plan.name or 'this plan'} trains {', '.join(training)}")
     k = 0
     while k < a.num_blocks and set(a.names_in(row=f"block {k}")) <= frozen:
         k += 1

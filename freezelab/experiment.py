@@ -55,7 +55,7 @@ class RunRecord:
 def run_point(point: dict, settings: SweepSettings) -> RunRecord:
     """One grid point: load the checkpoint, fine-tune, probe retention (when the settings ask for it)."""
     from . import probes
-    from .anatomy import anatomy
+    from .anatomy import anatomy, frozen_names
     from .cache import frozen_prefix_depth
     from .models import load_model
     from .plans import FreezePlan
@@ -70,10 +70,6 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
     label, make = PLANS[point["plan"]]
     made = make(model, config.epochs)
     how = {"schedule": made} if isinstance(made, Schedule) else {"plan": made}
-    a = anatomy(model)
-    first = made.phases[0].plan if isinstance(made, Schedule) else made
-    frozen = first.frozen_names(a)
-    frozen_blocks = sum(set(a.names_in(row=f"block {i}")) <= frozen for i in range(a.num_blocks))
     cache = False
     if isinstance(made, FreezePlan):
         try:
@@ -81,6 +77,12 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
         except ValueError:  # embeddings train, or nothing above: no frozen prefix to cache
             cache = False
     result = fine_tune(model, tokenizer, settings.task, config.replace(cache_prefix=cache), **how, dashboard="none")
+    # Blocks that stayed whole and frozen from the start: read off the model as it trained its first phase
+    # (a schedule's first plan; a LoRA model's adapters live inside its blocks, so those blocks count as training).
+    a = anatomy(model)
+    first = made.phases[0].plan if isinstance(made, Schedule) else None
+    frozen = first.frozen_names(a) if first is not None else frozen_names(model)
+    frozen_blocks = sum(set(a.names_in(row=f"block {i}")) <= frozen for i in range(a.num_blocks))
     retention = None
     if settings.probes:  # against the same checkpoint and head initialisation, untrained
         original = load_model(settings.checkpoint, num_labels=num_labels, seed=point["seed"], pooling=pooling)[0]

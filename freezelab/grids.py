@@ -7,7 +7,8 @@ worker), `describe(point)` (the one place a run's label is made), the
 `SweepSettings` every run of a sweep shares, and the course's precomputed
 grids (`PRESETS`: the frontier of notebooks 04-05, the data-size grid of 06).
 
-A point is a dict: `plan` (a key of PLANS), `lr`, `train_size`, `seed`, and
+A point is a dict: `plan` (a key of PLANS: layer plans, BitFit, LayerNorm-only,
+"lora16-attn" for LoRA of rank 16 on the attention matrices), `lr`, `train_size`, `seed`, and
 optionally `epochs`, `warmup`, `pooling` ("cls" or "mean") and `layer_decay`
 to override the sweep's settings for that point.
 
@@ -24,7 +25,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .config import TrainConfig
-from .plans import FEATURE_EXTRACTOR, FULL, HEAD_ONLY, FreezePlan, train_top_name
+from .lora import LoRA
+from .plans import BITFIT, FEATURE_EXTRACTOR, FULL, HEAD_ONLY, LAYERNORM_ONLY, FreezePlan, train_top_name
 
 
 def _gradual(model, epochs: int):
@@ -44,7 +46,15 @@ PLANS: dict[str, tuple[str, Callable]] = {
     "top4": (train_top_name(4), lambda m, e: FreezePlan.train_top(m, 4)),
     "full": (FULL, lambda m, e: FreezePlan.full_finetune(m)),
     "gradual": ("gradual unfreezing", _gradual),
+    "bitfit": (BITFIT, lambda m, e: FreezePlan.bitfit(m)),
+    "lnorm": (LAYERNORM_ONLY, lambda m, e: FreezePlan.layernorm_only(m)),
 }
+LORA_TARGETS = {"attn": "attention", "ffn": "ffn", "all": "all-linear"}  # a key's suffix -> LoRA targets
+
+for _rank in (4, 8, 16, 64):  # "lora16-attn": LoRA of rank 16 on the attention matrices (alpha = 2 x rank)
+    for _short, _targets in LORA_TARGETS.items():
+        _method = LoRA(_rank, targets=_targets)
+        PLANS[f"lora{_rank}-{_short}"] = (_method.label, lambda m, e, method=_method: method)
 OPTIONS = ("epochs", "warmup", "pooling", "layer_decay")  # what a point may set for itself
 
 

@@ -90,6 +90,7 @@ def resolve_pattern(a: Anatomy, pattern: str) -> list[str]:
 
 # The common plans' names: the picker's menu, sweep labels and result tables all say these.
 FULL, HEAD_ONLY, FEATURE_EXTRACTOR = "full fine-tune", "head only", "pooler + head (feature extractor)"
+BITFIT, LAYERNORM_ONLY = "BitFit (biases + head)", "LayerNorm only (+ head)"
 
 
 def train_top_name(n: int) -> str:
@@ -228,6 +229,23 @@ class FreezePlan:
         return cls.from_names(a, {p.name for p in a.params if p.row != HEAD}, name=HEAD_ONLY)
 
     @classmethod
+    def bitfit(cls, model_or_anatomy) -> FreezePlan:
+        """BitFit (Ben Zaken et al. 2022): every bias term and the task head train; every weight matrix is frozen."""
+        a = _as_anatomy(model_or_anatomy)
+        return cls.from_names(a, {p.name for p in a.params if p.row != HEAD and not p.name.endswith("bias")},
+                              name=BITFIT)
+
+    @classmethod
+    def layernorm_only(cls, model_or_anatomy) -> FreezePlan:
+        """Only the LayerNorms' scales and shifts (and the head) train: a few thousand numbers per block."""
+        a = _as_anatomy(model_or_anatomy)
+        norms = [p.name for p in a.params if "LayerNorm" in p.column]
+        if not norms:
+            raise ValueError(f"this model ({a.signature}) has no LayerNorm cells; its columns: {', '.join(a.columns)}")
+        return cls.from_names(a, {p.name for p in a.params if p.row != HEAD and p.name not in norms},
+                              name=LAYERNORM_ONLY)
+
+    @classmethod
     def presets(cls, model_or_anatomy) -> dict[str, FreezePlan]:
         """The common recipes for this model, by label: what a picker menu offers."""
         a = _as_anatomy(model_or_anatomy)
@@ -236,6 +254,7 @@ class FreezePlan:
             plans.append(cls.feature_extractor(a))
         plans += [cls.train_top(a, n) for n in (1, 2) if n < a.num_blocks]
         plans += [cls.freeze_bottom(a, a.num_blocks // 2)]
+        plans += [cls.bitfit(a)] + ([cls.layernorm_only(a)] if any("LayerNorm" in c for c in a.columns) else [])
         unique = {}
         for plan in plans:  # on small models some recipes coincide: keep the first label
             unique.setdefault((plan.frozen, plan.patterns), plan)

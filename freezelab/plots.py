@@ -29,7 +29,6 @@ from torch import nn
 
 from .anatomy import Anatomy, anatomy, frozen_names
 from .grids import describe, option
-from .plans import FreezePlan
 from .results import summary
 from .style import (DEPTH_SCALE, DRIFT_SCALE, FROZEN_COLOUR, HALF_COLOUR, LINE_COLOURS, METRIC_NAMES,
                     SCHEDULE_COLOUR, TRAINABLE_COLOUR, TRAINABLE_SCALE)
@@ -66,21 +65,35 @@ def _static_parts(a: Anatomy) -> tuple[np.ndarray, list[list[str]], list[list[st
     return total, labels, names
 
 
-def _trainable_parts(a: Anatomy, frozen: frozenset[str]) -> dict:
-    """Everything in the trainable heatmap that depends on the plan."""
-    total, labels, names = _static_parts(a)
+def _trainable_parts(a: Anatomy, frozen: frozenset[str], added: np.ndarray | None = None) -> dict:
+    """Everything in the trainable heatmap that depends on the plan.
+
+    `added`: LoRA adapter parameters per cell that a method would add (a preview on a model without them);
+    adapters the model already holds are in the anatomy. A cell with adapters says base and adapter counts.
+    """
+    base_total, labels, names = _static_parts(a)
     _, trainable = a.matrices(frozen)
+    extra = np.zeros_like(base_total) if added is None else added
+    total, trainable, adapters = base_total + extra, trainable + extra, a.adapter_matrix() + extra
+    base = total - adapters
     # None, not NaN, marks a missing cell: the widget path sends JSON, which has no NaN.
     fraction = [[None if np.isnan(v) else float(v) for v in row] for row in trainable / total]
-    hover = [[("" if np.isnan(t) else
-               f"<b>{row} / {column}</b><br>{tr:,.0f} of {t:,.0f} parameters trainable ({percent(tr, t, 0)})"
-               f"<br><span style='font-size:10px'>{names[i][j]}</span>")
-              for j, (column, t, tr) in enumerate(zip(a.columns, total[i], trainable[i]))]
-             for i, row in enumerate(a.rows)]
+
+    def cell_text(i: int, j: int) -> str:
+        t, tr, ad = total[i][j], trainable[i][j], adapters[i][j]
+        text = f"<b>{a.rows[i]} / {a.columns[j]}</b><br>{tr:,.0f} of {t:,.0f} parameters trainable ({percent(tr, t, 0)})"
+        if ad:
+            text += f"<br>base matrix {base[i][j]:,.0f} (frozen) + LoRA adapter {ad:,.0f} (trains)"
+        return text + f"<br><span style='font-size:10px'>{names[i][j]}</span>"
+
+    hover = [["" if np.isnan(total[i][j]) else cell_text(i, j) for j in range(len(a.columns))]
+             for i in range(len(a.rows))]
     row_total, row_trainable = np.nansum(total, axis=1), np.nansum(trainable, axis=1)
     notes = [f"{human(t)} · {percent(tr, t, 0)} trainable" for t, tr in zip(row_total, row_trainable)]
     all_total, all_trainable = row_total.sum(), row_trainable.sum()
     title = f"{all_trainable:,.0f} of {all_total:,.0f} parameters trainable ({percent(all_trainable, all_total)})"
+    if adapters.sum():
+        title += f" · {adapters.sum():,.0f} in LoRA adapters"
     if all_trainable == 0:
         title += " · nothing trains"
     return {"z": fraction, "hover": hover, "notes": notes, "title": title}
@@ -118,12 +131,13 @@ def grid_heatmap(a: Anatomy, values: np.ndarray, *, title: str, hover: list[list
     return figure
 
 
-def trainable_heatmap(model_or_anatomy: nn.Module | Anatomy, plan: FreezePlan | None = None,
+def trainable_heatmap(model_or_anatomy: nn.Module | Anatomy, plan=None,
                       widget: bool = False) -> go.Figure:
     """The anatomy grid coloured by trainable fraction: blue frozen, orange trainable, grey in between.
 
     Pass a model (its current `requires_grad` is drawn) or an anatomy with a
-    plan (nothing is applied to any model). Hover shows exact counts and the
+    plan, a `FreezePlan` or a `LoRA` (nothing is applied to any model; a LoRA
+    plan's adapters are counted in the cells of the matrices they adapt). Hover shows exact counts and the
     parameter names; each row's total is written beside it; the title gives
     the overall count.
     """
@@ -134,7 +148,7 @@ def trainable_heatmap(model_or_anatomy: nn.Module | Anatomy, plan: FreezePlan | 
         frozen = frozen_names(model_or_anatomy)
     else:
         frozen = frozenset()
-    parts = _trainable_parts(a, frozen)
+    parts = _trainable_parts(a, frozen, _added(a, plan))
     return grid_heatmap(
         a, parts["z"], title=parts["title"], hover=parts["hover"], notes=parts["notes"],
         colorscale=TRAINABLE_SCALE, zmin=0, zmax=1, widget=widget,
@@ -143,9 +157,17 @@ def trainable_heatmap(model_or_anatomy: nn.Module | Anatomy, plan: FreezePlan | 
     )
 
 
-def update_trainable(figure: go.Figure, a: Anatomy, frozen: frozenset[str]) -> None:
-    """Redraw a `trainable_heatmap` figure in place for another frozen set (one batched message to the browser)."""
-    parts = _trainable_parts(a, frozen)
+def _added(a: Anatomy, plan) -> np.ndarray | None:
+    """The adapter counts a LoRA plan would add to a model that does not hold them yet (None for other plans)."""
+    from .lora import LoRA, has_adapters
+
+    return plan.cells(a) if isinstance(plan, LoRA) and not has_adapters(a) else None
+
+
+def update_trainable(figure: go.Figure, a: Anatomy, frozen: frozenset[str], added: np.ndarray | None = None) -> None:
+    """Redraw a `trainable_heatmap` figure in place for another frozen set (one batched message to the browser);
+    `added`: the adapter parameters per cell a LoRA plan would add (`LoRA.cells`)."""
+    parts = _trainable_parts(a, frozen, added)
     with figure.batch_update():
         figure.data[0].z = parts["z"]
         figure.data[0].customdata = parts["hover"]

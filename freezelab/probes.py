@@ -14,6 +14,10 @@ For: measuring catastrophic forgetting instead of asserting it.
 - `retention_probe` / `untouched`: which probe is the retention axis for a checkpoint (masked-LM accuracy
   through the original head where it has one, STS-B for sentence encoders), and the untouched model's score.
 
+A model holding LoRA adapters (`freezelab.lora`) is read through them by the
+probes that run it (STS-B, CKA) and with each adapter folded into its matrix
+by the probes that copy weights (masked-LM, drift): the same function.
+
 Not for: task accuracy (`freezelab.training` measures it) or plotting
 (`freezelab.plots` draws drift on the anatomy grid).
 """
@@ -37,6 +41,16 @@ from .models import _quiet_transformers, resolve
 
 def _body(model):
     return model.base_model
+
+
+def _weights(module) -> dict:
+    """The module's weights by their plain names; LoRA adapters folded into their matrices (`lora.merged_state_dict`).
+    Probes that copy weights read these; probes that run the model read it through its adapters."""
+    if not any(".lora_" in name for name, _ in module.named_parameters()):
+        return dict(module.state_dict(keep_vars=True))
+    from .lora import merged_state_dict
+
+    return merged_state_dict(module)
 
 
 @torch.no_grad()
@@ -132,13 +146,14 @@ def cka_per_layer(original, finetuned, tokenizer, texts: list[str], batch_size: 
 @torch.no_grad()
 def weight_drift(original, finetuned) -> dict[tuple[str, str], float]:
     """||W_finetuned - W_original|| / ||W_original|| per (row, column) cell of the anatomy grid."""
-    a = anatomy(finetuned)
+    a = anatomy(original)
     before = dict(original.named_parameters())
+    after = _weights(finetuned)
     change, size = {}, {}
-    for p_info, (name, p) in zip(a.params, finetuned.named_parameters()):
+    for p_info in a.params:
         cell = (p_info.row, p_info.column)
-        w = before[name].detach().float().cpu()
-        change[cell] = change.get(cell, 0.0) + float(((p.detach().float().cpu() - w) ** 2).sum())
+        w = before[p_info.name].detach().float().cpu()
+        change[cell] = change.get(cell, 0.0) + float(((after[p_info.name].detach().float().cpu() - w) ** 2).sum())
         size[cell] = size.get(cell, 0.0) + float((w ** 2).sum())
     return {cell: (change[cell] ** 0.5) / (size[cell] ** 0.5) if size[cell] > 0 else float("nan") for cell in change}
 
@@ -151,7 +166,7 @@ def mlm_retention(mlm_model, finetuned, tokenizer, texts: list[str], mask_rate: 
     copy of it gets the fine-tuned encoder's weights; neither model changes.
     """
     probe = copy.deepcopy(mlm_model)
-    _body(probe).load_state_dict(_body(finetuned).state_dict(), strict=False)
+    _body(probe).load_state_dict(_weights(_body(finetuned)), strict=False)
     probe.eval()
     generator = torch.Generator().manual_seed(seed)
     batch = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")

@@ -249,7 +249,8 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
     task: "sst2", "subj", "cola", "stsb", "word-order", or a DatasetDict from `load_task`.
     config: a `TrainConfig`; `settings` are its fields given one by one (`lr=1e-4, epochs=3`), and change
         `config` where both are given. Every field, and what it means: `help(freezelab.TrainConfig)`.
-    plan: applied before training (default: the model's current state).
+    plan: a `FreezePlan` (`FreezePlan.bitfit(model)` among them) or a `LoRA`, applied before training
+        (default: the model's current state).
     schedule: phases applied during training (instead of plan).
     dashboard: "auto" (live plots in a notebook, log lines elsewhere), "widget", "log" or "none".
     output_dir: a folder for Trainer's files; default: a scratch folder, removed afterwards.
@@ -266,7 +267,9 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
 
     device, precision = pick_device()
     model.to(device)
-    schedule.phases[0].plan.apply(model)
+    with torch.random.fork_rng(devices=[]):  # LoRA's adapters start from the run's seed, not the global state
+        torch.manual_seed(config.seed)
+        schedule.phases[0].plan.apply(model)
     trained, train, dev, collator, cache_info = _inputs(model, tokenizer, schedule, train, dev, config)
     trainer, schedule_callback = _trainer(model, trained, train, dev, collator, schedule, config, regression,
                                           task_name, dashboard, output_dir, device, precision)

@@ -113,7 +113,8 @@ def test_a_plan_that_leaves_nothing_trainable_exists_and_is_reported(bert_base):
 def test_presets_cover_the_common_recipes(bert_base):
     assert set(FreezePlan.presets(bert_base)) == {
         "full fine-tune", "head only", "pooler + head (feature extractor)",
-        "train top 1 + head", "train top 2 + head", "freeze embeddings + bottom 6"}
+        "train top 1 + head", "train top 2 + head", "freeze embeddings + bottom 6",
+        "BitFit (biases + head)", "LayerNorm only (+ head)"}
 
 
 def test_presets_that_coincide_on_small_models_appear_once():

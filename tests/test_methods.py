@@ -1,0 +1,199 @@
+"""Specification of the methods beyond freezing layers: BitFit, LayerNorm-only (plans) and LoRA (through peft).
+
+What each trains, counted on bert-base's architecture from the shapes of its matrices; that the heatmap counts
+an adapter in the cell of the matrix it adapts; that LoRA starts as the pre-trained function and that its
+folded-in weights compute the adapted one; JSON, equality and every bad input's error; and that `fine_tune`,
+the probes, the frozen-prefix cache and the sweep grid take them.
+"""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import freezelab as fl
+from freezelab import FreezePlan
+from freezelab.anatomy import anatomy
+from freezelab.grids import describe, grid
+from freezelab.lora import LoRA, adapted_modules, has_adapters, merged_state_dict
+from freezelab.plots import trainable_heatmap
+from conftest import tiny_model
+
+HIDDEN, FFN, BLOCKS, HEAD = 768, 3072, 12, 1_538  # bert-base: its sizes, and its 2-way head (768 x 2 + 2)
+
+
+def trainable(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# --- BitFit and LayerNorm-only are freezing plans -----------------------------------------------------
+
+def test_bitfit_trains_every_bias_and_the_head(bert_base):
+    FreezePlan.bitfit(bert_base).apply(bert_base)
+    per_block = 4 * HIDDEN + 2 * HIDDEN + FFN + HIDDEN  # q, k, v, attn out; two LayerNorms; FFN in; FFN out
+    assert trainable(bert_base) == HIDDEN + BLOCKS * per_block + HIDDEN + HEAD  # embeddings' LayerNorm, pooler
+    assert all(p.requires_grad == (n.endswith("bias") or n.startswith("classifier"))
+               for n, p in bert_base.named_parameters())
+
+
+def test_layernorm_only_trains_the_layernorms_and_the_head(bert_base):
+    FreezePlan.layernorm_only(bert_base).apply(bert_base)
+    assert trainable(bert_base) == 2 * HIDDEN + BLOCKS * 2 * 2 * HIDDEN + HEAD
+    assert all(p.requires_grad == ("LayerNorm" in n or n.startswith("classifier")) for n, p in bert_base.named_parameters())
+
+
+def test_bitfit_and_layernorm_only_are_offered_as_presets_and_round_trip_as_json(any_tiny):
+    presets = FreezePlan.presets(any_tiny)
+    for name in ("BitFit (biases + head)", "LayerNorm only (+ head)"):
+        plan = presets[name]
+        assert FreezePlan.from_json(plan.to_json()) == plan
+        assert plan.trainable_count(any_tiny) < sum(p.numel() for p in any_tiny.parameters()) / 10
+
+
+# --- LoRA: what it adds, where the heatmap counts it ---------------------------------------------------
+
+def test_a_rank_r_adapter_of_an_out_by_in_matrix_holds_r_times_in_plus_out_numbers(bert_base):
+    attention = 4 * 8 * (HIDDEN + HIDDEN)
+    ffn = 2 * 8 * (HIDDEN + FFN)
+    assert LoRA(8).trainable_count(bert_base) == BLOCKS * attention + HEAD
+    assert LoRA(8, targets="ffn").trainable_count(bert_base) == BLOCKS * ffn + HEAD
+    assert LoRA(8, targets="all-linear").trainable_count(bert_base) == BLOCKS * (attention + ffn) + HEAD
+    assert LoRA(64).trainable_count(bert_base) - HEAD == 8 * (LoRA(8).trainable_count(bert_base) - HEAD)
+
+
+def test_applied_adapters_land_in_the_cells_the_preview_counted(any_tiny):
+    method = LoRA(4, targets="all-linear")
+    before = anatomy(any_tiny)
+    preview = method.cells(before)
+    method.apply(any_tiny)
+    after = anatomy(any_tiny)
+    assert (after.rows, after.columns) == (before.rows, before.columns)
+    assert (after.adapter_matrix() == preview).all()
+    assert trainable(any_tiny) == method.trainable_count(before) == method.trainable_count(after)
+    trains = {p.name for p in after.params if p.adapter or p.row == "head"}
+    assert all(p.requires_grad == (n in trains) for n, p in any_tiny.named_parameters())
+
+
+def test_the_heatmap_previews_adapters_and_hover_splits_base_and_adapter(bert_base):
+    figure = trainable_heatmap(anatomy(bert_base), LoRA(8))
+    assert f"{LoRA(8).trainable_count(bert_base):,}" in figure.layout.title.text
+    assert "in LoRA adapters" in figure.layout.title.text
+    hover = figure.data[0].customdata[list(figure.data[0].y).index("block 3")][list(figure.data[0].x).index("query")]
+    assert f"base matrix {HIDDEN * HIDDEN + HIDDEN:,} (frozen) + LoRA adapter {8 * 2 * HIDDEN:,} (trains)" in hover
+    assert all(p.requires_grad for p in bert_base.parameters())  # a preview applies nothing
+
+
+def test_lora_starts_as_the_pretrained_function_and_its_folded_weights_compute_the_adapted_one():
+    model = tiny_model("bert").eval()
+    plain = copy.deepcopy(model)
+    ids = torch.tensor([[2, 5, 7, 9, 3]])
+    LoRA(4, targets="all-linear").apply(model)
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, plain(ids).logits)  # B starts at zero
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+        adapted = model(ids).logits
+        assert not torch.allclose(adapted, plain(ids).logits)
+        state = merged_state_dict(model)
+        assert set(state) == set(plain.state_dict())
+        plain.load_state_dict(state)
+        assert torch.allclose(plain(ids).logits, adapted, atol=1e-5)
+
+
+def test_applying_the_same_lora_again_changes_nothing_and_other_adapters_are_refused():
+    model = tiny_model("bert")
+    LoRA(4).apply(model)
+    names = [n for n, _ in model.named_parameters()]
+    LoRA(4).apply(model)
+    assert [n for n, _ in model.named_parameters()] == names and has_adapters(model)
+    assert set(adapted_modules(model).values()) == {(4, 2.0)}
+    with pytest.raises(ValueError, match="already holds other LoRA adapters.*load a fresh model"):
+        LoRA(8).apply(model)
+
+
+def test_lora_is_data(any_tiny):
+    method = LoRA(16, alpha=8, targets="ffn", dropout=0.1)
+    assert LoRA.from_json(method.to_json()) == method
+    assert LoRA(16) == LoRA(16, alpha=32) != LoRA(16, alpha=16)  # alpha defaults to 2 x rank
+    assert (LoRA(4).name, LoRA(4).scale) == ("LoRA r=4 (attention)", 2.0)
+    assert len({LoRA(4), LoRA(4), LoRA(8)}) == 2
+
+
+# --- bad input -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("settings, message", [
+    ({"rank": 0}, "rank must be a whole number >= 1, got 0"),
+    ({"rank": 2.5}, "rank must be a whole number >= 1, got 2.5"),
+    ({"rank": True}, "rank must be a whole number >= 1, got True"),
+    ({"alpha": 0}, "alpha must be a number > 0"),
+    ({"targets": "mlp"}, "unknown LoRA target modules 'mlp'; valid: 'attention'"),
+    ({"dropout": 1.0}, "dropout must be a number from 0 to below 1"),
+])
+def test_bad_lora_settings_name_the_value_and_what_is_valid(settings, message):
+    with pytest.raises(ValueError, match=message):
+        LoRA(**settings)
+
+
+def test_lora_on_a_model_without_those_matrices_says_what_its_blocks_hold():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mix = nn.Linear(4, 4)
+
+    class Stack(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList([Block(), Block()])
+
+    with pytest.raises(ValueError, match=r"has no attention matrices to adapt .*its blocks hold: other"):
+        LoRA(4).apply(Stack())
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"rank": 4}, "not a freezelab LoRA method"),
+    ({"freezelab_lora": 1, "rank": 4, "layers": [1]}, r"unknown LoRA fields \['layers'\]"),
+    ({"freezelab_lora": 1, "rank": -1}, "rank must be a whole number >= 1"),
+])
+def test_bad_lora_files_are_refused(data, message):
+    with pytest.raises(ValueError, match=message):
+        LoRA.from_dict(data)
+
+
+# --- the rest of the kit takes them ------------------------------------------------------------------
+
+def test_sweep_grids_name_the_methods():
+    points = grid(["bitfit", "lnorm", "lora16-attn", "lora4-all"], [1e-3], [100], [0])
+    assert [describe(p) for p in points] == ["BitFit (biases + head), lr 0.001", "LayerNorm only (+ head), lr 0.001",
+                                            "LoRA r=16 (attention), lr 0.001", "LoRA r=4 (all-linear), lr 0.001"]
+
+
+def test_fine_tune_trains_only_adapters_and_head_and_the_probes_read_the_adapted_model(offline_data):
+    model, tokenizer = fl.load_model("minilm-l6")
+    original = copy.deepcopy(model)
+    with pytest.raises(ValueError, match="cache_prefix needs a bottom prefix of whole frozen blocks"):
+        fl.fine_tune(model, tokenizer, "sst2", plan=LoRA(4), cache_prefix=True, train_size=32, dashboard="none")
+    result = fl.fine_tune(model, tokenizer, "sst2", plan=LoRA(4), lr=1e-3, epochs=1, train_size=64, dev_size=64,
+                          dashboard="none", seed=3)
+    assert result.trainable_params == LoRA(4).trainable_count(original)
+    assert result.plans == [LoRA(4).to_dict()]
+    after = dict(model.named_parameters())
+    for name, p in original.named_parameters():  # every pre-trained weight is where it was
+        owner, _, leaf = name.rpartition(".")
+        mine = after.get(name, after.get(f"{owner}.base_layer.{leaf}"))
+        assert torch.equal(mine, p) or name.startswith("classifier"), name
+    drift = fl.probes.weight_drift(original, model)  # read with the adapters folded in
+    assert drift[("block 2", "query")] > 0 and drift[("block 2", "FFN in")] == 0
+    assert drift[("block 2", "attn LayerNorm")] == 0
+
+
+def test_lora_adapters_start_from_the_runs_seed(offline_data):
+    def first_adapter(seed):
+        model, tokenizer = fl.load_model("minilm-l6")
+        fl.fine_tune(model, tokenizer, "sst2", plan=LoRA(4), lr=1e-3, epochs=1, train_size=8, dev_size=8,
+                     dashboard="none", seed=seed, warmup=0.0)
+        return next(p for n, p in model.named_parameters() if "lora_A" in n).detach().clone()
+
+    assert torch.equal(first_adapter(1), first_adapter(1))
+    assert not torch.equal(first_adapter(1), first_adapter(2))
