@@ -1,8 +1,10 @@
 """FreezePicker: pick which layers to freeze and watch the trainable-parameter heatmap follow.
 
 For: notebooks. One toggle per row of the anatomy grid, a preset menu (the
-common plans and the tutorial recipes as printed), a "freeze embeddings +
-bottom k" slider, the heatmap and a one-line summary, all kept in step.
+common plans, BitFit and LayerNorm-only among them, and the tutorial recipes
+as printed), a "freeze embeddings + bottom k" slider, a method switch to LoRA
+(rank and target matrices; the heatmap counts each adapter in the cell of the
+matrix it adapts), the heatmap and a one-line summary, all kept in step.
 Nothing touches the model's weights or `requires_grad` until `.apply()`.
 
 Live path: a plotly `FigureWidget` updated with `batch_update()` where it
@@ -24,15 +26,17 @@ from IPython.display import display
 from .frontend import figurewidget_works
 from .anatomy import EMBEDDINGS, anatomy, format_counts
 from .models import structure_copy
+from .lora import TARGETS, LoRA
 from .plans import FreezePlan
 from .plots import trainable_heatmap, update_trainable
 from .recipes import RECIPES
 
 CUSTOM = "(custom)"
+LAYERS, ADAPTERS = "freeze layers", "LoRA"
 
 
 class FreezePicker:
-    """Widget: choose a `FreezePlan` for `model`; `.plan` reads or sets it, `.apply()` applies it.
+    """Widget: choose a `FreezePlan` (or a `LoRA`) for `model`; `.plan` reads or sets it, `.apply()` applies it.
 
     live: "auto" (FigureWidget where it works, else redraw in an Output),
     "figurewidget" or "output".
@@ -46,7 +50,9 @@ class FreezePicker:
         self._preset_sets = {label: plan.frozen_names(self.anatomy) for label, plan in self.presets.items()}
         self._row_sets = {row: frozenset(self.anatomy.names_in(row=row)) for row in self.anatomy.rows}
         self._sizes = {p.name: p.numel for p in self.anatomy.params}
-        self._frozen = (plan or FreezePlan.from_model(model)).frozen_names(self.anatomy)
+        self._lora = plan if isinstance(plan, LoRA) else None
+        self._frozen = (plan if self._lora is None and plan is not None else FreezePlan.from_model(model)
+                        ).frozen_names(self.anatomy)
         self._syncing = False
         self.live = ("figurewidget" if figurewidget_works() else "output") if live == "auto" else live
         if self.live not in {"figurewidget", "output"}:
@@ -62,6 +68,13 @@ class FreezePicker:
         # ipywidgets 8 calls it `tooltip`; ipywidgets 7 (Colab) only knows `description_tooltip` on sliders.
         hint = "tooltip" if self.slider.has_trait("tooltip") else "description_tooltip"
         setattr(self.slider, hint, "freeze the embeddings and blocks 0 ... k-1")
+        lora = self._lora or LoRA()
+        self.method = W.ToggleButtons(options=[LAYERS, ADAPTERS], value=ADAPTERS if self._lora else LAYERS,
+                                      description="method")
+        self.rank = W.Dropdown(options=sorted({4, 8, 16, 64, lora.rank}), value=lora.rank, description="rank",
+                               layout=W.Layout(width="150px"))
+        self.targets = W.Dropdown(options=list(TARGETS), value=lora.targets, description="on",
+                                  layout=W.Layout(width="200px"))
         self.summary = W.HTML()
         self.figure = trainable_heatmap(a, FreezePlan.from_names(a, self._frozen), widget=self.live == "figurewidget")
         self.figure.update_layout(width=900)  # leave room for the toggles beside it
@@ -71,23 +84,32 @@ class FreezePicker:
             toggle.observe(lambda change, row=row: self._on_toggle(row, change["new"]), names="value")
         self.preset.observe(lambda change: self._on_preset(change["new"]), names="value")
         self.slider.observe(lambda change: self._on_slider(change["new"]), names="value")
+        for control in (self.method, self.rank, self.targets):
+            control.observe(lambda change: self._on_method(), names="value")
         self._refresh()
 
         controls = W.VBox([W.HTML("<b>rows</b> (❄ = frozen)"), *self.toggles.values()],
                           layout=W.Layout(min_width="160px"))
         view = self.figure if self.output is None else self.output
-        self.widget = W.VBox([W.VBox([self.preset, self.slider]), W.HBox([controls, view]), self.summary])
+        self.widget = W.VBox([W.HBox([self.method, self.rank, self.targets]), W.VBox([self.preset, self.slider]),
+                              W.HBox([controls, view]), self.summary])
 
     # --- state --------------------------------------------------------------------
     @property
-    def plan(self) -> FreezePlan:
-        """The plan the controls show, in canonical form (nothing is applied)."""
+    def plan(self) -> FreezePlan | LoRA:
+        """The plan the controls show: a `LoRA` in LoRA mode, else a `FreezePlan` in canonical form (nothing is applied)."""
+        if self._lora is not None:
+            return self._lora
         label = self.preset.value
         return FreezePlan.from_names(self.anatomy, self._frozen, name="" if label == CUSTOM else label)
 
     @plan.setter
-    def plan(self, plan: FreezePlan) -> None:
-        self._frozen = plan.frozen_names(self.anatomy)  # validates: a bad plan raises, state unchanged
+    def plan(self, plan: FreezePlan | LoRA) -> None:
+        frozen = plan.frozen_names(self.anatomy)  # validates: a bad plan raises, state unchanged
+        if isinstance(plan, LoRA):
+            self._lora = plan
+        else:
+            self._lora, self._frozen = None, frozen
         self._refresh()
 
     def apply(self):
@@ -107,6 +129,20 @@ class FreezePicker:
             self._frozen = self._preset_sets[label]
             self._refresh()
 
+    def _on_method(self) -> None:
+        if self._syncing:
+            return
+        lora = LoRA(self.rank.value, targets=self.targets.value) if self.method.value == ADAPTERS else None
+        try:
+            if lora is not None:
+                lora.targeted(self.anatomy)
+        except ValueError as error:  # e.g. no FFN matrices in this model: say so, keep the state
+            self._refresh()
+            self.summary.value += f"<br><span style='color:#D55E00'>{html.escape(str(error))}</span>"
+            return
+        self._lora = lora
+        self._refresh()
+
     def _on_slider(self, k: int) -> None:
         if not self._syncing:
             self._frozen = FreezePlan.freeze_bottom(self.anatomy, k).frozen_names(self.anatomy)
@@ -125,8 +161,15 @@ class FreezePicker:
 
     def _refresh(self) -> None:
         """Move every control to the current state and redraw: one batched figure update."""
+        if self._lora is not None:
+            return self._refresh_lora()
         self._syncing = True
         try:
+            self.method.value = LAYERS
+            for control in (self.rank, self.targets):
+                control.disabled = True
+            for control in (*self.toggles.values(), self.preset, self.slider):
+                control.disabled = False
             for row, toggle in self.toggles.items():
                 names = self._row_sets[row]
                 whole, some = names <= self._frozen, bool(names & self._frozen)
@@ -142,6 +185,26 @@ class FreezePicker:
         update_trainable(self.figure, self.anatomy, frozenset(self._frozen))
         trainable = self.anatomy.total - sum(self._sizes[name] for name in self._frozen)
         self.summary.value = f"<code>{html.escape(format_counts(trainable, self.anatomy.total))}</code>"
+        _redraw(self.output, self.figure)
+
+    def _refresh_lora(self) -> None:
+        """LoRA mode: every pre-trained weight frozen, adapters beside the target matrices; the row controls rest."""
+        lora, a = self._lora, self.anatomy
+        self._syncing = True
+        try:
+            if lora.rank not in self.rank.options:
+                self.rank.options = sorted({*self.rank.options, lora.rank})
+            self.method.value, self.rank.value, self.targets.value = ADAPTERS, lora.rank, lora.targets
+            for control in (self.rank, self.targets):
+                control.disabled = False
+            for control in (*self.toggles.values(), self.preset, self.slider):
+                control.disabled = True
+        finally:
+            self._syncing = False
+        added = lora.cells(a)
+        update_trainable(self.figure, a, lora.frozen_names(a), added)
+        text = format_counts(lora.trainable_count(a), a.total + int(added.sum()))
+        self.summary.value = f"<code>{html.escape(text)}</code> · {html.escape(lora.name)}, scale alpha/r = {lora.scale:g}"
         _redraw(self.output, self.figure)
 
     def _ipython_display_(self):

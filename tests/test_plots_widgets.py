@@ -119,6 +119,34 @@ def test_partly_frozen_rows_are_labelled(picker):
     assert picker.toggles["block 2"].description == "block 2 (part)" and not picker.toggles["block 2"].value
 
 
+def test_switching_to_lora_redraws_adapters_in_the_cells_they_adapt_and_rests_the_row_controls(picker):
+    from freezelab.lora import LoRA
+
+    picker.method.value = "LoRA"
+    assert picker.plan == LoRA(8, targets="attention")
+    assert all(t.disabled for t in picker.toggles.values()) and picker.preset.disabled
+    a = picker.anatomy
+    adapter = 8 * (768 + 768)  # rank x (in + out) beside a 768 x 768 query matrix
+    assert cell(picker.figure, a, "block 4", "query") == pytest.approx(adapter / (768 * 768 + 768 + adapter))
+    assert cell(picker.figure, a, "block 4", "FFN in") == 0
+    picker.targets.value, picker.rank.value = "all-linear", 64
+    assert picker.plan == LoRA(64, targets="all-linear") and cell(picker.figure, a, "block 4", "FFN in") > 0
+    assert f"{LoRA(64, targets='all-linear').trainable_count(a):,}" in picker.summary.value
+    assert all(p.requires_grad for p in picker.model.parameters())  # nothing applied yet
+    picker.method.value = "freeze layers"
+    assert picker.plan == FreezePlan.full_finetune(picker.model) and not picker.preset.disabled
+
+
+def test_a_lora_plan_set_from_code_moves_the_method_controls(picker):
+    from freezelab.lora import LoRA
+
+    picker.plan = LoRA(32, targets="ffn")
+    assert (picker.method.value, picker.rank.value, picker.targets.value) == ("LoRA", 32, "ffn")
+    picker.plan = FreezePlan.bitfit(picker.model)
+    assert picker.method.value == "freeze layers" and picker.preset.value == "BitFit (biases + head)"
+    assert all(t.description.endswith("(part)") for row, t in picker.toggles.items() if row != "head")
+
+
 def test_the_figurewidget_path_uses_a_live_figure(bert_base):
     import plotly.graph_objects as go
 
