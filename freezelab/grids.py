@@ -178,7 +178,19 @@ def data_size_points(seeds=(0, 1, 2), sizes=(100, 300, 1000, 3000)) -> list[dict
     return points
 
 
+def methods_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
+    """Notebook 07: BitFit, LayerNorm-only and LoRA (ranks 4, 16, 64; attention or all linear matrices) on the
+    frontier's task and settings, so that they sit on the same map as its frozen plans. Seed by seed: a sweep
+    stopped early holds every set-up once before any twice."""
+    n, points = [train_size], []
+    for seed in seeds:
+        points += grid(["bitfit", "lnorm"], [1e-3, 5e-3], n, [seed])
+        points += grid([f"lora{r}-{t}" for t in ("attn", "all") for r in (4, 16, 64)], [5e-4, 2e-3], n, [seed])
+    return points
+
+
 PRESETS = {
     "frontier": (frontier_points, SweepSettings()),
+    "methods": (methods_points, SweepSettings()),
     "data-size": (data_size_points, SweepSettings(probes=False)),
 }
