@@ -43,18 +43,20 @@ class RunRecord:
     losses: list = field(default_factory=list)
     evaluations: list = field(default_factory=list)
     retention: dict | None = None
+    sequential: dict | None = None
 
     def to_dict(self) -> dict:
         record = asdict(self)
         point = record.pop("point")
-        if record["retention"] is None:
-            del record["retention"]
+        for optional in ("retention", "sequential"):
+            if record[optional] is None:
+                del record[optional]
         return {**point, **record}
 
 
 def run_point(point: dict, settings: SweepSettings) -> RunRecord:
     """One grid point: load the checkpoint, fine-tune, probe retention (when the settings ask for it)."""
-    from . import probes
+    from . import probes, sequential
     from .anatomy import anatomy, frozen_names
     from .cache import frozen_prefix_depth
     from .models import load_model
@@ -66,7 +68,10 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
     num_labels = 1 if settings.task == "stsb" else 2
     pooling = point.get("pooling", "cls")
     config = settings.config(point)
-    model, tokenizer = load_model(settings.checkpoint, num_labels=num_labels, seed=point["seed"], pooling=pooling)
+    if settings.first_task:  # the model arrives trained on the first task, with a fresh head for this one
+        model, tokenizer, first_head, first_before, first_dev = sequential.learn_first(settings, point)
+    else:
+        model, tokenizer = load_model(settings.checkpoint, num_labels=num_labels, seed=point["seed"], pooling=pooling)
     label, make = PLANS[point["plan"]]
     made = make(model, config.epochs)
     how = {"schedule": made} if isinstance(made, Schedule) else {"plan": made}
@@ -83,6 +88,9 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
     first = made.phases[0].plan if isinstance(made, Schedule) else None
     frozen = first.frozen_names(a) if first is not None else frozen_names(model)
     frozen_blocks = sum(set(a.names_in(row=f"block {i}")) <= frozen for i in range(a.num_blocks))
+    cost = None
+    if settings.first_task:
+        cost = sequential.what_it_cost(model, tokenizer, first_head, first_before, first_dev, settings)
     retention = None
     if settings.probes:  # against the same checkpoint and head initialisation, untrained
         original = load_model(settings.checkpoint, num_labels=num_labels, seed=point["seed"], pooling=pooling)[0]
@@ -97,7 +105,7 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
         peak_memory_mb=result.peak_memory_mb, device=result.settings["device"],
         precision=result.settings["precision"], steps=result.settings["steps"], cache_prefix=cache,
         losses=[round(h["loss"], 4) for h in result.history if "loss" in h],
-        evaluations=[h for h in result.history if result.metric_name in h], retention=retention)
+        evaluations=[h for h in result.history if result.metric_name in h], retention=retention, sequential=cost)
     del model
     release_memory()  # two models and an optimizer per run: give the memory back before the next one
     return record

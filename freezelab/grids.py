@@ -70,7 +70,9 @@ class SweepSettings:
     """What every run of a sweep shares (stored with the study, so all workers agree).
 
     epochs, dev_size, warmup, evals_per_epoch, group_by_length and micro_batch_size are the runs' `TrainConfig`
-    settings for this sweep; probes: measure retention after each run; sts_dev_size: STS-B pairs the retention probe reads.
+    settings for this sweep; probes: measure retention after each run; sts_dev_size: STS-B pairs the retention probe reads;
+    first_task: learn this task first (the whole model, at first_lr), keep its head, then run the point on `task`,
+    and record what it cost the first task (`freezelab.sequential`).
     `from_dict` reads stored settings; a setting added since they were stored takes the value they were made with.
     """
 
@@ -84,15 +86,22 @@ class SweepSettings:
     evals_per_epoch: int = 0
     group_by_length: bool = TrainConfig.group_by_length
     micro_batch_size: int | None = TrainConfig.micro_batch_size
+    first_task: str | None = None
+    first_lr: float = 1e-4
 
     def __post_init__(self):
         self.config()  # the same checks as fine_tune's
+        TrainConfig(lr=self.first_lr)
+        if self.first_task is not None and (self.first_task == self.task or self.task == "stsb" or
+                                            self.first_task == "stsb"):
+            raise ValueError(f"first_task must be a classification task other than the sweep's task ({self.task!r}), "
+                             f"got {self.first_task!r}")
 
     @classmethod
     def from_dict(cls, stored: dict) -> "SweepSettings":
         """Settings as a study or an exported file stores them. Sweeps made before batches could be grouped by
         length or split into micro-batches (the course's shipped files among them) did neither."""
-        return cls(**{"group_by_length": False, "micro_batch_size": None, **stored})
+        return cls(**{"group_by_length": False, "micro_batch_size": None, "first_task": None, **stored})
 
     def config(self, point: dict | None = None) -> TrainConfig:
         """The `TrainConfig` of one point's run: these settings, then the point's lr, size, seed and options.
@@ -189,8 +198,22 @@ def methods_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
     return points
 
 
+def sequential_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
+    """Notebook 07's "what B costs A": after SST-2 (the whole model, lr 1e-4), SUBJ with each remedy a practitioner
+    would try: a lower learning rate, freezing more, BitFit, LoRA; the head alone is the anchor that cannot forget."""
+    n, points = [train_size], []
+    for seed in seeds:
+        points += grid(["full"], [2e-5, 1e-4, 5e-4], n, [seed])
+        points += grid(["top4", "top2"], [1e-4], n, [seed])
+        points += grid(["head"], [1e-2], n, [seed])
+        points += grid(["bitfit"], [1e-3], n, [seed])
+        points += grid(["lora16-attn"], [5e-4], n, [seed])
+    return points
+
+
 PRESETS = {
     "frontier": (frontier_points, SweepSettings()),
     "methods": (methods_points, SweepSettings()),
+    "sequential": (sequential_points, SweepSettings(task="subj", first_task="sst2", probes=False)),
     "data-size": (data_size_points, SweepSettings(probes=False)),
 }
