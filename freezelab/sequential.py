@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -31,6 +32,22 @@ def cache_dir() -> Path:
     """Where A's trained weights are kept: $FREEZELAB_CACHE/sequential, else ~/.cache/freezelab/sequential."""
     root = os.environ.get(CACHE_VARIABLE) or Path.home() / ".cache" / "freezelab"
     return Path(root) / "sequential"
+
+
+@contextmanager
+def _locked(path: Path):
+    """An exclusive lock on `path` between processes (POSIX); elsewhere, no lock (two workers may both train A)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def head_state(model) -> dict[str, torch.Tensor]:
@@ -84,13 +101,17 @@ def learn_first(settings, point: dict) -> tuple:
     path = cache_dir() / f"{settings.first_task}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     model, tokenizer = load_model(settings.checkpoint, num_labels=2, seed=seed, pooling=pooling)
     fresh_head = head_state(model)  # what a run of the second task from scratch starts with
-    if path.with_suffix(".json").exists():  # written last: its presence means the weights are whole
-        model.load_state_dict(load_file(path.with_suffix(".safetensors")))
-    else:
-        fine_tune(model, tokenizer, settings.first_task, config, plan=FreezePlan.full_finetune(model), dashboard="none")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path.with_suffix(".safetensors"))
-        path.with_suffix(".json").write_text(json.dumps({"key": key}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(path.with_suffix(".lock")):  # one worker trains A; the others wait and load it
+        if path.with_suffix(".json").exists():  # written last: its presence means the weights are whole
+            model.load_state_dict(load_file(path.with_suffix(".safetensors")))
+        else:
+            fine_tune(model, tokenizer, settings.first_task, config, plan=FreezePlan.full_finetune(model),
+                      dashboard="none")
+            partial = path.with_suffix(".partial")
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, partial)
+            os.replace(partial, path.with_suffix(".safetensors"))
+            path.with_suffix(".json").write_text(json.dumps({"key": key}))
     dev = load_task(settings.first_task, train_size=config.train_size, dev_size=config.dev_size, seed=seed)["dev"]
     before = score(model, tokenizer, dev)  # the same scoring before and after: the difference is B's doing
     first_head = head_state(model)
