@@ -198,6 +198,17 @@ def methods_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
     return points
 
 
+def methods_data_size_points(seeds=(0, 1, 2), sizes=(100, 300, 1000)) -> list[dict]:
+    """Notebook 07: the cheapest methods on notebook 06's training-set-size axis, with its settings (mean token
+    vector, >= 2,000 examples seen), each at the learning rate that adapted best at 2,000 sentences."""
+    points = []
+    for n in sizes:
+        epochs = max(2, math.ceil(2000 / n))
+        points += grid(["bitfit", "lnorm"], [5e-3], [n], seeds, pooling="mean", epochs=epochs)
+        points += grid(["lora4-attn"], [2e-3], [n], seeds, pooling="mean", epochs=epochs)
+    return points
+
+
 def sequential_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
     """Notebook 07's "what B costs A": after SST-2 (the whole model, lr 1e-4), SUBJ with each remedy a practitioner
     would try: a lower learning rate, freezing more, BitFit, LoRA; the head alone is the anchor that cannot forget."""
@@ -214,6 +225,7 @@ def sequential_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
 PRESETS = {
     "frontier": (frontier_points, SweepSettings()),
     "methods": (methods_points, SweepSettings()),
+    "methods-data-size": (methods_data_size_points, SweepSettings(probes=False)),
     "sequential": (sequential_points, SweepSettings(task="subj", first_task="sst2", probes=False)),
     "data-size": (data_size_points, SweepSettings(probes=False)),
 }

@@ -30,7 +30,7 @@ from torch import nn
 from .anatomy import Anatomy, anatomy, frozen_names
 from .grids import describe, option
 from .results import summary
-from .style import (DEPTH_SCALE, DRIFT_SCALE, FROZEN_COLOUR, HALF_COLOUR, LINE_COLOURS, METRIC_NAMES,
+from .style import (METHOD_MARKS, DEPTH_SCALE, DRIFT_SCALE, FROZEN_COLOUR, HALF_COLOUR, LINE_COLOURS, METRIC_NAMES,
                     SCHEDULE_COLOUR, TRAINABLE_COLOUR, TRAINABLE_SCALE)
 
 
@@ -202,10 +202,23 @@ def drift_heatmap(model_or_anatomy: nn.Module | Anatomy, drift: dict, title: str
 
 # --- figures of sweep results (notebooks 04-06) ----------------------------------------------
 
+def _family(row) -> str | None:
+    """'bitfit', 'lnorm' or 'lora' for a method beyond freezing layers; None for a layer plan or schedule."""
+    return next((f for f in METHOD_MARKS if str(row["plan"]).startswith(f)), None)
+
+
 def _colour(row) -> str:
+    if _family(row):
+        return METHOD_MARKS[_family(row)][0]
     if row["schedule"]:
         return SCHEDULE_COLOUR
     return sample_colorscale(DEPTH_SCALE, [row["frozen_blocks"] / row["num_blocks"]])[0]
+
+
+def _symbol(row) -> str:
+    if _family(row):
+        return METHOD_MARKS[_family(row)][1] + ("-open" if str(row["plan"]).endswith("-all") else "")
+    return "diamond" if row["schedule"] else ("square" if option(row, "layer_decay") else "circle")
 
 
 # The frontier's drawing area in pixels (width and height less margins and legend), for placing labels.
@@ -256,7 +269,8 @@ def frontier_plot(frame: pd.DataFrame, retention: str = "sts_spearman", untouche
 
     Points are means over seeds with ± 1 std error bars; colour = frozen depth (blue all frozen,
     vermillion none, purple a schedule), size = learning rate, diamonds are schedules and squares
-    layer-wise lr decay. `untouched` draws the pre-trained model's retention, `chance` the accuracy of
+    layer-wise lr decay; methods beyond freezing layers have their own marks (`style.METHOD_MARKS`:
+    BitFit green x, LayerNorm-only black cross, LoRA orange triangle, open on all linear matrices). `untouched` draws the pre-trained model's retention, `chance` the accuracy of
     always answering the majority class. The corners are labelled with the failure each one shows.
     """
     table = summary(frame, metrics=("dev_metric", retention))
@@ -272,7 +286,7 @@ def frontier_plot(frame: pd.DataFrame, retention: str = "sts_spearman", untouche
             x=[row["dev_metric mean"]], y=[row[f"{retention} mean"]], name=row["label"], mode="markers+text",
             text=[describe(row, short=True)], textposition=position, textfont={"size": 9, "color": "#333"},
             marker={"color": _colour(row), "size": 7 + 3 * math.log10(row["lr"] / 1e-5),
-                    "symbol": "diamond" if row["schedule"] else ("square" if option(row, "layer_decay") else "circle"),
+                    "symbol": _symbol(row),
                     "line": {"width": 1, "color": "white"}},
             error_x={"array": [row["dev_metric std"]], "thickness": 1, "width": 3},
             error_y={"array": [row[f"{retention} std"]], "thickness": 1, "width": 3},
@@ -303,7 +317,9 @@ def frontier_plot(frame: pd.DataFrame, retention: str = "sts_spearman", untouche
         xaxis={"title": "task dev accuracy (fraction correct)", "range": x_range},
         yaxis={"title": f"retention: {name} (1 = perfect)", "range": y_range},
         legend={"title": {"text": "set-up<br><sup>colour: blue all frozen → vermillion none frozen;"
-                                  "<br>purple schedule; size: learning rate</sup>"}, "font": {"size": 10}},
+                                  "<br>purple schedule; size: learning rate" + (
+                                      "<br>green x BitFit, black + LayerNorm only,<br>orange ▲ LoRA (open: all linear)"
+                                      if any(_family(r) for r in rows) else "") + "</sup>"}, "font": {"size": 10}},
         height=560, width=1000, plot_bgcolor="white", margin={"t": 60, "l": 70, "r": 20, "b": 60},
     )
     figure.update_xaxes(gridcolor="#eee", zeroline=False)

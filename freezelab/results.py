@@ -87,11 +87,14 @@ def flatten(frame: pd.DataFrame) -> pd.DataFrame:
         frame["cka_top"] = retention.apply(lambda r: list(r["cka"].values())[-1] if "cka" in r else np.nan)
         if retention.apply(lambda r: "mlm_accuracy" in r).any():
             frame["mlm_accuracy"] = retention.apply(lambda r: r.get("mlm_accuracy", np.nan))
+    if "sequential" in frame:  # what the second task cost the first (`freezelab.sequential`)
+        for key in ("first_before", "first_after", "cost"):
+            frame[key] = frame["sequential"].apply(lambda r: r.get(key, np.nan) if isinstance(r, dict) else np.nan)
     return frame
 
 
-def summary(frame: pd.DataFrame, by=("label",), metrics=("dev_metric", "sts_spearman", "mlm_accuracy", "cka_top")
-            ) -> pd.DataFrame:
+def summary(frame: pd.DataFrame, by=("label",), metrics=("dev_metric", "sts_spearman", "mlm_accuracy", "cka_top",
+                                                         "first_before", "first_after", "cost")) -> pd.DataFrame:
     """Mean, standard deviation (over seeds, ddof=1) and number of seeds of each metric the runs have, per set-up.
 
     Rows keep the order in which set-ups first appear in the sweep.
@@ -131,6 +134,40 @@ def compare(table: pd.DataFrame, a: str, b: str, metric: str = "dev_metric") -> 
     else:
         verdict = f"within the seed spread (the larger standard deviation is {spread:.3f})"
     return f"{a} minus {b}: {METRIC_NAMES.get(metric, metric)} {gap:+.3f}, {verdict}"
+
+
+def against_curve(table: pd.DataFrame, reference: pd.DataFrame, retention: str = "sts_spearman") -> pd.DataFrame:
+    """Each set-up of `table` against the learning-forgetting curve the `reference` set-ups trace (rows of
+    `summary`; e.g. full fine-tuning at several learning rates, as Biderman et al. 2024 draw it).
+
+    The curve is the reference's best trade-off: its points that no other reference point beats on both axes
+    (a learning rate so high that training fails is not on it). `on curve` is the curve's retention at the
+    set-up's accuracy, read off straight lines between its points (NaN outside their accuracy range: no curve
+    there to be on); `gap` is the set-up's
+    retention minus that; `spread` the larger standard deviation over seeds of the set-up and of the two
+    reference points around it. The verdict says whether the gap exceeds the spread, as `compare` does.
+    """
+    kept_col = f"{retention} mean"
+    beaten = [((reference["dev_metric mean"] >= r["dev_metric mean"]) & (reference[kept_col] >= r[kept_col])
+               & ((reference["dev_metric mean"] > r["dev_metric mean"]) | (reference[kept_col] > r[kept_col]))).any()
+              for r in reference.to_dict(orient="records")]
+    curve = reference[~np.array(beaten)].sort_values("dev_metric mean")
+    x, y = curve["dev_metric mean"].to_numpy(), curve[f"{retention} mean"].to_numpy()
+    stds = curve[f"{retention} std"].to_numpy()
+    rows = []
+    for row in table.to_dict(orient="records"):
+        accuracy, kept = row["dev_metric mean"], row[f"{retention} mean"]
+        inside = x[0] <= accuracy <= x[-1]
+        on_curve = float(np.interp(accuracy, x, y)) if inside else np.nan
+        right = min(int(np.searchsorted(x, accuracy)), len(x) - 1)
+        spread = np.nanmax([row[f"{retention} std"], stds[max(right - 1, 0)], stds[right]])
+        gap = kept - on_curve
+        verdict = ("outside the curve's accuracy range" if not inside else
+                   f"{'above' if gap > 0 else 'below'} the curve, beyond the seed spread" if abs(gap) > spread else
+                   "on the curve (within the seed spread)")
+        rows.append({"label": row["label"], "dev_metric mean": accuracy, f"{retention} mean": kept,
+                     "on curve": on_curve, "gap": gap, "spread": spread, "verdict": verdict})
+    return pd.DataFrame(rows)
 
 
 def styled(table: pd.DataFrame):

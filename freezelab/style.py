@@ -21,6 +21,8 @@ DRIFT_SCALE = [[0.0, "#ffffff"], [1.0, VERMILLION]]
 # Runs by frozen depth: vermillion (nothing frozen) to blue (everything frozen); purple for schedules.
 DEPTH_SCALE = [[0.0, VERMILLION], [1.0, BLUE]]
 SCHEDULE_COLOUR = PURPLE
+# Methods beyond freezing layers on the frontier: (colour, marker) by family (a grid key's prefix).
+METHOD_MARKS = {"bitfit": (GREEN, "x"), "lnorm": (BLACK, "cross"), "lora": (ORANGE, "triangle-up")}
 # Curves of several set-ups at once: one colour per set-up, in this order.
 LINE_COLOURS = [BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY_BLUE, YELLOW, BLACK]
 # The training dashboard: loss and dev metric.
@@ -34,6 +36,9 @@ METRIC_NAMES = {
     "sts_spearman": "STS-B Spearman ρ",
     "mlm_accuracy": "masked-LM accuracy",
     "cka_top": "CKA of the top block",
+    "first_before": "first task's dev accuracy before the second",
+    "first_after": "first task's dev accuracy after the second",
+    "cost": "first task's accuracy lost to the second",
 }
 # The retention probes (`freezelab.probes`), by the key of their score.
 PROBES = {key: METRIC_NAMES[key] for key in ("sts_spearman", "mlm_accuracy")}
