@@ -21,6 +21,7 @@ import torch
 
 from .anatomy import anatomy, trainable_summary
 from .models import structure_copy
+from .lora import LoRA
 from .plans import FreezePlan
 from .recipes import RECIPES
 from .results import flatten, summary
@@ -273,6 +274,16 @@ EXERCISES = {e.key: e for e in [
              "Read the word-order table (order_table): the lowest 'task dev accuracy'. Where the seeds cannot tell "
              "two set-ups apart, either counts.",
              _lowest, _one_of),
+    Exercise("07.lora-added",
+             "How many parameters does LoRA of rank 8 on the attention matrices (query, key, value, attn out) add?",
+             "Each adapted matrix W (out x in) gets A (8 x in) and B (out x 8): 8 x (in + out) numbers. Four matrices "
+             "per block, every block; the head is not an adapter. LoRA(8).cells(model).sum() counts them for you.",
+             lambda model: int(LoRA(8).cells(model).sum()), _equal),
+    Exercise("07.best-kept-method",
+             "Among the methods within 0.02 of the best mean dev accuracy, which keeps the most retention?",
+             "As in notebook 04: in results.summary(methods), keep the rows whose 'dev_metric mean' is at least the "
+             "largest minus 0.02 and find the largest retention mean; any row within the seed spread of it counts.",
+             _best_kept, _one_of),
     Exercise("06.steps-300", "How many optimizer steps does a 300-sentence run of the precomputed grid take?",
              "epochs = max(2, ceil(2000 / 300)); steps per epoch = ceil(300 / 32); multiply.", _steps, _equal),
 ]}

@@ -30,6 +30,7 @@ from torch import nn
 from .anatomy import Anatomy, anatomy, frozen_names
 from .grids import describe, option
 from .results import summary
+from .style import BLACK as BLACK_MARK
 from .style import (METHOD_MARKS, DEPTH_SCALE, DRIFT_SCALE, FROZEN_COLOUR, HALF_COLOUR, LINE_COLOURS, METRIC_NAMES,
                     SCHEDULE_COLOUR, TRAINABLE_COLOUR, TRAINABLE_SCALE)
 
@@ -408,5 +409,39 @@ def loss_plot(frame: pd.DataFrame, labels: list[str], smooth: int = 10, guessing
                          xaxis={"title": "training step (batches of 32 sentences)"},
                          yaxis={"title": "loss (nats per sentence)"}, height=420, width=900, plot_bgcolor="white",
                          legend={"font": {"size": 10}})
+    figure.update_yaxes(gridcolor="#eee")
+    return figure
+
+
+def sequential_plot(frame: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """What B costs A: per set-up of the second task, the first task's dev accuracy lost (bars, ± 1 std over
+    seeds) beside the second task's own dev accuracy (diamonds, right axis). From a sweep whose settings name a
+    `first_task` (`freezelab.sequential`); set-ups in the order of the sweep."""
+    table = summary(frame, metrics=("dev_metric", "cost", "first_before", "first_after"))
+    settings = frame.attrs.get("settings", {})
+    first, second = settings.get("first_task", "first task"), settings.get("task", "second task")
+    labels = [describe(r, short=False) for r in table.to_dict(orient="records")]
+    colours = [_colour(r) for r in table.to_dict(orient="records")]
+    figure = go.Figure()
+    figure.add_trace(go.Bar(
+        x=labels, y=100 * table["cost mean"], marker={"color": colours}, name=f"{first} accuracy lost",
+        error_y={"array": 100 * table["cost std"].fillna(0), "thickness": 1, "width": 4},
+        hovertemplate="<b>%{x}</b><br>" + first + " lost %{y:.1f} points<extra></extra>"))
+    figure.add_trace(go.Scatter(
+        x=labels, y=table["dev_metric mean"], yaxis="y2", mode="markers", name=f"{second} dev accuracy",
+        marker={"symbol": "diamond", "size": 10, "color": BLACK_MARK, "line": {"width": 1, "color": "white"}},
+        error_y={"array": table["dev_metric std"].fillna(0), "thickness": 1, "width": 3},
+        hovertemplate="<b>%{x}</b><br>" + second + " dev accuracy %{y:.3f}<extra></extra>"))
+    before = table["first_before mean"].mean()
+    figure.update_layout(
+        title=title or f"What learning {second} costs {first} ({first} dev accuracy before: {before:.3f}; "
+                       f"means over seeds, bars ± 1 std)",
+        xaxis={"title": f"how the model learned {second}", "tickangle": -25},
+        yaxis={"title": f"{first} dev accuracy lost (percentage points)", "zeroline": True, "zerolinecolor": "#999"},
+        yaxis2={"title": f"{second} dev accuracy (fraction correct)", "overlaying": "y", "side": "right",
+                "showgrid": False},
+        legend={"orientation": "h", "y": 1.08, "x": 0}, height=520, width=1000, plot_bgcolor="white",
+        margin={"t": 90, "l": 70, "r": 70, "b": 150},
+    )
     figure.update_yaxes(gridcolor="#eee")
     return figure

@@ -52,6 +52,11 @@ def _embeddings_lr(model) -> float:
     return 1e-4 * 0.8 ** rows_above
 
 
+def _lora_added(model, rank=8) -> int:
+    h, blocks = model.config.hidden_size, model.config.num_hidden_layers
+    return 4 * blocks * rank * (h + h)  # query, key, value, attn out: each h x h, so A is r x h and B is h x r
+
+
 SOLUTIONS = {
     "01.block-size": lambda model: _block_size,
     "01.embedding-share": lambda model: float(trainable_summary(model).loc["embeddings", "total"]
@@ -75,4 +80,6 @@ SOLUTIONS = {
     "04.order-lowest": _lowest,
     "06.steps-300": lambda: 7 * 10,  # 7 epochs (2,000 / 300 rounded up) of 10 batches (300 / 32 rounded up)
     "04.pooler-size": lambda model: model.config.hidden_size ** 2 + model.config.hidden_size,  # weight + bias
+    "07.lora-added": _lora_added,
+    "07.best-kept-method": _best_kept,
 }

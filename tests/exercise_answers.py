@@ -84,5 +84,11 @@ WRONG = {
     "06.best-depth-small": lambda frame: _tied_wrong(frame, frame["train_size"].min()),
     "06.best-depth-large": lambda frame: _tied_wrong(frame, frame["train_size"].max()),
     "04.order-lowest": _lowest_wrong,
+    "07.lora-added": lambda model: [
+        SOLUTIONS["07.lora-added"](model) // 2,  # query and value only: peft's default targets for BERT
+        SOLUTIONS["07.lora-added"](model) + FreezePlan.head_only(model).trainable_count(model),  # the head too
+        4 * model.config.num_hidden_layers * 8 * model.config.hidden_size,  # r x h per matrix: A alone, B forgotten
+        4 * model.config.num_hidden_layers * model.config.hidden_size ** 2],  # the matrices themselves
+    "07.best-kept-method": lambda frame, probe="sts_spearman": _most_accurate_if_it_forgets_more(frame, probe),
     "06.steps-300": lambda: [63, 70 * 32],  # 7 epochs of 9 batches; examples instead of steps
 }

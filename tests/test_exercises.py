@@ -12,9 +12,9 @@ from solutions import SOLUTIONS  # teacher/solutions.py, on sys.path (conftest)
 
 from exercise_answers import WRONG
 
-PRETRAINED = ("01.embedding-share", "03.", "04.pooler-size", "05.")  # checks on the notebook's pretrained model
+PRETRAINED = ("01.embedding-share", "03.", "04.pooler-size", "05.", "07.lora-added")  # checks on the notebook's pretrained model
 FRAMES = {"04.best-kept": "frontier", "04.top-block-cka": "frontier",
-          "06.best-depth-small": "data-size", "06.best-depth-large": "data-size"}
+          "06.best-depth-small": "data-size", "06.best-depth-large": "data-size", "07.best-kept-method": "methods"}
 
 
 @pytest.fixture(scope="module", params=["minilm-l6", "tiny-random-bert"])

@@ -41,7 +41,7 @@ def checks_in(notebook) -> list[tuple[str, str, str]]:
             for m in CHECK.finditer(cell.source)]
 
 
-@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("0[1-6]_*.ipynb")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("0[1-7]_*.ipynb")), ids=lambda p: p.stem)
 def test_teacher_edition_runs_and_its_checks_hold_on_another_checkpoint(path, tmp_path, monkeypatch, offline_data):
     monkeypatch.setenv("FREEZELAB_CHECKPOINT", "tiny-random-bert")
     monkeypatch.setenv("FREEZELAB_SIZE", "smoke")
@@ -58,7 +58,7 @@ def test_teacher_edition_runs_and_its_checks_hold_on_another_checkpoint(path, tm
 
 def test_every_notebook_with_exercises_is_proved():
     """The pattern above finds every check cell, so no exercise escapes the second pass."""
-    for path in NOTEBOOKS.glob("0[1-6]_*.ipynb"):
+    for path in NOTEBOOKS.glob("0[1-7]_*.ipynb"):
         notebook = nbformat.read(path, as_version=4)
         calls = sum(cell.source.count("fl.exercises.check(") for cell in notebook.cells if cell.cell_type == "code")
         assert len(checks_in(notebook)) == calls >= 2, path.name
@@ -66,7 +66,7 @@ def test_every_notebook_with_exercises_is_proved():
 
 def test_no_course_model_constant_in_notebook_code():
     """Code that names MiniLM or its shape would be wrong for any other checkpoint; prose may name the course model."""
-    for path in NOTEBOOKS.glob("0[1-6]_*.ipynb"):
+    for path in NOTEBOOKS.glob("0[1-7]_*.ipynb"):
         for cell in json.loads(path.read_text())["cells"]:
             source = "".join(cell["source"])
             if cell["cell_type"] == "code":
