@@ -29,7 +29,7 @@ from torch import nn
 
 from .anatomy import Anatomy, anatomy, frozen_names
 from .grids import describe, option
-from .results import summary
+from .results import flatten, summary
 from .style import BLACK as BLACK_MARK
 from .style import (METHOD_MARKS, DEPTH_SCALE, DRIFT_SCALE, FROZEN_COLOUR, HALF_COLOUR, LINE_COLOURS, METRIC_NAMES,
                     SCHEDULE_COLOUR, TRAINABLE_COLOUR, TRAINABLE_SCALE)
@@ -432,7 +432,7 @@ def sequential_plot(frame: pd.DataFrame, title: str | None = None) -> go.Figure:
         marker={"symbol": "diamond", "size": 10, "color": BLACK_MARK, "line": {"width": 1, "color": "white"}},
         error_y={"array": table["dev_metric std"].fillna(0), "thickness": 1, "width": 3},
         hovertemplate="<b>%{x}</b><br>" + second + " dev accuracy %{y:.3f}<extra></extra>"))
-    before = table["first_before mean"].mean()
+    before = flatten(frame).groupby("seed")["first_before"].first().mean()  # one first-task model per seed
     figure.update_layout(
         title=title or f"What learning {second} costs {first} ({first} dev accuracy before: {before:.3f}; "
                        f"means over seeds, bars ± 1 std)",

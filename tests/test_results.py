@@ -55,8 +55,42 @@ def test_shipped_sweeps_load_and_cover_their_grids():
     assert {"sts_spearman", "cka_top"} <= set(results.flatten(frontier).columns)
     sizes = results.shipped("data-size")
     assert len(sizes) == 48 and sorted(sizes["train_size"].unique()) == [100, 300, 1000, 3000]
-    with pytest.raises(ValueError, match="no shipped results named 'nope'; shipped: data-size, frontier"):
+    with pytest.raises(ValueError, match="no shipped results named 'nope'; shipped: data-size, frontier, methods"):
         results.shipped("nope")
+
+
+def pair(label, accuracies, kept, plan="full"):
+    return [run(label, seed, a, k, plan=plan) for seed, (a, k) in enumerate(zip(accuracies, kept))]
+
+
+def test_a_set_up_is_read_against_the_reference_curve_where_there_is_one():
+    reference = results.summary(pd.DataFrame(
+        pair("full 2e-5", (0.74, 0.76), (0.84, 0.86)) + pair("full 1e-4", (0.79, 0.81), (0.64, 0.66))
+        + pair("full 5e-4", (0.77, 0.79), (0.39, 0.41))))  # beaten on both axes by 1e-4: not on the curve
+    candidates = results.summary(pd.DataFrame(
+        pair("on", (0.77, 0.78), (0.74, 0.76), "lora16-attn") + pair("above", (0.77, 0.78), (0.84, 0.86), "bitfit")
+        + pair("outside", (0.69, 0.71), (0.86, 0.86), "lnorm")))
+    read = results.against_curve(candidates, reference).set_index("label")
+    assert read.loc["on", "on curve"] == pytest.approx(0.75) and read.loc["on", "gap"] == pytest.approx(0.0)
+    assert read.loc["on", "verdict"] == "on the curve (within the seed spread)"
+    assert read.loc["above", "verdict"] == "above the curve, beyond the seed spread"
+    assert read.loc["above", "spread"] == pytest.approx(0.01414, abs=1e-4)
+    assert read.loc["outside", "verdict"] == "outside the curve's accuracy range"
+
+
+def test_the_sequential_plot_shows_what_the_second_task_cost_the_first():
+    frame = pd.DataFrame([{**run("full fine-tune, lr 0.0001", s, acc, 0.5), "sequential": seq}
+                          for s, acc, seq in ((0, 0.90, {"first_before": 0.80, "first_after": 0.60, "cost": 0.20}),
+                                              (1, 0.92, {"first_before": 0.82, "first_after": 0.72, "cost": 0.10}))]
+                         + [{**run("head only, lr 0.01", 0, 0.78, 0.9, plan="head", frozen=6),
+                             "sequential": {"first_before": 0.80, "first_after": 0.80, "cost": 0.0}}])
+    frame.attrs["settings"] = {"task": "subj", "first_task": "sst2"}
+    figure = plots.sequential_plot(frame)
+    bars, accuracy = figure.data
+    assert list(bars.y) == pytest.approx([15.0, 0.0]) and bars.error_y.array[0] == pytest.approx(7.071, abs=1e-3)
+    assert list(accuracy.y) == pytest.approx([0.91, 0.78])
+    assert "What learning subj costs sst2 (sst2 dev accuracy before: 0.810" in figure.layout.title.text
+    assert "percentage points" in figure.layout.yaxis.title.text
 
 
 def test_frozen_encoders_keep_their_retention_exactly():
