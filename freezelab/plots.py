@@ -89,6 +89,9 @@ def _trainable_parts(a: Anatomy, frozen: frozenset[str], added: np.ndarray | Non
 
     hover = [["" if np.isnan(total[i][j]) else cell_text(i, j) for j in range(len(a.columns))]
              for i in range(len(a.rows))]
+    # A cell with an adapter shows the adapter's size, "+12.3K" (its frozen matrix is in the hover).
+    text = [[f"+{human(adapters[i][j])}" if adapters[i][j] else labels[i][j]
+             for j in range(len(a.columns))] for i in range(len(a.rows))] if adapters.any() else labels
     row_total, row_trainable = np.nansum(total, axis=1), np.nansum(trainable, axis=1)
     notes = [f"{human(t)} · {percent(tr, t, 0)} trainable" for t, tr in zip(row_total, row_trainable)]
     all_total, all_trainable = row_total.sum(), row_trainable.sum()
@@ -97,7 +100,7 @@ def _trainable_parts(a: Anatomy, frozen: frozenset[str], added: np.ndarray | Non
         title += f" · {adapters.sum():,.0f} in LoRA adapters"
     if all_trainable == 0:
         title += " · nothing trains"
-    return {"z": fraction, "hover": hover, "notes": notes, "title": title}
+    return {"z": fraction, "hover": hover, "notes": notes, "title": title, "text": text}
 
 
 def grid_heatmap(a: Anatomy, values: np.ndarray, *, title: str, hover: list[list[str]], notes: list[str],
@@ -151,7 +154,7 @@ def trainable_heatmap(model_or_anatomy: nn.Module | Anatomy, plan=None,
         frozen = frozenset()
     parts = _trainable_parts(a, frozen, _added(a, plan))
     return grid_heatmap(
-        a, parts["z"], title=parts["title"], hover=parts["hover"], notes=parts["notes"],
+        a, parts["z"], title=parts["title"], hover=parts["hover"], notes=parts["notes"], labels=parts["text"],
         colorscale=TRAINABLE_SCALE, zmin=0, zmax=1, widget=widget,
         colorbar={"title": {"text": "trainable<br>fraction"}, "tickvals": [0, 0.5, 1],
                   "ticktext": ["0 frozen", "0.5", "1 trainable"], "len": 0.6, "x": 1.22, "xanchor": "left"},
@@ -172,6 +175,7 @@ def update_trainable(figure: go.Figure, a: Anatomy, frozen: frozenset[str], adde
     with figure.batch_update():
         figure.data[0].z = parts["z"]
         figure.data[0].customdata = parts["hover"]
+        figure.data[0].text = parts["text"]
         figure.layout.title.text = parts["title"]
         figure.layout.yaxis2.ticktext = parts["notes"]
 

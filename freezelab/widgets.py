@@ -199,9 +199,15 @@ class FreezePicker:
                 control.disabled = False
             for control in (*self.toggles.values(), self.preset, self.slider):
                 control.disabled = True
+            added = lora.cells(a)
+            adapted = {a.rows[i] for i in range(len(a.rows)) if added[i].any()}
+            for row, toggle in self.toggles.items():  # what LoRA does to each row, while the row controls rest
+                trains = row == "head"
+                toggle.value = not trains
+                toggle.description = row if trains else (f"{row} ❄ + LoRA" if row in adapted else f"{row} ❄")
+                toggle.button_style = "warning" if trains else ("" if row in adapted else "info")
         finally:
             self._syncing = False
-        added = lora.cells(a)
         update_trainable(self.figure, a, lora.frozen_names(a), added)
         text = format_counts(lora.trainable_count(a), a.total + int(added.sum()))
         self.summary.value = f"<code>{html.escape(text)}</code> · {html.escape(lora.name)}, scale alpha/r = {lora.scale:g}"

@@ -1,7 +1,7 @@
 """The widgets in a real browser: JupyterLab + Debian's headless Chromium driven by Playwright.
 
-FreezePicker: opens notebook 02, runs every cell, clicks a layer toggle and
-moves the slider, and checks that the plotly heatmap's data and the summary
+FreezePicker: opens notebook 02, runs every cell, clicks a layer toggle,
+moves the slider and switches the method to LoRA, and checks that the plotly heatmap's data and the summary
 line changed and that no cell printed an error.
 Dashboard: runs a short fine-tune in a notebook and checks that the loss curve
 grows while it trains and the progress bar reaches the end.
@@ -123,6 +123,9 @@ def page(browser, jupyterlab):
 PICKER_Z = """() => { const plots = [...document.querySelectorAll('.js-plotly-plot')]
                        .filter(p => p.closest('.widget-box'));
                        return plots.length ? JSON.stringify(plots[plots.length - 1].data[0].z) : null; }"""
+PICKER_TITLE = """() => { const plots = [...document.querySelectorAll('.js-plotly-plot')]
+                           .filter(p => p.closest('.widget-box'));
+                           return plots[plots.length - 1].layout.title.text; }"""
 SUMMARY = """() => { const html = [...document.querySelectorAll('.widget-html')]
                       .filter(h => h.textContent.includes('trainable params'));
                       return html.length ? html[html.length - 1].textContent : null; }"""
@@ -134,8 +137,13 @@ def dismiss_dialogs(page):
     if dialog.count():
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=ARTIFACTS / "browser_dialog.png")
-        print(f"closing a JupyterLab dialog: {dialog.first.text_content()[:200]!r}")
-        page.keyboard.press("Escape")
+        text = dialog.first.text_content()
+        print(f"closing a JupyterLab dialog: {text[:200]!r}")
+        select = dialog.first.locator("button.jp-mod-accept")
+        if "Select Kernel" in text and select.count():  # Escape would leave the notebook without a kernel
+            select.first.click()
+        else:
+            page.keyboard.press("Escape")
         dialog.first.wait_for(state="detached", timeout=10_000)
 
 
@@ -204,10 +212,17 @@ def test_picker_updates_heatmap_and_summary_in_the_browser(page):
     handle.focus()
     for _ in range(4):
         handle.press("ArrowRight")
-    wait_for_change(page, PICKER_Z, z1, "the heatmap after moving the slider")
+    z2 = wait_for_change(page, PICKER_Z, z1, "the heatmap after moving the slider")
     summary2 = wait_for_change(page, SUMMARY, summary1, "the summary after moving the slider")
     assert "trainable params" in summary2
     picker.screenshot(path=ARTIFACTS / "picker_after.png")
+
+    # The method switch: LoRA puts adapters in the attention cells and names itself in the summary.
+    # (The slider's key presses may still be redrawing: wait for what the switch shows, not for any change.)
+    picker.locator("button.widget-toggle-button", has_text="LoRA").first.click()
+    page.wait_for_function(f"() => (({SUMMARY})() || '').includes('LoRA r=8 (attention)')", timeout=15_000)
+    assert "in LoRA adapters" in page.evaluate(PICKER_TITLE)
+    picker.screenshot(path=ARTIFACTS / "picker_lora.png")
 
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
     assert errors.count() == 0, f"error output on the page: {errors.first.text_content()[:500]}"
