@@ -41,9 +41,13 @@ from .plans import FreezePlan
 
 def frozen_prefix_depth(model, plan: FreezePlan) -> int:
     """k such that the plan freezes the embeddings and blocks 0 ... k-1 entirely (and something above trains)."""
-    if not isinstance(plan, FreezePlan):
-        raise ValueError(f"cache_prefix needs a bottom prefix of whole frozen blocks, and {plan.name} trains "
-                         "adapters inside every block it targets: train without cache_prefix")
+    if not isinstance(plan, FreezePlan):  # a LoRA: its adapters sit in its top blocks, or in every block
+        k = plan.frozen_prefix(model)
+        if k == 0:
+            raise ValueError(f"cache_prefix needs a bottom prefix of whole frozen blocks, and {plan.name} trains "
+                             "adapters inside every block: train without cache_prefix, or adapt only the top blocks "
+                             "(LoRA(..., top=n))")
+        return k
     a = anatomy(model)
     frozen = plan.frozen_names(a)
     training = [n for n in a.names_in(row=EMBEDDINGS) if n not in frozen]

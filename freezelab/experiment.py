@@ -60,7 +60,6 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
     from .anatomy import anatomy, frozen_names
     from .cache import frozen_prefix_depth
     from .models import load_model
-    from .plans import FreezePlan
     from .schedules import Schedule
     from .caches import release_memory
     from .training import fine_tune
@@ -76,7 +75,7 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
     made = make(model, config.epochs)
     how = {"schedule": made} if isinstance(made, Schedule) else {"plan": made}
     cache = False
-    if isinstance(made, FreezePlan):
+    if not isinstance(made, Schedule):
         try:
             cache = frozen_prefix_depth(model, made) > 0
         except ValueError:  # embeddings train, or nothing above: no frozen prefix to cache

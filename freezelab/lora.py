@@ -53,12 +53,15 @@ class LoRA:
     alpha: the adapters' scale is alpha / rank; default 2 x rank (scale 2 at every rank, so ranks compare
         at one learning rate, as in Biderman et al. 2024). targets: "attention" (query, key, value, attn out),
         "ffn" (FFN in, FFN out) or "all-linear" (both). dropout: on the adapters' input.
+    top: adapters in the top `top` blocks only (None: every block). The blocks below then stay whole and
+        frozen, so the frozen-prefix cache applies (`fine_tune(..., cache_prefix=True)`).
     """
 
     rank: int = 8
     alpha: float | None = None
     targets: str = "attention"
     dropout: float = 0.0
+    top: int | None = None
     name: str = field(default="", compare=False)
 
     def __post_init__(self):
@@ -75,12 +78,16 @@ class LoRA:
                              + ", ".join(f"{k!r} ({', '.join(v)})" for k, v in TARGETS.items()))
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, numbers.Real) or not 0 <= self.dropout < 1:
             raise ValueError(f"LoRA dropout must be a number from 0 to below 1, got {self.dropout!r}")
+        if self.top is not None and (isinstance(self.top, bool) or not isinstance(self.top, numbers.Integral)
+                                     or self.top < 1):
+            raise ValueError(f"LoRA top (blocks to adapt, from the top) must be a whole number >= 1 or None (every "
+                             f"block), got {self.top!r}")
         if not self.name:
             object.__setattr__(self, "name", self.label)
 
     @property
     def label(self) -> str:
-        return f"LoRA r={self.rank} ({self.targets})"
+        return f"LoRA r={self.rank} ({self.targets}{'' if self.top is None else f', top {self.top} blocks'})"
 
     @property
     def scale(self) -> float:
@@ -90,8 +97,11 @@ class LoRA:
     def targeted(self, model_or_anatomy) -> list:
         """The anatomy's weight matrices an adapter sits beside (one `Param` each); an error if there are none."""
         a = _as_anatomy(model_or_anatomy)
+        if self.top is not None and self.top > a.num_blocks:
+            raise ValueError(f"{self.label}: this model has {a.num_blocks} blocks; top must be from 1 to {a.num_blocks}")
         columns = TARGETS[self.targets]
-        found = [p for p in a.params if p.row.startswith("block ") and p.column in columns and not p.adapter
+        rows = {f"block {i}" for i in range(a.num_blocks - (self.top or a.num_blocks), a.num_blocks)}
+        found = [p for p in a.params if p.row in rows and p.column in columns and not p.adapter
                  and p.name.endswith(".weight") and len(p.shape) == 2]
         if not found:
             have = sorted({p.column for p in a.params if p.row.startswith("block ")})
@@ -150,20 +160,26 @@ class LoRA:
         return model
 
     # --- JSON -------------------------------------------------------------------------------
+    def frozen_prefix(self, model_or_anatomy) -> int:
+        """How many bottom blocks stay whole and frozen (with the embeddings): what the frozen-prefix cache can skip."""
+        a = _as_anatomy(model_or_anatomy)
+        self.targeted(a)
+        return 0 if self.top is None else a.num_blocks - self.top
+
     def to_dict(self) -> dict:
         return {"freezelab_lora": 1, "name": self.name, "rank": self.rank, "alpha": self.alpha,
-                "targets": self.targets, "dropout": self.dropout}
+                "targets": self.targets, "dropout": self.dropout, "top": self.top}
 
     @classmethod
     def from_dict(cls, data: dict) -> LoRA:
         if not isinstance(data, dict) or data.get("freezelab_lora") != 1:
             raise ValueError("not a freezelab LoRA method: expected an object with 'freezelab_lora': 1 "
                              f"(what LoRA.to_json writes), got {type(data).__name__}")
-        unknown = set(data) - {"freezelab_lora", "name", "rank", "alpha", "targets", "dropout"}
+        unknown = set(data) - {"freezelab_lora", "name", "rank", "alpha", "targets", "dropout", "top"}
         if unknown:
-            raise ValueError(f"unknown LoRA fields {sorted(unknown)}; valid: name, rank, alpha, targets, dropout")
+            raise ValueError(f"unknown LoRA fields {sorted(unknown)}; valid: name, rank, alpha, targets, dropout, top")
         return cls(rank=data.get("rank", 8), alpha=data.get("alpha"), targets=data.get("targets", "attention"),
-                   dropout=data.get("dropout", 0.0), name=data.get("name") or "")
+                   dropout=data.get("dropout", 0.0), top=data.get("top"), name=data.get("name") or "")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)

@@ -28,7 +28,7 @@ from plotly.colors import sample_colorscale
 from torch import nn
 
 from .anatomy import Anatomy, anatomy, frozen_names
-from .grids import describe, option
+from .grids import PLANS, describe, option
 from .results import flatten, summary
 from .style import BLACK as BLACK_MARK
 from .style import (METHOD_MARKS, DEPTH_SCALE, DRIFT_SCALE, FROZEN_COLOUR, HALF_COLOUR, LINE_COLOURS, METRIC_NAMES,
@@ -357,10 +357,13 @@ def data_size_heatmap(frame: pd.DataFrame) -> go.Figure:
 
 
 def data_size_lines(frame: pd.DataFrame) -> go.Figure:
-    """The same numbers as `data_size_heatmap`, as accuracy-versus-size lines, one per frozen depth."""
-    table = summary(frame, by=("depth", "train_size"), metrics=("dev_metric",)).sort_values("train_size")
+    """The same numbers as `data_size_heatmap`, as accuracy-versus-size lines, one per frozen depth, and one per
+    method beyond freezing layers (BitFit, LoRA, ...: they freeze no whole block, but are not full fine-tuning)."""
+    frame = flatten(frame)
+    frame["line"] = [PLANS[r["plan"]][0] if _family(r) else r["depth"] for r in frame.to_dict(orient="records")]
+    table = summary(frame, by=("line", "train_size"), metrics=("dev_metric",)).sort_values("train_size")
     figure = go.Figure()
-    for name, part in table.groupby("depth", sort=False):
+    for name, part in table.groupby("line", sort=False):
         row = part.iloc[0]
         figure.add_trace(go.Scatter(
             x=part["train_size"], y=part["dev_metric mean"], name=name, mode="lines+markers",
@@ -369,7 +372,7 @@ def data_size_lines(frame: pd.DataFrame) -> go.Figure:
     figure.update_layout(title="Dev accuracy versus training-set size (mean ± std over seeds)",
                          xaxis={"title": "training sentences (log scale)", "type": "log"},
                          yaxis={"title": "dev accuracy (fraction correct)"}, height=420, width=900,
-                         plot_bgcolor="white", legend={"title": "frozen depth"})
+                         plot_bgcolor="white", legend={"title": "frozen depth or method"})
     figure.update_xaxes(gridcolor="#eee")
     figure.update_yaxes(gridcolor="#eee")
     return figure

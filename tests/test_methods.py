@@ -188,6 +188,29 @@ def test_fine_tune_trains_only_adapters_and_head_and_the_probes_read_the_adapted
     assert drift[("block 2", "attn LayerNorm")] == 0
 
 
+def test_lora_on_the_top_blocks_leaves_a_frozen_prefix_that_the_cache_skips_with_the_same_result(offline_data):
+    method = LoRA(4, top=2)
+    assert method.name == "LoRA r=4 (attention, top 2 blocks)" and method.frozen_prefix(tiny_model("bert")) == 1
+    assert LoRA.from_json(method.to_json()) == method
+    scores = []
+    for cache in (False, True):
+        model, tokenizer = fl.load_model("minilm-l6", seed=0)
+        result = fl.fine_tune(model, tokenizer, "sst2", plan=method, lr=2e-3, epochs=1, train_size=64, dev_size=64,
+                              dashboard="none", cache_prefix=cache, frozen_eval_mode=True, micro_batch_size=None)
+        assert {n.split(".layer.")[1].split(".")[0] for n, p in model.named_parameters()
+                if p.requires_grad and ".layer." in n} == {"4", "5"}
+        scores.append((result.dev_metric, [h["loss"] for h in result.history if "loss" in h][-1]))
+    assert result.settings["cache_depth"] == 4
+    assert scores[0][0] == scores[1][0] and scores[0][1] == pytest.approx(scores[1][1], rel=1e-4)
+
+
+@pytest.mark.parametrize("top, message", [(0, "top .* must be a whole number >= 1 or None"),
+                                          (7, "this model has 6 blocks; top must be from 1 to 6")])
+def test_lora_top_out_of_range_is_refused(top, message):
+    with pytest.raises(ValueError, match=message):
+        LoRA(4, top=top).cells(fl.load_model("minilm-l6")[0])
+
+
 def test_lora_adapters_start_from_the_runs_seed(offline_data):
     def first_adapter(seed):
         model, tokenizer = fl.load_model("minilm-l6")
