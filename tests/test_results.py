@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from freezelab import plots, results
+from freezelab.grids import SweepSettings
 
 
 def run(label, seed, accuracy, sts, plan="full", lr=1e-4, frozen=0, size=2000, schedule=False):
@@ -222,3 +223,44 @@ def test_what_notebook_06_says_within_and_beyond_the_spread():
     for size in (100, 300):
         assert within_spread(table, (2, size), (4, size), "dev_metric")
 
+
+
+def methods_tables():
+    table = results.summary(pd.concat([results.shipped("frontier"), results.shipped("methods")], ignore_index=True))
+    full = table[(table["plan"] == "full") & table["warmup"].isna() & table["layer_decay"].isna()]
+    return table, full
+
+
+def test_what_notebook_07_says_of_lora_against_full_fine_tuning():
+    table, full = methods_tables()
+    lora = table[table["plan"].str.startswith("lora")]
+    best_lora, best_full = (rows.loc[rows["dev_metric mean"].idxmax()] for rows in (lora, full))
+    for metric in ("dev_metric", "sts_spearman"):  # learns less? forgets less? neither beyond the spread
+        gap = abs(best_lora[f"{metric} mean"] - best_full[f"{metric} mean"])
+        assert gap <= max(best_lora[f"{metric} std"], best_full[f"{metric} std"]), metric
+    verdicts = results.against_curve(lora, full).set_index("label")["verdict"]
+    inside = verdicts[verdicts != "outside the curve's accuracy range"]
+    below = inside.str.startswith("below").sum()
+    assert below > len(inside) / 2
+    assert list(inside[inside.str.startswith("above")].index) == ["LoRA r=4 (attention), lr 0.002"]
+
+
+def test_what_notebook_07_says_of_rank_and_of_the_thinnest_methods():
+    table, full = methods_tables()
+    kept = table.set_index("label")["sts_spearman mean"]
+    for targets in ("attention", "all-linear"):
+        assert kept[f"LoRA r=4 ({targets}), lr 0.0005"] > kept[f"LoRA r=16 ({targets}), lr 0.0005"] \
+            > kept[f"LoRA r=64 ({targets}), lr 0.0005"]
+        runs = results.shipped("methods")
+        rank64 = runs.loc[runs["label"] == f"LoRA r=64 ({targets}), lr 0.002", "dev_metric"]
+        assert rank64.min() < 0.55  # some seed ends near the majority class (0.509)
+    verdicts = results.against_curve(table[table["plan"].isin(["lnorm", "bitfit"])], full).set_index("label")
+    assert verdicts.loc["LayerNorm only (+ head), lr 0.005", "verdict"] == "above the curve, beyond the seed spread"
+    assert verdicts.loc["BitFit (biases + head), lr 0.005", "verdict"] == "below the curve, beyond the seed spread"
+
+
+def test_the_shipped_methods_cover_their_grid_with_three_seeds():
+    methods = results.shipped("methods")
+    assert len(methods) == 48 and methods.groupby("label")["seed"].nunique().eq(3).all()
+    same = [SweepSettings.from_dict(results.shipped(name).attrs["settings"]) for name in ("methods", "frontier")]
+    assert same[0] == same[1]  # the frontier's settings exactly: the two files draw on one map
