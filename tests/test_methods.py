@@ -102,6 +102,21 @@ def test_lora_starts_as_the_pretrained_function_and_its_folded_weights_compute_t
         assert torch.allclose(plain(ids).logits, adapted, atol=1e-5)
 
 
+def test_probes_that_copy_weights_get_every_matrix_with_its_adapter_folded_in():
+    from freezelab import probes
+
+    model, plain = tiny_model("bert").eval(), tiny_model("bert").eval()
+    LoRA(4, targets="all-linear").apply(model)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    plain.base_model.load_state_dict(probes._weights(model.base_model))  # strict: no name missing or left over
+    ids = torch.tensor([[2, 5, 7, 9, 3]])
+    with torch.no_grad():
+        assert torch.allclose(plain.base_model(ids).last_hidden_state, model.base_model(ids).last_hidden_state, atol=1e-5)
+
+
 def test_applying_the_same_lora_again_changes_nothing_and_other_adapters_are_refused():
     model = tiny_model("bert")
     LoRA(4).apply(model)
