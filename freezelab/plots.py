@@ -31,6 +31,7 @@ from .anatomy import Anatomy, anatomy, frozen_names
 from .grids import PLANS, describe, option
 from .results import flatten, summary
 from .style import BLACK as BLACK_MARK
+from .style import TASK_NAMES
 from .style import (METHOD_MARKS, DEPTH_SCALE, DRIFT_SCALE, FROZEN_COLOUR, HALF_COLOUR, LINE_COLOURS, METRIC_NAMES,
                     SCHEDULE_COLOUR, TRAINABLE_COLOUR, TRAINABLE_SCALE)
 
@@ -426,7 +427,8 @@ def sequential_plot(frame: pd.DataFrame, title: str | None = None) -> go.Figure:
     `first_task` (`freezelab.sequential`); set-ups in the order of the sweep."""
     table = summary(frame, metrics=("dev_metric", "cost", "first_before", "first_after"))
     settings = frame.attrs.get("settings", {})
-    first, second = settings.get("first_task", "first task"), settings.get("task", "second task")
+    first, second = (TASK_NAMES.get(settings.get(key), settings.get(key) or default)
+                     for key, default in (("first_task", "first task"), ("task", "second task")))
     labels = [describe(r, short=False) for r in table.to_dict(orient="records")]
     colours = [_colour(r) for r in table.to_dict(orient="records")]
     figure = go.Figure()

@@ -28,6 +28,9 @@ LINE_COLOURS = [BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY_BLUE, YELLOW, BLACK
 # The training dashboard: loss and dev metric.
 LOSS_COLOUR, METRIC_COLOUR = BLUE, ORANGE
 
+# What each task is called in a title or a sentence.
+TASK_NAMES = {"sst2": "SST-2", "subj": "SUBJ", "cola": "CoLA", "stsb": "STS-B", "word-order": "word order"}
+
 # What each measure is called in a table, on an axis and in the course's sentences.
 METRIC_NAMES = {
     "dev_metric": "task dev accuracy",

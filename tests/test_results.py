@@ -90,7 +90,7 @@ def test_the_sequential_plot_shows_what_the_second_task_cost_the_first():
     bars, accuracy = figure.data
     assert list(bars.y) == pytest.approx([15.0, 0.0]) and bars.error_y.array[0] == pytest.approx(7.071, abs=1e-3)
     assert list(accuracy.y) == pytest.approx([0.91, 0.78])
-    assert "What learning subj costs sst2 (sst2 dev accuracy before: 0.810" in figure.layout.title.text
+    assert "What learning SUBJ costs SST-2 (SST-2 dev accuracy before: 0.810" in figure.layout.title.text
     assert "percentage points" in figure.layout.yaxis.title.text
 
 
