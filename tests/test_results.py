@@ -287,3 +287,21 @@ def test_what_notebook_07_says_of_the_sequence():
     assert (runs[runs["plan"] == "head"]["sequential"].apply(lambda r: r["cost"]) == 0).all()
     assert head["dev_metric mean"] < moved["dev_metric mean"].min()
     assert bitfit["cost mean"] < 0.05 and bitfit["dev_metric mean"] == table["dev_metric mean"].min()
+
+
+def test_what_notebook_07_says_of_the_cheapest_methods_with_little_data():
+    extra = results.shipped("methods-data-size")
+    assert len(extra) == 27 and sorted(extra["train_size"].unique()) == [100, 300, 1000]
+    sizes = pd.concat([results.shipped("data-size"), extra], ignore_index=True)
+    table = results.summary(sizes[sizes["train_size"] <= 1000], by=("label", "train_size"), metrics=("dev_metric",))
+    freezing = ["head", "top2", "top4", "full"]
+    for size, part in table.groupby("train_size"):
+        part = part.set_index("plan")
+        bitfit, full = part.loc["bitfit"], part.loc["full"]
+        spread = max(bitfit["dev_metric std"], full["dev_metric std"])
+        gap = bitfit["dev_metric mean"] - full["dev_metric mean"]
+        assert (abs(gap) <= spread) if size < 1000 else (gap < -spread), size  # close with little data only
+        best_frozen = part.loc[freezing].sort_values("dev_metric mean").iloc[-1]
+        best_method = part.drop(index=freezing).sort_values("dev_metric mean").iloc[-1]
+        spread = max(best_frozen["dev_metric std"], best_method["dev_metric std"])
+        assert best_method["dev_metric mean"] - best_frozen["dev_metric mean"] <= spread, size  # never beats it
