@@ -165,19 +165,28 @@ def start_run_all(page):
 
 
 def run_all_cells(page):
-    start_run_all(page)
-    # Every code cell shows an execution count when the run has finished.
-    try:
-        page.wait_for_function("""() => {
-            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
-            return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-        }""", timeout=240_000)
-    except Exception:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=ARTIFACTS / "browser_failure.png", full_page=True)
-        prompts = page.evaluate("() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
-                                ".map(p => p.textContent)")
-        pytest.fail(f"Run All did not finish; cell prompts: {prompts}; see artifacts/browser_failure.png")
+    """Run All, and wait until every code cell shows an execution count. If the run stopped with cells left
+    unqueued and no error on the page (the kernel restarted under load), Run All once more; on failure, say
+    what the page shows."""
+    finished = """() => { const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+                          return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent)); }"""
+    prompts = "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent)"
+    errors = "() => [...document.querySelectorAll('.jp-OutputArea-output[data-mime-type*=\"error\"], " \
+             ".jp-OutputArea-output[data-mime-type*=\"stderr\"]')].map(e => e.textContent.slice(0, 300))"
+    for attempt in range(2):
+        start_run_all(page)
+        try:
+            page.wait_for_function(finished, timeout=240_000)
+            return
+        except Exception:
+            shown = page.evaluate(prompts)
+            if attempt == 0 and not page.evaluate(errors) and not any("*" in p for p in shown):
+                print(f"Run All stopped early with no error on the page ({shown}); running it again")
+                continue
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=ARTIFACTS / "browser_failure.png", full_page=True)
+            pytest.fail(f"Run All did not finish; cell prompts: {shown}; errors on the page: {page.evaluate(errors)}; "
+                        "see artifacts/browser_failure.png")
 
 
 def wait_for_change(page, script, old, what):
