@@ -207,7 +207,12 @@ class Anatomy:
         return total, trainable
 
     def adapter_matrix(self) -> np.ndarray:
-        """LoRA adapter parameters per cell (rows x columns; zeros for a model without adapters)."""
+        """LoRA adapter parameters per cell (rows x columns; zeros for a model without adapters). A copy of
+        the layout's one count, so a redraw does not walk the parameters again."""
+        return self._adapters.copy()
+
+    @cached_property
+    def _adapters(self) -> np.ndarray:
         r, c, numel = self._cells
         keep = np.array([p.adapter for p in self.params], dtype=bool)
         counts = np.zeros((len(self.rows), len(self.columns)))

@@ -209,7 +209,8 @@ class FreezePicker:
         finally:
             self._syncing = False
         update_trainable(self.figure, a, lora.frozen_names(a), added)
-        text = format_counts(lora.trainable_count(a), a.total + int(added.sum()))
+        head = sum(p.numel for p in a.params if p.row == "head")
+        text = format_counts(head + int(added.sum()), a.total + int(added.sum()))  # cells counted once per click
         self.summary.value = f"<code>{html.escape(text)}</code> · {html.escape(lora.name)}, scale alpha/r = {lora.scale:g}"
         _redraw(self.output, self.figure)
 
