@@ -25,7 +25,6 @@ the plan, or architectures other than BERT's (a clear error says so).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import OrderedDict
 
@@ -35,6 +34,7 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .anatomy import EMBEDDINGS, anatomy
+from .caches import weights_digest
 from .heads import MeanPooler
 from .plans import FreezePlan
 
@@ -110,17 +110,12 @@ class Store:
 STORE = Store()
 
 
-@torch.no_grad()
 def prefix_key(model, k: int) -> tuple:
     """What the cached vectors depend on: the frozen weights and buffers (hashed), k and what is kept."""
     body = model.bert
-    digest = hashlib.blake2b(digest_size=16)
-    for module in (body.embeddings, *body.encoder.layer[:k]):
-        for name, tensor in (*module.named_parameters(), *module.named_buffers()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     keep_one = k == len(body.encoder.layer)
-    return (digest.hexdigest(), k, keep_one and isinstance(body.pooler, MeanPooler), keep_one,
+    return (weights_digest(body.embeddings, *body.encoder.layer[:k]), k,
+            keep_one and isinstance(body.pooler, MeanPooler), keep_one,
             getattr(body.config, "_attn_implementation", None), str(next(model.parameters()).dtype))
 
 

@@ -9,7 +9,10 @@ The caches, each bounded and described in its own module:
 - `data.TOKENIZED`: tokenized splits (16 most recent, keyed by their content);
 - `cache.STORE`: the frozen-prefix cache's hidden states (up to `cache.MAX_MB`);
 - `plots._static_parts`: the heatmap's fixed parts per anatomy (16 most recent);
-- `anatomy.ANATOMIES`: each live model's layout (weak: it goes with the model).
+- `anatomy.ANATOMIES`: each live model's layout (weak: it goes with the model);
+- `probes.SCORES`: probe scores per (probe, hash of the weights probed) (256 most recent).
+
+`weights_digest` is how the caches that depend on weights name them: a hash of the tensors' bytes.
 
 Not for: caching anything itself.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import hashlib
 import sys
 
 
@@ -35,6 +39,8 @@ def clear_caches() -> None:
         loaded["plots"]._static_parts.cache_clear()
     if "anatomy" in loaded:
         loaded["anatomy"].ANATOMIES.clear()
+    if "probes" in loaded:
+        loaded["probes"].SCORES.clear()
     release_memory()
 
 
@@ -51,3 +57,20 @@ def release_memory() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
         except OSError:  # not glibc (musl, ...): nothing to trim
             pass
+
+
+def weights_digest(*modules, skip: tuple[str, ...] = ()) -> str:
+    """A hash of the modules' parameters and buffers (names, dtypes, shapes and bytes), leaving out names that
+    start with one of `skip`. Equal digests: the same weights, so whatever was computed from them holds again."""
+    import torch
+
+    digest = hashlib.blake2b(digest_size=16)
+    with torch.no_grad():
+        for module in modules:
+            for name, tensor in (*module.named_parameters(), *module.named_buffers()):
+                if name.startswith(skip):
+                    continue
+                tensor = tensor.detach().cpu().contiguous()
+                digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+                digest.update(memoryview(tensor.view(torch.uint8).numpy()))
+    return digest.hexdigest()

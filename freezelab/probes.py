@@ -14,6 +14,10 @@ For: measuring catastrophic forgetting instead of asserting it.
 - `retention_probe` / `untouched`: which probe is the retention axis for a checkpoint (masked-LM accuracy
   through the original head where it has one, STS-B for sentence encoders), and the untouched model's score.
 
+Probe scores are remembered per process (`SCORES`, the 256 most recent), keyed by a hash of the weights
+each probe reads and of its inputs: a grid's head-only runs leave the encoder as it was loaded, so their
+probes are computed once and then read back, the same numbers. `freezelab.clear_caches()` empties it.
+
 A model holding LoRA adapters (`freezelab.lora`) is read through them by the
 probes that run it (STS-B, CKA) and with each adapter folded into its matrix
 by the probes that copy weights (masked-LM, drift): the same function.
@@ -25,6 +29,8 @@ Not for: task accuracy (`freezelab.training` measures it) or plotting
 from __future__ import annotations
 
 import copy
+import hashlib
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +39,7 @@ from safetensors import safe_open
 from scipy.stats import spearmanr
 
 from .anatomy import anatomy
-from .caches import release_memory
+from .caches import release_memory, weights_digest
 from .style import PROBES
 from .data import load_task
 from .models import _quiet_transformers, resolve
@@ -41,6 +47,39 @@ from .models import _quiet_transformers, resolve
 
 def _body(model):
     return model.base_model
+
+
+SCORES: OrderedDict[tuple, object] = OrderedDict()  # probe results by (probe, weights read, inputs)
+SCORES_MAX = 256
+
+
+def _remembered(key: tuple, compute):
+    """The probe's result for `key`, computed once per process (the most recent SCORES_MAX kept)."""
+    if key in SCORES:
+        SCORES.move_to_end(key)
+    else:
+        SCORES[key] = compute()
+        while len(SCORES) > SCORES_MAX:
+            SCORES.popitem(last=False)
+    value = SCORES[key]
+    return dict(value) if isinstance(value, dict) else value
+
+
+def _reads(model, skip: tuple[str, ...] = ()) -> tuple:
+    """What a probe's result depends on in `model`: its weights (hashed), class, attention code and device."""
+    body = _body(model)
+    return (weights_digest(model, skip=skip), type(model).__name__,
+            getattr(body.config, "_attn_implementation", None), str(next(model.parameters()).device))
+
+
+def _body_reads(model) -> tuple:
+    """What the probes that run the encoder read: its weights, not the pooler's nor the head's."""
+    return _reads(_body(model), skip=("pooler.",))
+
+
+def _inputs_key(tokenizer, texts=()) -> tuple:
+    digest = hashlib.blake2b("\x00".join(texts).encode(), digest_size=16).hexdigest()
+    return type(tokenizer).__name__, tokenizer.name_or_path, len(tokenizer), len(texts), digest
 
 
 def _weights(module) -> dict:
@@ -76,6 +115,11 @@ def _encode(model, tokenizer, texts: list[str], batch_size: int = 64, max_length
 
 def sts_retention(model, tokenizer, dev_size: int | None = None, seed: int = 0) -> float:
     """STS-B dev Spearman of cosine(mean-pooled encoder outputs) against the gold scores."""
+    return _remembered(("sts", _body_reads(model), _inputs_key(tokenizer), dev_size, seed),
+                       lambda: _sts_retention(model, tokenizer, dev_size, seed))
+
+
+def _sts_retention(model, tokenizer, dev_size: int | None, seed: int) -> float:
     data = load_task("stsb", dev_size=dev_size, seed=seed)["dev"]
     a = _encode(model, tokenizer, data["text"])
     b = _encode(model, tokenizer, data["text_pair"])
@@ -113,7 +157,6 @@ class _CrossGram:
         return float(yx.norm() ** 2 / (xx.norm() * yy.norm()))
 
 
-@torch.no_grad()
 def cka_per_layer(original, finetuned, tokenizer, texts: list[str], batch_size: int = 64,
                   max_length: int = 128) -> dict[str, float]:
     """Linear CKA per layer ("embeddings", "block 0", ...) on the token vectors of `texts` (padding dropped).
@@ -121,6 +164,13 @@ def cka_per_layer(original, finetuned, tokenizer, texts: list[str], batch_size: 
     Both models read each batch in turn and only running sums are kept (`_CrossGram`): the same number as
     `linear_cka` on every token vector stacked, without holding them (hundreds of MB for bert-base).
     """
+    key = ("cka", _body_reads(original), _body_reads(finetuned), _inputs_key(tokenizer, texts), batch_size, max_length)
+    return _remembered(key, lambda: _cka_per_layer(original, finetuned, tokenizer, texts, batch_size, max_length))
+
+
+@torch.no_grad()
+def _cka_per_layer(original, finetuned, tokenizer, texts: list[str], batch_size: int,
+                   max_length: int) -> dict[str, float]:
     models = [original, finetuned]
     was_training = [m.training for m in models]
     for m in models:
@@ -158,13 +208,18 @@ def weight_drift(original, finetuned) -> dict[tuple[str, str], float]:
     return {cell: (change[cell] ** 0.5) / (size[cell] ** 0.5) if size[cell] > 0 else float("nan") for cell in change}
 
 
-@torch.no_grad()
 def mlm_retention(mlm_model, finetuned, tokenizer, texts: list[str], mask_rate: float = 0.15, seed: int = 0) -> float:
     """Masked-token accuracy of the fine-tuned encoder read through the original MLM head.
 
     `mlm_model` is the original checkpoint loaded with AutoModelForMaskedLM. A
     copy of it gets the fine-tuned encoder's weights; neither model changes.
     """
+    key = ("mlm", _reads(mlm_model), _body_reads(finetuned), _inputs_key(tokenizer, texts), mask_rate, seed)
+    return _remembered(key, lambda: _mlm_retention(mlm_model, finetuned, tokenizer, texts, mask_rate, seed))
+
+
+@torch.no_grad()
+def _mlm_retention(mlm_model, finetuned, tokenizer, texts: list[str], mask_rate: float, seed: int) -> float:
     probe = copy.deepcopy(mlm_model)
     _body(probe).load_state_dict(_weights(_body(finetuned)), strict=False)
     probe.eval()

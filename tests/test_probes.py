@@ -176,3 +176,39 @@ def test_what_notebook_04_says_of_the_untrained_pooler():
     assert scale["pooler"] < scale["cls"] / 3
     table = results.summary(results.shipped("frontier")).set_index("label")
     assert table.loc["head only, lr 0.01", "dev_metric mean"] < probe["pooler"]
+
+
+def forwards(model):
+    """How many times the encoder ran, counted by a hook (the returned list grows by one per forward)."""
+    calls = []
+    _ = probes._body(model).register_forward_hook(lambda *args: calls.append(1))
+    return calls
+
+
+def test_probes_on_the_same_encoder_weights_are_computed_once_and_read_back(minilm):
+    model, tokenizer = minilm
+    fl.clear_caches()
+    first = probes.sts_retention(model, tokenizer, dev_size=40)
+    twin = fl.load_model("minilm-l6", seed=7)[0]  # another object, another head, the same encoder
+    with torch.no_grad():
+        twin.bert.pooler.dense.weight.mul_(2.0)  # the probes do not read the pooler
+    ran = forwards(twin)
+    assert probes.sts_retention(twin, tokenizer, dev_size=40) == first
+    assert ran == []  # read back, not run
+    assert probes.cka_per_layer(model, twin, tokenizer, TEXTS) == probes.cka_per_layer(model, twin, tokenizer, TEXTS)
+    assert len(ran) == 1  # the four texts are one batch: the first CKA ran the twin once, the second not at all
+    fl.clear_caches()
+    assert probes.sts_retention(twin, tokenizer, dev_size=40) == first  # computed again: the same number
+    assert len(ran) > 1
+
+
+def test_a_changed_encoder_is_probed_anew(minilm):
+    model, tokenizer = minilm
+    changed = fl.load_model("minilm-l6")[0]
+    before = probes.sts_retention(changed, tokenizer, dev_size=40)
+    with torch.no_grad():
+        changed.bert.encoder.layer[5].output.dense.weight.add_(0.5 * torch.randn(384, 1536))
+    ran = forwards(changed)
+    assert probes.sts_retention(changed, tokenizer, dev_size=40) != before
+    assert ran  # the weights changed in place, so the remembered score was not used
+    assert probes.sts_retention(changed, tokenizer, dev_size=41) != probes.sts_retention(changed, tokenizer, dev_size=40)
