@@ -93,8 +93,9 @@ def _weights(module) -> dict:
 
 
 @torch.no_grad()
-def _encode(model, tokenizer, texts: list[str], batch_size: int = 64, max_length: int = 128) -> torch.Tensor:
-    """Mean-pooled last hidden states, one row per text."""
+def _encode(model, tokenizer, texts: list[str], batch_size: int = 32, max_length: int = 128) -> torch.Tensor:
+    """Mean-pooled last hidden states, one row per text. Batches of 32 (here and in the other probes): as fast
+    as 64 on a CPU, and the first forward of 64 long sentences grows the heap by about 150 MB more."""
     body, was_training = _body(model), model.training
     model.eval()
     device = next(model.parameters()).device
@@ -157,7 +158,7 @@ class _CrossGram:
         return float(yx.norm() ** 2 / (xx.norm() * yy.norm()))
 
 
-def cka_per_layer(original, finetuned, tokenizer, texts: list[str], batch_size: int = 64,
+def cka_per_layer(original, finetuned, tokenizer, texts: list[str], batch_size: int = 32,
                   max_length: int = 128) -> dict[str, float]:
     """Linear CKA per layer ("embeddings", "block 0", ...) on the token vectors of `texts` (padding dropped).
 
@@ -316,14 +317,16 @@ def untouched(model, tokenizer, checkpoint: str, probe: str, *, sts_dev_size: in
 
 
 @torch.no_grad()
-def sentence_features(model, tokenizer, texts: list[str], read: str = "mean", batch_size: int = 64,
+def sentence_features(model, tokenizer, texts: list[str], read: str = "mean", batch_size: int = 32,
                       max_length: int = 64) -> torch.Tensor:
     """One vector per sentence from the encoder: "cls" (the [CLS] token's last hidden state), "pooler" (BERT's
     pooler over it, what the classifier reads) or "mean" (the mean of the real tokens' vectors)."""
     if read not in ("cls", "pooler", "mean"):
         raise ValueError(f"read must be 'cls', 'pooler' or 'mean', got {read!r}")
     if read == "mean":
-        return _encode(model, tokenizer, list(texts), batch_size=batch_size, max_length=max_length)
+        vectors = _encode(model, tokenizer, list(texts), batch_size=batch_size, max_length=max_length)
+        release_memory()
+        return vectors
     body, was_training = _body(model), model.training
     model.eval()
     device = next(model.parameters()).device
@@ -334,6 +337,7 @@ def sentence_features(model, tokenizer, texts: list[str], read: str = "mean", ba
         hidden = body(**batch).last_hidden_state
         vectors.append(hidden[:, 0] if read == "cls" else body.pooler(hidden))
     model.train(was_training)
+    release_memory()
     return torch.cat(vectors).float().cpu()
 
 

@@ -64,8 +64,13 @@ def put_head(model, state: dict[str, torch.Tensor]) -> None:
 
 
 @torch.no_grad()
-def score(model, tokenizer, split, batch_size: int = 64, max_length: int = 128) -> float:
+def score(model, tokenizer, split, batch_size: int = 32, max_length: int = 128) -> float:
     """Accuracy of `model` on a labelled split (sentences sorted by length, so batches carry little padding)."""
+    with torch.no_grad():  # scoring keeps no graph: without this each batch held its activations for backward
+        return _score(model, tokenizer, split, batch_size, max_length)
+
+
+def _score(model, tokenizer, split, batch_size: int, max_length: int) -> float:
     from transformers import DataCollatorWithPadding
 
     from .data import tokenize

@@ -49,3 +49,21 @@ def test_the_shipped_sequence_learns_sst2_then_subj_with_every_remedy_three_time
     assert (settings.first_task, settings.task) == ("sst2", "subj")
     assert {p["plan"] for p in points} == {"full", "top4", "top2", "head", "bitfit", "lora16-attn"}
     assert len(points) == 3 * len({(p["plan"], p["lr"]) for p in points})
+
+
+def test_scoring_runs_the_model_without_a_graph_and_leaves_it_as_it_was(offline_data, minilm):
+    import torch
+
+    from freezelab.data import load_task
+    from freezelab.sequential import score
+
+    model, tokenizer = minilm
+    model.train()
+    seen = []
+    handle = model.register_forward_hook(lambda *args: seen.append(torch.is_grad_enabled()))
+    try:
+        accuracy = score(model, tokenizer, load_task("sst2", dev_size=40, seed=0)["dev"])
+    finally:
+        handle.remove()
+    assert seen and not any(seen)  # no activations kept for a backward that never comes
+    assert 0 <= accuracy <= 1 and model.training
