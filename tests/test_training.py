@@ -110,6 +110,18 @@ def test_result_record(fresh):
     assert "dev accuracy" in str(result)
 
 
+def test_the_dev_score_is_every_sentence_scored_alone_in_the_split_order(fresh):
+    # Evaluation reads the dev set shortest first (less padding); the score must not depend on that.
+    model, tokenizer = fresh
+    result = fine_tune(model, tokenizer, "sst2", plan=FreezePlan.train_top(model, 1), lr=1e-4, **QUICK)
+    dev = load_task("sst2", train_size=QUICK["train_size"], dev_size=QUICK["dev_size"], seed=0)["dev"]
+    with torch.no_grad():
+        right = sum(int(model(**tokenizer(text, truncation=True, max_length=QUICK["max_length"],
+                                          return_tensors="pt")).logits.argmax(-1)) == label
+                    for text, label in zip(dev["text"], dev["label"]))
+    assert result.dev_metric == right / len(dev)
+
+
 def test_frozen_parameters_do_not_change_and_trainable_ones_do(fresh):
     model, tokenizer = fresh
     before = snapshot(model)
