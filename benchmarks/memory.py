@@ -3,7 +3,8 @@
 Runs in this process what notebook 04's live grid does for one full fine-tune
 (the heaviest run of the course): imports, model, data, training, retention
 probes. For each step it prints the resident set after it, its growth, and
-the highest resident set sampled (every 10 ms) while it ran. The target
+the highest resident set sampled (every 10 ms) while it ran; then, inside each
+run, the same for loading, training and each probe. The target
 (issue 13): every notebook's kernel <= 1.3 GB at quick size; the whole-notebook
 peaks come from `benchmarks/course.py`.
 
@@ -11,6 +12,7 @@ peaks come from `benchmarks/course.py`.
 """
 
 import argparse
+import contextlib
 import threading
 import time
 
@@ -21,19 +23,29 @@ MB = 2**20
 
 
 class Sampler:
-    """The highest RSS seen since the last `reset`, sampled from a thread."""
+    """Samples the RSS from a thread; `watch()` gives a record of the highest RSS seen until it is closed.
+    Watches nest (a step and the steps inside it), each with its own peak."""
 
     def __init__(self):
-        self.peak = 0
+        self.open: list[list[int]] = []
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self):
         while True:
-            self.peak = max(self.peak, PROCESS.memory_info().rss)
+            rss = PROCESS.memory_info().rss
+            for peak in list(self.open):
+                peak[0] = max(peak[0], rss)
             time.sleep(0.01)
 
-    def reset(self):
-        self.peak = PROCESS.memory_info().rss
+    @contextlib.contextmanager
+    def watch(self):
+        peak = [PROCESS.memory_info().rss]
+        self.open = [*self.open, peak]
+        try:
+            yield peak
+        finally:
+            self.open = [other for other in self.open if other is not peak]  # equal peaks are other watches
+            peak[0] = max(peak[0], PROCESS.memory_info().rss)
 
 
 def main():
@@ -47,11 +59,11 @@ def main():
 
     def step(name, work):
         nonlocal last
-        sampler.reset()
-        value = work()
-        time.sleep(0.05)
+        with sampler.watch() as peak:
+            value = work()
+            time.sleep(0.05)
         now = PROCESS.memory_info().rss
-        rows.append((name, now / MB, (now - last) / MB, max(sampler.peak, now) / MB))
+        rows.append((name, now / MB, (now - last) / MB, peak[0] / MB))
         last = now
         return value
 
@@ -69,11 +81,40 @@ def main():
     model, tokenizer = step("load_model (MiniLM-L6)", lambda: fl.load_model("minilm-l6"))
     step("untouched STS-B probe", lambda: fl.probes.untouched(model, tokenizer, "minilm-l6", "sts_spearman",
                                                              sts_dev_size=300))
+    inside = watch_run_point_steps(sampler)
     for i in range(3):
         step(f"run_point {args.plan} #{i + 1} (train + probes)", lambda: experiment.run_point(point, settings))
     print(f"{'step':44} {'RSS MB':>8} {'growth':>8} {'peak in step':>13}")
     for name, now, growth, peak in rows:
         print(f"{name:44} {now:8.0f} {growth:+8.0f} {peak:13.0f}")
+    print(f"\ninside each run_point: {'RSS at start':>12} {'peak':>6} {'at end':>7}")
+    for name, start, peak, end in inside:
+        print(f"  {name:32} {start:12.0f} {peak:6.0f} {end:7.0f}")
+
+
+def watch_run_point_steps(sampler) -> list:
+    """Record RSS at the start and end of each step inside run_point, and the highest RSS sampled during it."""
+    from freezelab import models, probes, training
+
+    seen = []
+
+    def watched(module, name):
+        work = getattr(module, name)
+
+        def run(*args, **kwargs):
+            start = PROCESS.memory_info().rss
+            with sampler.watch() as peak:
+                value = work(*args, **kwargs)
+            end = PROCESS.memory_info().rss
+            seen.append((f"{module.__name__.split('.')[-1]}.{name}", start / MB, peak[0] / MB, end / MB))
+            return value
+
+        setattr(module, name, run)
+
+    for module, name in ((models, "load_model"), (training, "fine_tune"), (probes, "weight_drift"),
+                         (probes, "sts_retention"), (probes, "cka_per_layer")):
+        watched(module, name)
+    return seen
 
 
 if __name__ == "__main__":
