@@ -94,8 +94,8 @@ def _weights(module) -> dict:
 
 @torch.no_grad()
 def _encode(model, tokenizer, texts: list[str], batch_size: int = 32, max_length: int = 128) -> torch.Tensor:
-    """Mean-pooled last hidden states, one row per text. Batches of 32 (here and in the other probes): as fast
-    as 64 on a CPU, and the first forward of 64 long sentences grows the heap by about 150 MB more."""
+    """Mean-pooled last hidden states, one row per text. Batches of 32 (here and in the other probes) keep a
+    run's probes below its training in memory (`benchmarks/memory.py` prints both peaks)."""
     body, was_training = _body(model), model.training
     model.eval()
     device = next(model.parameters()).device
