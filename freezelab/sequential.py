@@ -66,17 +66,9 @@ def put_head(model, state: dict[str, torch.Tensor]) -> None:
 @torch.no_grad()
 def score(model, tokenizer, split, batch_size: int = 32, max_length: int = 128) -> float:
     """Accuracy of `model` on a labelled split (sentences sorted by length, so batches carry little padding)."""
-    from .caches import release_memory
-
-    with torch.no_grad():  # scoring keeps no graph: without this each batch held its activations for backward
-        accuracy = _score(model, tokenizer, split, batch_size, max_length)
-    release_memory()  # the next step trains: start it from a trimmed heap
-    return accuracy
-
-
-def _score(model, tokenizer, split, batch_size: int, max_length: int) -> float:
     from transformers import DataCollatorWithPadding
 
+    from .caches import release_memory
     from .data import tokenize
 
     encoded = tokenize(split, tokenizer, max_length)
@@ -92,6 +84,7 @@ def _score(model, tokenizer, split, batch_size: int, max_length: int) -> float:
         logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
         right += int((logits.argmax(-1).cpu() == labels).sum())
     model.train(was_training)
+    release_memory()  # the next step trains: start it from a trimmed heap
     return right / len(order)
 
 
