@@ -11,7 +11,9 @@ share one sweep.
 Guarantees: every grid point is enqueued once; workers pop queued points
 atomically (two workers never run the same point); a finished run is never
 lost or redone; a run killed mid-way is marked failed once its heartbeat is
-older than the grace period and re-queued, so the next worker redoes it.
+older than the grace period and re-queued, so the next worker redoes it. That
+holds too for a worker killed before its first heartbeat, which Optuna alone
+would leave RUNNING for ever (`_start_heartbeat_clocks`).
 
 Not for: choosing hyper-parameters by search (the grid is fixed), what a point is (`freezelab.grids`), running
 one (`freezelab.experiment`) or plotting (`freezelab.plots`).
@@ -30,6 +32,7 @@ from typing import Callable
 
 import optuna
 import pandas as pd
+import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
@@ -107,6 +110,25 @@ def storage(url: str, heartbeat: int = 30, grace: int = 120) -> RDBStorage:
                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
 
 
+def _start_heartbeat_clocks(study: optuna.Study, rdb: RDBStorage) -> None:
+    """Give a heartbeat now to every running run that never had one.
+
+    Optuna fails a run whose heartbeat is stale, but skips a run with no heartbeat at all: a worker killed or
+    paused between taking a run and its first heartbeat (a few milliseconds, one database write) would leave
+    that run RUNNING for ever, and its point never done. From this beat on, the run is an ordinary one: if its
+    worker is gone, it is stale one grace period later and goes back to the queue; if the worker is alive, its
+    own heartbeats take over. The database clock stamps it, so workers' clocks need not agree.
+    """
+    study_id = rdb.get_study_id_from_name(study.study_name)
+    query = sqlalchemy.text(  # Optuna's schema: a trial has at most one row in trial_heartbeats
+        "SELECT t.trial_id FROM trials t LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+        "WHERE t.study_id = :study AND t.state = 'RUNNING' AND h.trial_id IS NULL")
+    with rdb.engine.connect() as connection:
+        unbeaten = connection.execute(query, {"study": study_id}).scalars().all()
+    for trial_id in unbeaten:
+        rdb.record_heartbeat(trial_id)
+
+
 def create_sweep(name: str, url: str, points: list[dict], settings: SweepSettings, finished: dict | None = None,
                  **storage_options) -> optuna.Study:
     """Create (or reopen) the study and enqueue each grid point once; reopening never enqueues twice.
@@ -172,11 +194,13 @@ def run_sweep(name: str, url: str, run: Callable | None = None, log=print, progr
         raise ValueError(f"minutes must be a number > 0 (or None: until the queue is empty), got {minutes!r}")
     run = run or _run_point
     deadline = None if minutes is None else time.monotonic() + 60 * minutes
-    study = optuna.load_study(study_name=name, storage=storage(url, **storage_options))
+    rdb = storage(url, **storage_options)
+    study = optuna.load_study(study_name=name, storage=rdb)
     settings = SweepSettings.from_dict(study.user_attrs["settings"])
     with warnings.catch_warnings():  # Optuna marks fail_stale_trials experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         fail_stale_trials(study)  # runs whose worker died long enough ago go back to the queue
+    _start_heartbeat_clocks(study, rdb)  # and runs whose worker died before its first heartbeat, a grace period on
     total = len(study.user_attrs["grid"])
     finished_at_start = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     bar = tqdm(total=total, initial=finished_at_start, unit="run", desc=name, disable=not progress, smoothing=0)
