@@ -2,7 +2,8 @@
 one to hand freed memory back to the operating system.
 
 For: `freezelab.clear_caches()`, after changing a data file on disk, or to give memory back in a long
-notebook session; `release_memory()`, which training and the probes call after their big allocations.
+notebook session; `release_memory()`, which training calls after it (its objects form cycles), and
+`trim_heap()`, which the probes call after their forward passes (no cycles: the heap only needs trimming).
 The caches, each bounded and described in its own module:
 
 - `data._course_task` / `data._word_order_task`: course tasks as read (8 and 2 most recent);
@@ -52,6 +53,15 @@ def release_memory() -> None:
     row creeps towards Binder's 2 GB.
     """
     gc.collect()
+    trim_heap()
+
+
+def trim_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc's malloc_trim), without a garbage collection.
+
+    For memory freed by reference counting alone (a probe's activations): a full collection would walk every
+    object torch and transformers made, a pause each time, and find nothing more to free.
+    """
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6").malloc_trim(0)

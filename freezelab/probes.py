@@ -39,7 +39,7 @@ from safetensors import safe_open
 from scipy.stats import spearmanr
 
 from .anatomy import anatomy
-from .caches import release_memory, weights_digest
+from .caches import trim_heap, weights_digest
 from .style import PROBES
 from .data import load_task
 from .models import _quiet_transformers, resolve
@@ -125,7 +125,7 @@ def _sts_retention(model, tokenizer, dev_size: int | None, seed: int) -> float:
     a = _encode(model, tokenizer, data["text"])
     b = _encode(model, tokenizer, data["text_pair"])
     cosine = torch.nn.functional.cosine_similarity(a, b).numpy()
-    release_memory()  # thousands of forward passes leave the heap fragmented: hand the pages back
+    trim_heap()  # thousands of forward passes leave the heap fragmented: hand the pages back
     return float(spearmanr(cosine, np.array(data["label"])).statistic)
 
 
@@ -190,7 +190,7 @@ def _cka_per_layer(original, finetuned, tokenizer, texts: list[str], batch_size:
     for m, training in zip(models, was_training):
         m.train(training)
     names = ["embeddings"] + [f"block {i}" for i in range(len(grams) - 1)]
-    release_memory()
+    trim_heap()
     return {name: gram.cka() for name, gram in zip(names, grams)}
 
 
@@ -325,7 +325,7 @@ def sentence_features(model, tokenizer, texts: list[str], read: str = "mean", ba
         raise ValueError(f"read must be 'cls', 'pooler' or 'mean', got {read!r}")
     if read == "mean":
         vectors = _encode(model, tokenizer, list(texts), batch_size=batch_size, max_length=max_length)
-        release_memory()
+        trim_heap()
         return vectors
     body, was_training = _body(model), model.training
     model.eval()
@@ -337,7 +337,7 @@ def sentence_features(model, tokenizer, texts: list[str], read: str = "mean", ba
         hidden = body(**batch).last_hidden_state
         vectors.append(hidden[:, 0] if read == "cls" else body.pooler(hidden))
     model.train(was_training)
-    release_memory()
+    trim_heap()
     return torch.cat(vectors).float().cpu()
 
 

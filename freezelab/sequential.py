@@ -68,7 +68,7 @@ def score(model, tokenizer, split, batch_size: int = 32, max_length: int = 128) 
     """Accuracy of `model` on a labelled split (sentences sorted by length, so batches carry little padding)."""
     from transformers import DataCollatorWithPadding
 
-    from .caches import release_memory
+    from .caches import trim_heap
     from .data import tokenize
 
     encoded = tokenize(split, tokenizer, max_length)
@@ -84,7 +84,7 @@ def score(model, tokenizer, split, batch_size: int = 32, max_length: int = 128) 
         logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
         right += int((logits.argmax(-1).cpu() == labels).sum())
     model.train(was_training)
-    release_memory()  # the next step trains: start it from a trimmed heap
+    trim_heap()  # the next step trains: start it from a trimmed heap
     return right / len(order)
 
 
