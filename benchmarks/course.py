@@ -3,7 +3,10 @@
 Executes every notebook top to bottom in a fresh kernel, one at a time, and
 prints each one's wall time and peak memory (the largest resident set of the
 kernel and its helpers, as `/usr/bin/time -v` reports it: both read the
-children's rusage; on a GPU also the largest GPU memory in use, sampled from
+children's rusage), the largest anonymous memory of the kernel (RssAnon, sampled
+every 0.1 s: the resident set also counts the code pages of torch's libraries,
+which a memory limit such as Binder's reclaims, while anonymous memory it cannot
+without swap), on a GPU also the largest GPU memory in use (sampled from
 nvidia-smi every half second), then the total. Targets (issue 6): the whole
 course in quick mode <= 15 minutes, every notebook <= 2 GB (Binder's limit).
 
@@ -38,13 +41,45 @@ def run_one(path: str) -> None:
     from nbclient import NotebookClient
 
     notebook = nbformat.read(path, as_version=4)
-    gpu = GpuPeak()
+    gpu, anon = GpuPeak(), AnonPeak()
     started = time.perf_counter()
     NotebookClient(notebook, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(Path(path).parent)}}).execute()
     seconds = time.perf_counter() - started
     kernel = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux -> MiB
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mb": max(kernel, own), "gpu_peak_mb": gpu.stop()}))
+    print(json.dumps({"seconds": seconds, "peak_mb": max(kernel, own), "anon_peak_mb": anon.stop(),
+                      "gpu_peak_mb": gpu.stop()}))
+
+
+class AnonPeak:
+    """The largest anonymous resident memory (MiB) of this process's children (the kernel), sampled."""
+
+    def __init__(self, every: float = 0.1):
+        self.peak, self.done = 0.0, threading.Event()
+        self.thread = threading.Thread(target=self._watch, args=(every,), daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _children_anon_mb() -> float:
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != os.getpid():
+                    continue
+                status = (stat.parent / "status").read_text()
+            except (OSError, IndexError, ValueError):  # a process that ended while read
+                continue
+            total += int(status.split("RssAnon:")[1].split()[0]) / 1024
+        return total
+
+    def _watch(self, every: float) -> None:
+        while not self.done.wait(every):
+            self.peak = max(self.peak, self._children_anon_mb())
+
+    def stop(self) -> float:
+        self.done.set()
+        self.thread.join()
+        return self.peak
 
 
 class GpuPeak:
@@ -99,7 +134,8 @@ def main() -> None:
             row = {"notebook": Path(path).name, **json.loads(done.stdout.strip().splitlines()[-1])}
             rows.append(row)
             gpu = "" if row["gpu_peak_mb"] is None else f"   GPU peak {row['gpu_peak_mb']:6.0f} MiB"
-            print(f"{row['notebook']:40s} {row['seconds'] / 60:5.1f} min   peak {row['peak_mb']:6.0f} MB{gpu}", flush=True)
+            print(f"{row['notebook']:40s} {row['seconds'] / 60:5.1f} min   peak {row['peak_mb']:6.0f} MB"
+                  f"   anonymous peak {row['anon_peak_mb']:6.0f} MB{gpu}", flush=True)
     total = sum(r["seconds"] for r in rows) / 60
     worst = max(r["peak_mb"] for r in rows)
     mode = f"size {args.size or 'chosen by the runtime'}, checkpoint {args.checkpoint or 'the course model'}"
