@@ -14,11 +14,13 @@ Not for: the repository's notebooks, which stay output-free; or the teacher edit
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -86,31 +88,53 @@ def _environment(**values):
                 os.environ[name] = value
 
 
-def execute(folder: Path, log=print) -> dict[str, float]:
+def _execute_one(path: Path, cwd: Path) -> float:
+    """Run one notebook top to bottom, in place, its kernel working in `cwd`; return the seconds it took."""
+    notebook = nbformat.read(path, as_version=4)
+    started = time.perf_counter()
+    NotebookClient(notebook, timeout=900, kernel_name="python3", store_widget_state=False,
+                   resources={"metadata": {"path": str(cwd)}}).execute()
+    nbformat.write(notebook, path)
+    return time.perf_counter() - started
+
+
+def execute(folder: Path, kernels: Path, log=print, jobs: int = 1) -> dict[str, float]:
     """Run every notebook in `folder` top to bottom, in place; return seconds per notebook.
 
     Widget state is not stored: a widget needs a live kernel, so the pages show the figures and tables the
     notebooks draw, not dead controls (and stay small). An error in any cell stops the build.
+    Each kernel works in a folder of its own, `kernels/<notebook>`: what a notebook writes (its runs database,
+    a Trainer's output folder) stays out of the site's sources and apart from a notebook run beside it.
+    jobs: notebooks run at once, in processes of their own, each kernel on cores // jobs threads.
     """
+    paths = sorted(folder.glob("*.ipynb"))
+    cwds = {path: kernels / path.stem for path in paths}
+    for cwd in cwds.values():
+        cwd.mkdir(parents=True, exist_ok=True)
     seconds = {}
-    for path in sorted(folder.glob("*.ipynb")):
-        notebook = nbformat.read(path, as_version=4)
-        started = time.perf_counter()
-        NotebookClient(notebook, timeout=900, kernel_name="python3", store_widget_state=False,
-                       resources={"metadata": {"path": str(folder)}}).execute()
-        seconds[path.stem] = time.perf_counter() - started
-        nbformat.write(notebook, path)
-        log(f"{path.stem}: {seconds[path.stem]:.0f} s")
-    return seconds
+    if jobs == 1:
+        for path in paths:
+            seconds[path.stem] = _execute_one(path, cwds[path])
+            log(f"{path.stem}: {seconds[path.stem]:.0f} s")
+        return seconds
+    threads = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}  # two kernels on 2 cores: 1 each
+    spawn = multiprocessing.get_context("spawn")  # not fork: the caller may hold torch's threads
+    with _environment(**threads), ProcessPoolExecutor(jobs, mp_context=spawn) as pool:  # kernels inherit it
+        running = {pool.submit(_execute_one, path, cwds[path]): path for path in paths}
+        for done in as_completed(running):
+            path = running[done]
+            seconds[path.stem] = done.result()  # raises the notebook's error: the build stops
+            log(f"{path.stem}: {seconds[path.stem]:.0f} s")
+    return dict(sorted(seconds.items()))
 
 
-def build(out: Path, work: Path | None = None, log=print, size: str = "quick") -> dict[str, float]:
-    """Build the site into `out`, the notebooks run at `size`; return seconds per notebook and "sphinx".
-    Raises if a notebook fails. The published site is "quick"; CI's check of the build runs "smoke"."""
+def build(out: Path, work: Path | None = None, log=print, size: str = "quick", jobs: int = 1) -> dict[str, float]:
+    """Build the site into `out`, the notebooks run at `size`, `jobs` at once; return seconds per notebook and
+    "sphinx". Raises if a notebook fails. The published site is "quick"; CI's check of the build runs "smoke"."""
     work = work or out.parent / f"{out.name}-work"
     source = assemble(work)
     with _environment(IPYTHONDIR=str(work / "ipython"), FREEZELAB_SIZE=size):
-        seconds = execute(source / "notebooks", log)
+        seconds = execute(source / "notebooks", work / "kernels", log, jobs)
     started = time.perf_counter()
     shutil.rmtree(out, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", "-d", str(work / "doctrees"),
@@ -124,8 +148,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "site")
     parser.add_argument("--size", choices=["quick", "full", "smoke"], default="quick",
                         help="the notebooks' run size (quick: the published site)")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks run at once (each on cores / jobs threads)")
     args = parser.parse_args(argv)
-    seconds = build(args.out, size=args.size)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be a whole number >= 1, got {args.jobs}")
+    seconds = build(args.out, size=args.size, jobs=args.jobs)
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     print(f"site built in {sum(seconds.values()) / 60:.1f} min: {args.out / 'index.html'} ({size / 2**20:.1f} MB)")
     return 0

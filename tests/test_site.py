@@ -36,7 +36,7 @@ def site():
     with pytest.MonkeyPatch.context() as patch:  # the notebooks read the offline data, as in conftest
         if not os.environ.get(DATA_DIR_VARIABLE) and SHARED_DATA.is_dir():
             patch.setenv(DATA_DIR_VARIABLE, str(SHARED_DATA))
-        seconds = build_site.build(SITE, size="smoke")
+        seconds = build_site.build(SITE, size="smoke", jobs=2)  # two kernels at once, one thread each
     size = sum(p.stat().st_size for p in SITE.rglob("*") if p.is_file())
     print(f"site built in {sum(seconds.values()) / 60:.1f} min, {size / 2**20:.1f} MB: {seconds}")
     return SITE
