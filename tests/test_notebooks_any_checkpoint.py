@@ -2,20 +2,26 @@
 
 CI's first pass (nbval, `python -m pytest`) runs the student edition (`notebooks/`) on the course model. This
 second pass runs the teacher edition (`teacher/notebooks/`, the sources, solutions included) of notebooks
-01-06 top to bottom on `tiny-random-bert`: 4 blocks instead of MiniLM-L6's 6, 64 wide instead of 384, a
+01-07 top to bottom on `tiny-random-bert`: 4 blocks instead of MiniLM-L6's 6, 64 wide instead of 384, a
 masked-LM head (so retention is probed the other way) and no pooler in its file, at the smoke size. After each
 notebook, in the same kernel, every exercise check must accept the notebook's own solution (its `answer_N`,
 computed for that kernel's model and data), and the one in `teacher/solutions.py`, and reject each known
-wrong answer (`exercise_answers.WRONG`).
+wrong answer (`exercise_answers.WRONG`). The notebooks run two at a time, in kernels of their own.
 """
 
 import json
+import multiprocessing
+import os
 import re
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from conftest import SHARED_DATA
+from freezelab.data import DATA_DIR_VARIABLE
 
 TESTS = Path(__file__).resolve().parent
 TEACHER = TESTS.parent / "teacher"
@@ -41,10 +47,9 @@ def checks_in(notebook) -> list[tuple[str, str, str]]:
             for m in CHECK.finditer(cell.source)]
 
 
-@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("0[1-7]_*.ipynb")), ids=lambda p: p.stem)
-def test_teacher_edition_runs_and_its_checks_hold_on_another_checkpoint(path, tmp_path, monkeypatch, offline_data):
-    monkeypatch.setenv("FREEZELAB_CHECKPOINT", "tiny-random-bert")
-    monkeypatch.setenv("FREEZELAB_SIZE", "smoke")
+def run_with_proofs(path: str, cwd: str) -> str | None:
+    """Run a teacher notebook, then its proof cells, in a fresh kernel working in `cwd`: None if every cell ran,
+    else the error (the failing cell and its traceback)."""
     notebook = nbformat.read(path, as_version=4)
     checks = checks_in(notebook)
     notebook.cells.append(nbformat.v4.new_code_cell(
@@ -52,8 +57,39 @@ def test_teacher_edition_runs_and_its_checks_hold_on_another_checkpoint(path, tm
         "from exercise_answers import WRONG\nfrom solutions import SOLUTIONS\n"
         "assert course.checkpoint == 'tiny-random-bert' and course.size.name == 'smoke', course"))
     notebook.cells += [nbformat.v4.new_code_cell(proof(*check)) for check in checks]
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()  # raises on the first failing cell
+    try:
+        NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": cwd}}).execute()
+    except Exception as error:  # nbclient's CellExecutionError: the cell and its traceback
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+TEST_NAME = "test_teacher_edition_runs_and_its_checks_hold_on_another_checkpoint"
+
+
+@pytest.fixture(scope="module")
+def outcomes(request, tmp_path_factory):
+    """The selected teacher notebooks, run two at a time (each kernel on half the cores): stem -> error or None."""
+    chosen = [item.callspec.params["path"] for item in request.session.items
+              if getattr(item, "originalname", None) == TEST_NAME]
+    data = os.environ.get(DATA_DIR_VARIABLE) or (str(SHARED_DATA) if SHARED_DATA.is_dir() else None)
+    if data is None:
+        pytest.skip(f"no offline data: set {DATA_DIR_VARIABLE}")
+    with pytest.MonkeyPatch.context() as patch:  # what the kernels inherit
+        patch.setenv("FREEZELAB_CHECKPOINT", "tiny-random-bert")
+        patch.setenv("FREEZELAB_SIZE", "smoke")
+        patch.setenv(DATA_DIR_VARIABLE, data)
+        patch.setenv("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // 2)))
+        spawn = multiprocessing.get_context("spawn")  # not fork: this process holds torch's threads
+        with ProcessPoolExecutor(2, mp_context=spawn) as pool:
+            running = {path.stem: pool.submit(run_with_proofs, str(path), str(tmp_path_factory.mktemp(path.stem)))
+                       for path in chosen}
+            return {stem: future.result() for stem, future in running.items()}
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("0[1-7]_*.ipynb")), ids=lambda p: p.stem)
+def test_teacher_edition_runs_and_its_checks_hold_on_another_checkpoint(path, outcomes):
+    assert outcomes[path.stem] is None, outcomes[path.stem]
 
 
 def test_every_notebook_with_exercises_is_proved():
