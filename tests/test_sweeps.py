@@ -146,21 +146,21 @@ def test_a_worker_that_stalls_past_the_grace_period_drops_its_run_and_goes_on(db
 
 def test_a_run_whose_worker_died_before_its_first_heartbeat_is_redone_a_grace_period_later(db):
     """Optuna never fails a run that has no heartbeat; the next worker must still get its point done."""
+    beat = {"heartbeat": 1, "grace": 4}
     sweeps.create_sweep("s", db, grids.grid(["head", "top1"], [1e-4, 1e-3], [16], [0]),
-                        grids.SweepSettings(epochs=1, dev_size=16, probes=False), heartbeat=1, grace=2)
+                        grids.SweepSettings(epochs=1, dev_size=16, probes=False), **beat)
     with pytest.warns(UserWarning, match="Heartbeat of storage is supposed to be used with Study.optimize"):
         # a worker that took this run and died before its heartbeat thread wrote: RUNNING, no heartbeat
-        orphan = optuna.load_study(study_name="s", storage=sweeps.storage(db, heartbeat=1, grace=2)).ask()
+        orphan = optuna.load_study(study_name="s", storage=sweeps.storage(db, **beat)).ask()
 
     def stand_in(point, settings):
-        time.sleep(0.5)
         return {**point, "dev_metric": 0.5}
 
-    logged = []
-    assert sweeps.run_sweep("s", db, run=stand_in, progress=False, log=logged.append, heartbeat=1, grace=2) == 3
+    logged = []  # the first worker does the other three points, well within the grace period, and says so
+    assert sweeps.run_sweep("s", db, run=stand_in, progress=False, log=logged.append, **beat) == 3
     assert trials(db)[orphan.number].state == TrialState.RUNNING and "1 run(s) still RUNNING" in logged[-1]
-    time.sleep(2.5)  # one grace period after the first worker started its clock
-    assert sweeps.run_sweep("s", db, run=stand_in, progress=False, heartbeat=1, grace=2) == 1
+    time.sleep(beat["grace"] + 0.5)  # one grace period after the first worker started the orphan's clock
+    assert sweeps.run_sweep("s", db, run=stand_in, progress=False, **beat) == 1
     assert trials(db)[orphan.number].state == TrialState.FAIL
     assert completed_points(db) == ALL
 
