@@ -1,4 +1,9 @@
-"""Shared models for the tests: built once per session, reset to "nothing frozen" for each test."""
+"""Shared models for the tests: built once per session, reset to "nothing frozen" for each test.
+
+The suite runs in pytest-xdist workers, a test file (or notebook) each at a time (`-n auto --dist loadfile` in
+pyproject.toml): the cores are shared out, so each worker, and every kernel or process it starts, computes on
+cores / workers threads (torch's threads would otherwise fight over the cores).
+"""
 
 import os
 import sys
@@ -11,8 +16,17 @@ from transformers import AutoModelForSequenceClassification, BertConfig, DistilB
 import freezelab as fl
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:  # inherited by notebook kernels and subprocesses; torch here reads it too late, hence the call
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // WORKERS)))
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "teacher"))  # the solutions: not in the package
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: a worker per core, at most four (each holds its own models and runs notebook kernels)."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 @pytest.fixture

@@ -61,10 +61,12 @@ def jupyterlab(tmp_path_factory):
     work = tmp_path_factory.mktemp("lab")
     shutil.copytree(ROOT / "notebooks", work / "notebooks", ignore=shutil.ignore_patterns("runs", "naive-demo"))
     write_notebook(work / "notebooks" / DASHBOARD_NOTEBOOK, DASHBOARD_CELLS)
-    # Render every cell (no windowing) so the test can find the picker wherever it is on the page.
+    # Render every cell (no windowing) so the test can find the picker wherever it is on the page; start the
+    # notebook's own kernel without asking (a slow start otherwise opens JupyterLab's Select Kernel dialog).
     settings = work / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
-    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none",
+                                                                      "autoStartDefaultKernel": True}))
     port = free_port()
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
                "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
@@ -133,8 +135,12 @@ SUMMARY = """() => { const html = [...document.querySelectorAll('.widget-html')]
 
 def dismiss_dialogs(page):
     """Close any modal dialog JupyterLab opened on its own (e.g. a kernel or file notice); report what it said."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     dialog = page.locator(".jp-Dialog")
-    if dialog.count():
+    for attempt in range(3):  # a click while the dialog is still being drawn can go nowhere: try again
+        if not dialog.count():
+            return
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=ARTIFACTS / "browser_dialog.png")
         text = dialog.first.text_content()
@@ -144,7 +150,13 @@ def dismiss_dialogs(page):
             select.first.click()
         else:
             page.keyboard.press("Escape")
-        dialog.first.wait_for(state="detached", timeout=10_000)
+        try:
+            dialog.first.wait_for(state="detached", timeout=10_000)
+        except PlaywrightTimeout:
+            continue
+    if dialog.count():
+        pytest.fail(f"a JupyterLab dialog stayed open after 3 tries: {dialog.first.text_content()[:200]!r} "
+                    "(see artifacts/browser_dialog.png)")
 
 
 def start_run_all(page):
