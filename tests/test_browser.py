@@ -61,12 +61,10 @@ def jupyterlab(tmp_path_factory):
     work = tmp_path_factory.mktemp("lab")
     shutil.copytree(ROOT / "notebooks", work / "notebooks", ignore=shutil.ignore_patterns("runs", "naive-demo"))
     write_notebook(work / "notebooks" / DASHBOARD_NOTEBOOK, DASHBOARD_CELLS)
-    # Render every cell (no windowing) so the test can find the picker wherever it is on the page; start the
-    # notebook's own kernel without asking (a slow start otherwise opens JupyterLab's Select Kernel dialog).
+    # Render every cell (no windowing) so the test can find the picker wherever it is on the page.
     settings = work / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
-    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none",
-                                                                      "autoStartDefaultKernel": True}))
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     port = free_port()
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
                "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
@@ -201,13 +199,32 @@ def run_all_cells(page):
                         "see artifacts/browser_failure.png")
 
 
+def wait_for_widget(page, widget, what):
+    """Wait for a widget's view to be drawn after its cell ran. The cell's prompt shows its count before the
+    widget's JavaScript has drawn it; on a loaded machine (CI runs other tests beside this one) a picker was
+    once not drawn within 30 s."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        widget.wait_for(state="attached", timeout=120_000)
+        widget.scroll_into_view_if_needed(timeout=30_000)
+    except PlaywrightTimeout:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=ARTIFACTS / "browser_failure.png", full_page=True)
+        counts = {name: page.locator(selector).count() for name, selector in (
+            ("widget outputs", ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.widget-view+json']"),
+            ("widget views", ".jupyter-widgets"), ("widget boxes", ".widget-box"), ("plotly figures", ".js-plotly-plot"))}
+        pytest.fail(f"{what} was not drawn within 120 s of Run All finishing; on the page: {counts}; "
+                    "see artifacts/browser_failure.png")
+
+
 def wait_for_change(page, script, old, what):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:
-        page.wait_for_function(f"old => ({script})() !== old", arg=old, timeout=15_000)
+        page.wait_for_function(f"old => ({script})() !== old", arg=old, timeout=30_000)
     except PlaywrightTimeout:
-        pytest.fail(f"{what} did not change within 15 s: is the widget's callback wired?")
+        pytest.fail(f"{what} did not change within 30 s: is the widget's callback wired?")
     return page.evaluate(script)
 
 
@@ -217,7 +234,7 @@ def test_picker_updates_heatmap_and_summary_in_the_browser(page):
     # The picker's outer box: the only one holding both the slider and the heatmap.
     picker = page.locator(".widget-box", has=page.locator(".widget-slider")).filter(
         has=page.locator(".js-plotly-plot")).first
-    picker.scroll_into_view_if_needed()
+    wait_for_widget(page, picker, "the FreezePicker (a box with the slider and the heatmap)")
     z0, summary0 = page.evaluate(PICKER_Z), page.evaluate(SUMMARY)
     assert z0 is not None and summary0 is not None, "the picker was not rendered"
     ARTIFACTS.mkdir(exist_ok=True)
@@ -241,7 +258,7 @@ def test_picker_updates_heatmap_and_summary_in_the_browser(page):
     # The method switch: LoRA puts adapters in the attention cells and names itself in the summary.
     # (The slider's key presses may still be redrawing: wait for what the switch shows, not for any change.)
     picker.locator("button.widget-toggle-button", has_text="LoRA").first.click()
-    page.wait_for_function(f"() => (({SUMMARY})() || '').includes('LoRA r=8 (attention)')", timeout=15_000)
+    page.wait_for_function(f"() => (({SUMMARY})() || '').includes('LoRA r=8 (attention)')", timeout=30_000)
     assert "in LoRA adapters" in page.evaluate(PICKER_TITLE)
     picker.screenshot(path=ARTIFACTS / "picker_lora.png")
 
