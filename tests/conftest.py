@@ -24,6 +24,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "teacher"))  # the solutions: not in the package
 
 
+@pytest.hookimpl(optionalhook=True)  # .ci/lower-bounds runs without pytest-xdist
 def pytest_xdist_auto_num_workers(config):
     """`-n auto`: a worker per core, at most four (each holds its own models and runs notebook kernels)."""
     return max(1, min(4, os.cpu_count() or 1))
