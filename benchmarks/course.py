@@ -45,7 +45,7 @@ def run_one(path: str) -> None:
     from nbclient import NotebookClient
 
     notebook = nbformat.read(path, as_version=4)
-    gpu, anon = GpuPeak(), AnonPeak()
+    gpu, memory = GpuPeak(), KernelMemory()
     client = NotebookClient(notebook, timeout=1200, kernel_name="python3",
                             resources={"metadata": {"path": str(Path(path).parent)}})
     cells = []
@@ -54,21 +54,21 @@ def run_one(path: str) -> None:
         for index, cell in enumerate(notebook.cells):
             if cell.cell_type != "code":
                 continue
-            before = anon._children_mb()[0]
-            anon.cell = {"index": index, "line": (cell.source.strip().splitlines() or [""])[0][:60],
+            before = memory.children_mb()[0]
+            memory.cell = {"index": index, "line": (cell.source.strip().splitlines() or [""])[0][:60],
                          "before_mb": before, "rss_mb": before, "anon_mb": 0.0}
             began = time.perf_counter()
             client.execute_cell(cell, index)
             time.sleep(0.15)  # one more sample inside the cell
-            cells.append({**anon.cell, "seconds": time.perf_counter() - began})
+            cells.append({**memory.cell, "seconds": time.perf_counter() - began})
     seconds = time.perf_counter() - started
     kernel = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux -> MiB
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mb": max(kernel, own), "anon_peak_mb": anon.stop(),
+    print(json.dumps({"seconds": seconds, "peak_mb": max(kernel, own), "anon_peak_mb": memory.stop(),
                       "gpu_peak_mb": gpu.stop(), "cells": cells}))
 
 
-class AnonPeak:
+class KernelMemory:
     """The largest anonymous resident memory (MiB) of this process's children (the kernel), sampled; also the
     largest resident and anonymous memory while the cell in `self.cell` runs."""
 
@@ -78,7 +78,7 @@ class AnonPeak:
         self.thread.start()
 
     @staticmethod
-    def _children_mb() -> tuple[float, float]:
+    def children_mb() -> tuple[float, float]:
         """(resident, anonymous) MiB of this process's children, summed."""
         rss = anon = 0.0
         for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -94,7 +94,7 @@ class AnonPeak:
 
     def _watch(self, every: float) -> None:
         while not self.done.wait(every):
-            rss, anon = self._children_mb()
+            rss, anon = self.children_mb()
             self.peak = max(self.peak, anon)
             cell = self.cell
             if cell is not None:

@@ -200,9 +200,8 @@ def run_all_cells(page):
 
 
 def wait_for_widget(page, widget, what):
-    """Wait for a widget's view to be drawn after its cell ran. The cell's prompt shows its count before the
-    widget's JavaScript has drawn it; on a loaded machine (CI runs other tests beside this one) a picker was
-    once not drawn within 30 s."""
+    """Wait for a widget's view to be drawn after its cell ran: the cell's prompt shows its count before the
+    widget's JavaScript has drawn it, and CI runs other tests beside this one."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:
