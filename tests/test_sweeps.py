@@ -159,7 +159,9 @@ def test_a_run_whose_worker_died_before_its_first_heartbeat_is_redone_a_grace_pe
     logged = []  # the first worker does the other three points, well within the grace period, and says so
     assert sweeps.run_sweep("s", db, run=stand_in, progress=False, log=logged.append, **beat) == 3
     assert trials(db)[orphan.number].state == TrialState.RUNNING and "1 run(s) still RUNNING" in logged[-1]
-    time.sleep(beat["grace"] + 0.5)  # one grace period after the first worker started the orphan's clock
+    # One grace period after the first worker started the orphan's clock, and a second more: Optuna compares
+    # the database's clock, which SQLite keeps in whole seconds (4.5 s can read as 4, not past a grace of 4).
+    time.sleep(beat["grace"] + 1.5)
     assert sweeps.run_sweep("s", db, run=stand_in, progress=False, **beat) == 1
     assert trials(db)[orphan.number].state == TrialState.FAIL
     assert completed_points(db) == ALL
