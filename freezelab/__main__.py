@@ -76,7 +76,29 @@ def main(argv=None) -> None:
     for action in (create, grant, show, work):
         action.add_argument("--url", help="the class database's address (default: FREEZELAB_CLASS_DB, or a prompt)")
     args = parser.parse_args(argv)
+    try:
+        _run(args, parser)
+    except Exception as error:
+        if not _sqlite_busy(error):
+            raise
+        where = getattr(args, "storage", None) or getattr(args, "url", None) or "the sweep"
+        parser.exit(1, f"{parser.prog}: error: the SQLite file of {sweeps.masked(where)} stayed locked by "
+                       "another process for longer than SQLite waits (5 s). A worker paused in the middle of a "
+                       "write (Ctrl-Z, a suspended job) keeps it locked: resume or end that worker, then run this "
+                       "command again (finished runs are kept). For many workers, or workers on several machines, "
+                       "store the sweep on PostgreSQL.\n")
 
+
+def _sqlite_busy(error: BaseException) -> bool:
+    """Whether an error is SQLite's 'database is locked' (its busy code), however SQLAlchemy wrapped it."""
+    import sqlite3
+
+    original = getattr(error, "orig", error)
+    return isinstance(original, sqlite3.OperationalError) and \
+        (getattr(original, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _run(args, parser) -> None:
     if args.command == "class":
         _class(args, parser)
     elif args.command == "sweep":

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -44,6 +45,32 @@ def trials(db, name="s"):
         return optuna.load_study(study_name=name, storage=sweeps.storage_url(db)).get_trials()
     except KeyError:  # the worker has not created the study yet
         return []
+
+
+def pause_outside_a_write(process, db):
+    """SIGSTOP a worker at a moment it holds no lock on a SQLite file.
+
+    A worker paused inside one of its writes (a heartbeat takes a few milliseconds each second) keeps the
+    file locked, and no other process can write it until it resumes: SQLite locks whole files, and that
+    stall is one no rescuer can end (the sweep command then says so, see the test below). This test is about
+    the stall that can be rescued, so it resumes and pauses again until the file is free. PostgreSQL locks
+    rows, and a paused heartbeat write does not block the rescuer there.
+    """
+    for _ in range(50):
+        process.send_signal(signal.SIGSTOP)
+        if not db.startswith("sqlite"):
+            return
+        try:  # an exclusive lock is granted only when no other connection holds any lock on the file
+            probe = sqlite3.connect(db.removeprefix("sqlite:///"), timeout=0.2, isolation_level=None)
+            probe.execute("BEGIN EXCLUSIVE")
+            probe.execute("ROLLBACK")
+            probe.close()
+            return
+        except sqlite3.OperationalError:
+            probe.close()
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+    raise AssertionError("the worker held the SQLite file's lock at every one of 50 tries")
 
 
 def completed_points(db):
@@ -133,7 +160,7 @@ def test_a_worker_that_stalls_past_the_grace_period_drops_its_run_and_goes_on(db
     deadline = time.time() + 240
     while time.time() < deadline and not any(t.state == TrialState.RUNNING for t in trials(db)):
         time.sleep(0.1)
-    stalled.send_signal(signal.SIGSTOP)
+    pause_outside_a_write(stalled, db)
     rescuer = worker(db)
     while time.time() < deadline and not any(t.state == TrialState.FAIL for t in trials(db)):
         time.sleep(0.2)  # the rescuer found the stalled run's heartbeat stale and re-queued it
@@ -142,6 +169,25 @@ def test_a_worker_that_stalls_past_the_grace_period_drops_its_run_and_goes_on(db
     assert [w.returncode for w in (stalled, rescuer)] == [0, 0], outputs
     assert completed_points(db) == ALL  # every point done exactly once
     assert "result for it is dropped" in outputs[0]
+
+
+def test_a_sqlite_file_locked_by_a_paused_process_is_named_not_a_traceback(tmp_path):
+    """The stall no rescuer can end on SQLite: another process holds the file's lock and does not let go."""
+    db = f"sqlite:///{tmp_path / 'sweep.db'}"
+    sweeps.create_sweep("s", db, grids.grid(["head"], [1e-3], [16], [0]),
+                        grids.SweepSettings(epochs=1, dev_size=16, probes=False), heartbeat=1, grace=3)
+    holder = sqlite3.connect(tmp_path / "sweep.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # what a worker paused in the middle of a heartbeat write holds
+    try:
+        locked = worker(db)
+        output = locked.communicate(timeout=120)[0]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert locked.returncode == 1, output
+    assert "Traceback" not in output
+    assert "stayed locked by another process" in output and "resume or end that worker" in output
+    assert "finished runs are kept" in output and "PostgreSQL" in output
 
 
 def test_a_run_whose_worker_died_before_its_first_heartbeat_is_redone_a_grace_period_later(db):
