@@ -14,7 +14,10 @@ the kit as it is:
 - checkpointing: activations recomputed in the backward pass instead of kept
   (`gradient_checkpointing_enable`; the same dropout masks, so the same numbers);
 - micro-batches of 4: half the activations, but dropout is drawn per micro-batch, so the
-  run is a different draw.
+  run is a different draw;
+- mmap + checkpointing, and all three together;
+- embeddings frozen: not a lever but another method (the word embeddings are half of
+  MiniLM's weights): how much of the peak their gradient and AdamW moments take.
 
     FREEZELAB_DATA_DIR=../shared/data python benchmarks/memory_levers.py [--task word-order|subj] [--rounds 2]
 """
@@ -40,7 +43,9 @@ threading.Thread(target=watch, daemon=True).start()
 import freezelab as fl
 from freezelab import experiment, grids, models
 
-task, micro_batch, checkpointing = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+task, micro_batch, checkpointing, embeddings = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+if embeddings == "frozen":  # not a lever but another method: where the embeddings' share of the peak shows
+    grids.PLANS["full"] = ("embeddings frozen", lambda m, e: fl.FreezePlan.freeze_bottom(m, 0))
 if checkpointing:
     load = models.load_model
     def load_model(*args, **kwargs):
@@ -60,18 +65,23 @@ print(json.dumps({"start_mb": start / 2**20, "peak_mb": peak[0] / 2**20, "second
                   "dev": record.dev_metric, "losses": record.losses[-3:]}))
 """
 
-VARIANTS = {  # name: (micro-batch size, gradient checkpointing, extra environment)
-    "as is": (8, False, {}),
-    "mmap 1 MB": (8, False, {"MALLOC_MMAP_THRESHOLD_": "1048576"}),
-    "checkpointing": (8, True, {}),
-    "micro-batches of 4": (4, False, {}),
+MMAP = {"MALLOC_MMAP_THRESHOLD_": "1048576"}
+VARIANTS = {  # name: (micro-batch size, gradient checkpointing, extra environment, embeddings)
+    "as is": (8, False, {}, "trained"),
+    "mmap 1 MB": (8, False, MMAP, "trained"),
+    "checkpointing": (8, True, {}, "trained"),
+    "micro-batches of 4": (4, False, {}, "trained"),
+    "mmap + checkpointing": (8, True, MMAP, "trained"),
+    "all three": (4, True, MMAP, "trained"),
+    "embeddings frozen": (8, False, {}, "frozen"),
 }
 
 
 def run(task: str, variant: str) -> dict:
-    micro_batch, checkpointing, env = VARIANTS[variant]
+    micro_batch, checkpointing, env, embeddings = VARIANTS[variant]
     env = {**os.environ, "FREEZELAB_SIZE": "", "FREEZELAB_QUICK": "1", **env}  # quick size, as the notebooks in CI
-    out = subprocess.run([sys.executable, "-c", CHILD, task, str(micro_batch), "1" if checkpointing else "0"],
+    out = subprocess.run([sys.executable, "-c", CHILD, task, str(micro_batch), "1" if checkpointing else "0",
+                          embeddings],
                          env=env, capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"{variant}: {out.stderr[-2000:]}")
