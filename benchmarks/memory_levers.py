@@ -12,7 +12,7 @@ the kit as it is:
 - mmap 1 MB: glibc serves every allocation of 1 MB or more with its own mapping, handed
   back when freed (`MALLOC_MMAP_THRESHOLD_=1048576`; the same numbers, fewer heap holes);
 - checkpointing: activations recomputed in the backward pass instead of kept
-  (`gradient_checkpointing_enable`; the same dropout masks, so the same numbers);
+  (`fine_tune(..., gradient_checkpointing=True)`; the same dropout masks, so the same numbers);
 - micro-batches of 4: half the activations, but dropout is drawn per micro-batch, so the
   run is a different draw;
 - mmap + checkpointing, and all three together;
@@ -41,18 +41,14 @@ def watch():
 threading.Thread(target=watch, daemon=True).start()
 
 import freezelab as fl
-from freezelab import experiment, grids, models
+from freezelab import experiment, grids
 
 task, micro_batch, checkpointing, embeddings = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
 if embeddings == "frozen":  # not a lever but another method: where the embeddings' share of the peak shows
     grids.PLANS["full"] = ("embeddings frozen", lambda m, e: fl.FreezePlan.freeze_bottom(m, 0))
-if checkpointing:
-    load = models.load_model
-    def load_model(*args, **kwargs):
-        model, tokenizer = load(*args, **kwargs)
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        return model, tokenizer
-    models.load_model = load_model
+if checkpointing:  # the kit's option, for every run of the sweep settings below
+    config = grids.SweepSettings.config
+    grids.SweepSettings.config = lambda self, point=None: config(self, point).replace(gradient_checkpointing=True)
 course = fl.course.setup(show=False)
 settings = grids.SweepSettings(task=task, checkpoint=course.checkpoint, dev_size=course.size.dev_size,
                                probes=False, micro_batch_size=micro_batch)

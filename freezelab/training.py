@@ -23,6 +23,7 @@ import resource
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -274,7 +275,8 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
     trained, train, dev, collator, cache_info = _inputs(model, tokenizer, schedule, train, dev, config)
     trainer, schedule_callback = _trainer(model, trained, train, dev, collator, schedule, config, regression,
                                           task_name, dashboard, output_dir, device, precision)
-    run = _train(trainer, model, config, "spearman" if regression else "accuracy", device)
+    with _checkpointing(model, config.gradient_checkpointing):
+        run = _train(trainer, model, config, "spearman" if regression else "accuracy", device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     result = FineTuneResult(
         task=task_name, metric_name=run["metric_name"], dev_metric=run["dev_metric"], history=run["history"],
@@ -387,6 +389,26 @@ def _trainer(model, trained, train, dev, collator, schedule: Schedule, config: T
     # expect a loss summed over it; their loss is a mean per batch. Treat them as any model.
     trainer.model_accepts_loss_kwargs = False
     return trainer, schedule_callback
+
+
+@contextmanager
+def _checkpointing(model, on: bool):
+    """Gradient checkpointing for this training only: the model is handed back as it came."""
+    if not on or any(getattr(m, "gradient_checkpointing", False) for m in model.modules()):
+        yield
+        return
+    # transformers 5.x renamed it "activation checkpointing"; the early 5.x releases have only the old name.
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    # Not reentrant: it needs no input that requires grad, so frozen embeddings and a frozen prefix work too.
+    if enable is not None:
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    try:
+        yield
+    finally:
+        disable = getattr(model, "activation_checkpointing_disable", None) or model.gradient_checkpointing_disable
+        disable()
 
 
 def _train(trainer, model, config: TrainConfig, metric_name: str, device: str) -> dict:

@@ -274,3 +274,35 @@ def test_a_plateau_starts_the_next_phase(fresh):
         callback.on_evaluate(None, State, None, metrics={"eval_accuracy": accuracy})
     assert [c["step"] for c in callback.changes] == [0, 15]
     assert FreezePlan.from_model(model) == FreezePlan.train_top(model, 1)
+
+
+# --- gradient checkpointing ------------------------------------------------------------------
+
+def test_gradient_checkpointing_gives_the_same_run_and_hands_the_model_back_as_it_came():
+    """Recomputed activations with the dropout draws replayed: the same losses and dev score, checkpointing
+    on while training only."""
+    runs, checkpointed = [], {}
+    for on in (False, True):
+        model, tokenizer = fl.load_model("minilm-l6", seed=0)
+        seen = checkpointed[on] = []
+        handle = model.bert.encoder.layer[0].register_forward_hook(
+            lambda module, args, output: seen.append(module.gradient_checkpointing and module.training))
+        runs.append(fine_tune(model, tokenizer, "sst2", plan=FreezePlan.full_finetune(model), lr=1e-4,
+                              gradient_checkpointing=on, **QUICK))
+        handle.remove()
+        assert not any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+        assert runs[-1].settings["gradient_checkpointing"] is on
+    assert runs[0].losses()["loss"].tolist() == pytest.approx(runs[1].losses()["loss"].tolist(), abs=1e-6)
+    assert runs[0].dev_metric == runs[1].dev_metric
+    assert True not in checkpointed[False]
+    assert checkpointed[True][0] is True and checkpointed[True][-1] is False  # trained with it, scored without
+
+
+def test_gradient_checkpointing_is_refused_by_name_for_a_model_without_it(fresh):
+    model, tokenizer = fresh
+    model.supports_gradient_checkpointing = False  # as a model class without it says
+    with pytest.raises(ValueError, match="gradient_checkpointing=True: BertForSequenceClassification does not "
+                                         "support it"):
+        fine_tune(model, tokenizer, "sst2", gradient_checkpointing=True, **QUICK)
+    with pytest.raises(ValueError, match="gradient_checkpointing must be True or False, got 'yes'"):
+        fine_tune(model, tokenizer, "sst2", gradient_checkpointing="yes", **QUICK)
