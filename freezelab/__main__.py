@@ -81,8 +81,9 @@ def main(argv=None) -> None:
     except Exception as error:
         if not _sqlite_busy(error):
             raise
-        where = getattr(args, "storage", None) or getattr(args, "url", None) or "the sweep"
-        parser.exit(1, f"{parser.prog}: error: the SQLite file of {sweeps.masked(where)} stayed locked by "
+        where = getattr(args, "storage", None) or getattr(args, "url", None)
+        what = f"the SQLite file of {sweeps.masked(where)}" if where else "the sweep's SQLite file"
+        parser.exit(1, f"{parser.prog}: error: {what} stayed locked by "
                        "another process for longer than SQLite waits (5 s). A worker paused in the middle of a "
                        "write (Ctrl-Z, a suspended job) keeps it locked: resume or end that worker, then run this "
                        "command again (finished runs are kept). For many workers, or workers on several machines, "

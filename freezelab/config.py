@@ -56,7 +56,7 @@ class TrainConfig:
         fine-tuning at lr 1e-3 on 500 sentences scored lower with it on every seed (2 of 4 collapsed to one
         class), though at lr 1e-4 on 1,000 it made no difference beyond the seed spread.
     gradient_checkpointing: keep only each block's input in the forward pass and recompute the rest in the
-        backward pass (Hugging Face's `gradient_checkpointing_enable`; the dropout draws are replayed, so the
+        backward pass (Hugging Face's activation checkpointing; the dropout draws are replayed, so the
         run's numbers are the same). Off by default: in `benchmarks/memory_levers.py` a full fine-tune of
         MiniLM-L6 on SUBJ at quick size peaked 54-83 MB lower (of about 1,150) and took 1.32-1.38x as long
         (two runs). Activations are a larger share with longer sentences, bigger batches and bigger models.

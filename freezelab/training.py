@@ -397,7 +397,7 @@ def _checkpointing(model, on: bool):
     if not on or any(getattr(m, "gradient_checkpointing", False) for m in model.modules()):
         yield
         return
-    # transformers 5.x renamed it "activation checkpointing"; the early 5.x releases have only the old name.
+    # transformers renamed it "activation checkpointing" during 5.x; releases before that have only the old name.
     enable = getattr(model, "activation_checkpointing_enable", None)
     # Not reentrant: it needs no input that requires grad, so frozen embeddings and a frozen prefix work too.
     if enable is not None:
