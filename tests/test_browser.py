@@ -107,7 +107,17 @@ def browser():
 
 
 def open_notebook(browser, jupyterlab, name):
-    """A new page with the notebook alone, in a workspace of its own (no tabs restored from other pages)."""
+    """A new page with the notebook alone, in a workspace of its own (no tabs restored from other pages).
+
+    Its kernel is started first, through Jupyter's sessions API, as an earlier visit would have left it: the
+    page attaches to that session instead of asking which kernel to start. (Under load, JupyterLab's Select
+    Kernel dialog stayed open through three clicks on Select in one CI run.)
+    """
+    body = json.dumps({"path": name, "name": name, "type": "notebook", "kernel": {"name": "python3"}}).encode()
+    request = urllib.request.Request(f"{jupyterlab}/api/sessions", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        assert answer.status == 201, f"the sessions API answered {answer.status}"
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
     page.goto(f"{jupyterlab}/lab/workspaces/{name.split('.')[0]}/tree/{name}")
     return page
