@@ -91,12 +91,13 @@ def main(argv=None) -> None:
 
 
 def _sqlite_busy(error: BaseException) -> bool:
-    """Whether an error is SQLite's 'database is locked' (its busy code), however SQLAlchemy wrapped it."""
+    """Whether an error is SQLite's 'database is locked' by another connection (SQLITE_BUSY, extended codes
+    included), however SQLAlchemy wrapped it."""
     import sqlite3
 
     original = getattr(error, "orig", error)
     return isinstance(original, sqlite3.OperationalError) and \
-        (getattr(original, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        (getattr(original, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
 
 
 def _run(args, parser) -> None:
