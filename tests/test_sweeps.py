@@ -60,16 +60,16 @@ def pause_outside_a_write(process, db):
         process.send_signal(signal.SIGSTOP)
         if not db.startswith("sqlite"):
             return
+        probe = sqlite3.connect(db.removeprefix("sqlite:///"), timeout=0.2, isolation_level=None)
         try:  # an exclusive lock is granted only when no other connection holds any lock on the file
-            probe = sqlite3.connect(db.removeprefix("sqlite:///"), timeout=0.2, isolation_level=None)
             probe.execute("BEGIN EXCLUSIVE")
             probe.execute("ROLLBACK")
-            probe.close()
             return
         except sqlite3.OperationalError:
-            probe.close()
             process.send_signal(signal.SIGCONT)
             time.sleep(0.05)
+        finally:
+            probe.close()
     raise AssertionError("the worker held the SQLite file's lock at every one of 50 tries")
 
 
