@@ -7,7 +7,7 @@ the highest resident set sampled (every 10 ms) while it ran; then, inside each
 run, the same for loading, training and each probe; then, inside each training,
 where its growth goes: the weights' gradients and AdamW's two moments (counted
 from the trainable parameters), what stays resident between optimizer steps,
-what a step adds on top (activations, the embedding gradient of each micro-batch),
+what a step adds on top of that,
 and glibc's heap: bytes in use against freed bytes it still holds (`mallinfo2`,
 Linux with glibc only). The target
 (issue 13): every notebook's kernel <= 1.3 GB at quick size; the whole-notebook
