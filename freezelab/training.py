@@ -191,12 +191,13 @@ class _Trainer(Trainer):
         if pieces is None:
             return super().training_step(model, inputs, num_items_in_batch)
         total = 0.0
-        try:
-            for share, piece in pieces:
-                self._share = share
-                total = total + super().training_step(model, piece, num_items_in_batch)
-        finally:
-            self._share = 1.0
+        with _sparse_embedding_grads(model):
+            try:
+                for share, piece in pieces:
+                    self._share = share
+                    total = total + super().training_step(model, piece, num_items_in_batch)
+            finally:
+                self._share = 1.0
         return total
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -205,6 +206,27 @@ class _Trainer(Trainer):
         if self._share == 1.0:
             return result
         return (result[0] * self._share, result[1]) if return_outputs else result * self._share
+
+
+@contextmanager
+def _sparse_embedding_grads(model):
+    """Trainable embedding tables collect a step's gradient sparse, made dense once after its last micro-batch.
+
+    Dense, each micro-batch's backward fills a table-sized tensor with zeros (MiniLM's word embeddings: 47 MB),
+    adds its rows and adds that to the gradient so far; sparse, it keeps only the rows its sentences used. The
+    sum is the same up to float rounding (rows are added in another order); the optimizer sees a dense gradient.
+    """
+    tables = [m for m in model.modules() if isinstance(m, torch.nn.Embedding) and not m.sparse
+              and m.weight.requires_grad and m.weight.grad is None]
+    for table in tables:
+        table.sparse = True
+    try:
+        yield
+    finally:
+        for table in tables:
+            table.sparse = False
+            if table.weight.grad is not None and table.weight.grad.is_sparse:
+                table.weight.grad = table.weight.grad.to_dense()
 
 
 def _micro_batches(inputs: dict, size: int | None):

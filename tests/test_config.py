@@ -1,6 +1,7 @@
 """Specification of TrainConfig: every training setting in one checked, JSON-able object that fine_tune,
 sweeps and result records share."""
 
+import contextlib
 import json
 
 import pytest
@@ -76,6 +77,46 @@ def test_micro_batches_take_the_same_steps_in_less_memory():
         assert result.settings["steps"] == 2
         trained.append(model.classifier.weight.detach().clone())
     torch.testing.assert_close(trained[0], trained[1], rtol=1e-4, atol=1e-6)
+
+
+
+def test_micro_batches_gather_the_embedding_gradient_sparse_and_hand_the_optimizer_the_dense_sum():
+    """Across a step's micro-batches the word embeddings' gradient is kept sparse (the rows used), then made
+    dense: the gradient dense accumulation gives, to float rounding, and the table handed back as it came."""
+    import torch
+
+    from freezelab.training import _sparse_embedding_grads
+
+    model, tokenizer = fl.load_model("minilm-l6", seed=0)
+    model.eval()  # no dropout: the two passes must compute the same function
+    table = model.base_model.embeddings.word_embeddings
+    batches = [tokenizer(texts, padding=True, return_tensors="pt") for texts in
+               (["a fine film", "dull"], ["the plot is thin but the actors are not", "fine, fine"])]
+    grads = []
+    for gather_sparse in (False, True):
+        model.zero_grad(set_to_none=True)
+        with _sparse_embedding_grads(model) if gather_sparse else contextlib.nullcontext():
+            for batch in batches:
+                model(**batch, labels=torch.tensor([0, 1])).loss.backward()
+            if gather_sparse:
+                assert table.weight.grad.is_sparse
+        assert not table.sparse and table.weight.grad.layout == torch.strided
+        grads.append(table.weight.grad.clone())
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-7)
+
+
+def test_a_micro_batched_full_fine_tune_trains_the_embedding_table_and_leaves_it_dense():
+    import torch
+
+    model, tokenizer = fl.load_model("minilm-l6", seed=0)
+    table = model.base_model.embeddings.word_embeddings
+    before = table.weight.detach().clone()
+    fl.fine_tune(model, tokenizer, "sst2", plan=fl.FreezePlan.full_finetune(model), lr=1e-3, epochs=1,
+                 train_size=32, dev_size=16, batch_size=16, micro_batch_size=4, max_length=32, evals_per_epoch=0,
+                 dashboard="none")
+    assert not table.sparse and table.weight.grad is None
+    assert not torch.equal(table.weight, before)
 
 
 def test_length_buckets_hold_similar_lengths_in_random_order_and_every_sentence_once_per_epoch():
