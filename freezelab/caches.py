@@ -3,7 +3,9 @@ one to hand freed memory back to the operating system.
 
 For: `freezelab.clear_caches()`, after changing a data file on disk, or to give memory back in a long
 notebook session; `release_memory()`, which training calls after it (its objects form cycles), and
-`trim_heap()`, which the probes call after their forward passes (no cycles: the heap only needs trimming).
+`trim_heap()`, which the probes call after their forward passes (no cycles: the heap only needs trimming);
+`lean_memory()`, the process's choice of less memory for more time (the course's quick size turns it on), and
+`return_large_blocks_at_once()`, one of the things it does.
 The caches, each bounded and described in its own module:
 
 - `data._course_task` / `data._word_order_task`: course tasks as read (8 and 2 most recent);
@@ -67,6 +69,48 @@ def trim_heap() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
         except OSError:  # not glibc (musl, ...): nothing to trim
             pass
+
+
+_LEAN = {"on": False}
+
+
+def lean_memory(on: bool = True) -> None:
+    """Trade time for memory in every fine-tune of this process from now on. The course turns it on at its
+    quick size, the one Binder's 2 GB runs (`course.setup()`; `FREEZELAB_LEAN=0` or `1` decides instead).
+
+    On: every fine-tune of a model that supports it uses gradient checkpointing (the same numbers; a CPU full
+    fine-tune takes about 1.3x the time), glibc hands blocks of 1 MiB or more back to the system when they are
+    freed (`return_large_blocks_at_once`, which stays for the process), and a sweep run that does not use the
+    frozen-prefix cache empties it before training (`experiment.run_point`). `benchmarks/course.py` and
+    `benchmarks/memory_levers.py` measure what each saves.
+    """
+    if on is not True and on is not False:
+        raise ValueError(f"lean_memory takes True or False, got {on!r}")
+    _LEAN["on"] = on
+    if on:
+        return_large_blocks_at_once()
+
+
+def is_lean() -> bool:
+    """Whether `lean_memory` is on in this process."""
+    return _LEAN["on"]
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
+
+
+def return_large_blocks_at_once(threshold_bytes: int = 2**20) -> bool:
+    """Have glibc serve every allocation of `threshold_bytes` or more from the OS and return it when freed
+    (mallopt M_MMAP_THRESHOLD; 1 MiB by default). Glibc otherwise raises that threshold as tensors come and go
+    (up to 32 MiB) and keeps the freed blocks below it for later, so a training's resident set grows by what it
+    freed. It stays set for the process (glibc cannot go back to its moving threshold). False where the C
+    library is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, threshold_bytes))
+    except (OSError, AttributeError):  # not glibc
+        return False
 
 
 def weights_digest(*modules, skip: tuple[str, ...] = ()) -> str:

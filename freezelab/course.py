@@ -7,6 +7,8 @@ CPU and full size on a GPU. Environment variables change either choice:
 
 - `FREEZELAB_QUICK=1` or `0`: quick or full size, whatever the device (`FREEZELAB_SIZE=smoke` is the
   smallest size, for CI's pass over the notebooks);
+- `FREEZELAB_LEAN=1` or `0`: lean memory on or off (`caches.lean_memory`; default: on at the quick and
+  smoke sizes, the ones Binder's 2 GB runs, so that a kernel stays under 1.3 GB);
 - `FREEZELAB_CHECKPOINT`: another BERT-family checkpoint (a hub id such as `bert-base-uncased`, a local
   folder, or a random-weight preset such as `tiny-random-bert`). It is an opt-in: the notebooks then
   compute every model fact from the loaded model, probe retention the way that fits it, and draw the
@@ -25,10 +27,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .caches import lean_memory
 from .models import OFFLINE_PRESET, PRESETS, RANDOM_CHECKPOINTS, pick_device
 
 COURSE_MODEL = OFFLINE_PRESET
 CHECKPOINT_VARIABLE, QUICK_VARIABLE, SIZE_VARIABLE = "FREEZELAB_CHECKPOINT", "FREEZELAB_QUICK", "FREEZELAB_SIZE"
+LEAN_VARIABLE = "FREEZELAB_LEAN"
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,18 @@ def _size(device: str) -> tuple[RunSize, str]:
     return SIZES["quick"], f"no GPU: quick, so a laptop finishes in minutes ({QUICK_VARIABLE}=0 for full size)"
 
 
+def _lean(size: RunSize) -> tuple[bool, str]:
+    chosen = os.environ.get(LEAN_VARIABLE, "").strip()
+    if chosen:
+        if chosen not in ("0", "1"):
+            raise ValueError(f"{LEAN_VARIABLE}={chosen!r}: use 1 (lean memory) or 0 (faster, more memory)")
+        return chosen == "1", f"{LEAN_VARIABLE}={chosen}"
+    if size.name == "full":
+        return False, f"full size: the fastest training ({LEAN_VARIABLE}=1 for lean)"
+    return True, (f"{size.name} size, so that a kernel fits Binder's 2 GB beside JupyterLab; full fine-tunes take "
+                  f"about 1.3x the time ({LEAN_VARIABLE}=0 for the faster way)")
+
+
 def _checkpoint() -> tuple[str, str]:
     chosen = os.environ.get(CHECKPOINT_VARIABLE, "").strip()
     if not chosen or canonical(chosen) == COURSE_MODEL:
@@ -118,6 +134,7 @@ class Course:
     size: RunSize
     stable_lr: float
     why: dict
+    lean: bool = False
 
     @property
     def is_course_model(self) -> bool:
@@ -140,18 +157,22 @@ class Course:
             f"device:     {self.device} ({self.precision})",
             f"run size:   {self.size.describe()} ({self.why['size']})",
             f"stable lr:  {self.stable_lr:g} for full fine-tuning ({self.why['lr']})",
+            f"memory:     {'lean' if self.lean else 'as fast as it goes'} ({self.why.get('memory', '')})",
             how,
         ])
 
 
 def setup(show: bool = True) -> Course:
-    """Choose checkpoint, device and run size from the runtime and the environment; print them unless show=False."""
+    """Choose checkpoint, device, run size and memory use from the runtime and the environment, turn lean memory
+    on or off for this process accordingly, and print the choices unless show=False."""
     checkpoint, why_checkpoint = _checkpoint()
     device, precision = _device()
     size, why_size = _size(device)
     lr, why_lr = stable_lr(checkpoint)
+    lean, why_lean = _lean(size)
     course = Course(checkpoint, device, precision, size, lr,
-                    {"checkpoint": why_checkpoint, "size": why_size, "lr": why_lr})
+                    {"checkpoint": why_checkpoint, "size": why_size, "lr": why_lr, "memory": why_lean}, lean)
+    lean_memory(lean)  # for every fine-tune and sweep run of this kernel
     if show:
         print(course)
     return course

@@ -4,7 +4,8 @@ For: `run_point(point, settings) -> RunRecord`, what every sweep worker runs
 for each queued point, and `RunRecord`, the JSON-able record of one run that
 result tables are made of (`record.to_dict()`; the shipped result files hold
 these dicts). Runs reuse the frozen-prefix cache (`freezelab.cache`) that
-earlier runs in the process built with the same frozen weights.
+earlier runs in the process built with the same frozen weights; with lean memory on
+(`caches.lean_memory`), a run that does not use it empties it first.
 
 Not for: choosing points (`freezelab.grids`), queueing them (`freezelab.sweeps`) or tables (`freezelab.results`).
 """
@@ -58,10 +59,10 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
     """One grid point: load the checkpoint, fine-tune, probe retention (when the settings ask for it)."""
     from . import probes, sequential
     from .anatomy import anatomy, frozen_names
-    from .cache import frozen_prefix_depth
+    from .cache import STORE, frozen_prefix_depth
     from .models import load_model
     from .schedules import Schedule
-    from .caches import release_memory
+    from .caches import is_lean, release_memory
     from .training import fine_tune
 
     num_labels = 1 if settings.task == "stsb" else 2
@@ -80,6 +81,8 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
             cache = frozen_prefix_depth(model, made) > 0
         except ValueError:  # embeddings train, or nothing above: no frozen prefix to cache
             cache = False
+    if not cache and is_lean():  # lean memory: this run needs the room more than later runs need the cache
+        STORE.clear()
     result = fine_tune(model, tokenizer, settings.task, config.replace(cache_prefix=cache), **how, dashboard="none")
     # Blocks that stayed whole and frozen from the start: read off the model as it trained its first phase
     # (a schedule's first plan; a LoRA model's adapters live inside its blocks, so those blocks count as training).

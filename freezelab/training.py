@@ -34,7 +34,7 @@ from scipy.stats import spearmanr
 from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
 
 from .anatomy import anatomy
-from .caches import release_memory
+from .caches import is_lean, release_memory
 from .cache import CachedSuffix, cached_datasets, collate, frozen_prefix_depth
 from .config import FIELDS, TrainConfig
 from .dashboard import Dashboard
@@ -92,7 +92,6 @@ class FineTuneResult:
 
 
 DASHBOARDS = ("auto", "widget", "log", "none")
-
 
 def _optimizer(model, lr: float, weight_decay: float, layer_decay: float | None):
     """AdamW over *every* parameter, grouped by layer-wise lr and by weight decay.
@@ -297,7 +296,8 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
     trained, train, dev, collator, cache_info = _inputs(model, tokenizer, schedule, train, dev, config)
     trainer, schedule_callback = _trainer(model, trained, train, dev, collator, schedule, config, regression,
                                           task_name, dashboard, output_dir, device, precision)
-    with _checkpointing(model, config.gradient_checkpointing):
+    checkpointing = config.gradient_checkpointing or (is_lean() and _supports_checkpointing(model))
+    with _checkpointing(model, checkpointing):
         run = _train(trainer, model, config, "spearman" if regression else "accuracy", device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     result = FineTuneResult(
@@ -309,7 +309,8 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
         total_params=sum(p.numel() for p in model.parameters()),
         training_state_mb=trainable * 12 / 2**20,
         phases=schedule_callback.changes, plans=[p.plan.to_dict() for p in schedule.phases],
-        settings={**config.to_dict(), "train_size": len(train), "dev_size": len(dev), "device": device,
+        settings={**config.to_dict(), "gradient_checkpointing": checkpointing, "train_size": len(train),
+                  "dev_size": len(dev), "device": device,
                   "precision": precision, "steps": run["steps"], **cache_info},
         interrupted=run["interrupted"],
     )
@@ -411,6 +412,10 @@ def _trainer(model, trained, train, dev, collator, schedule: Schedule, config: T
     # expect a loss summed over it; their loss is a mean per batch. Treat them as any model.
     trainer.model_accepts_loss_kwargs = False
     return trainer, schedule_callback
+
+
+def _supports_checkpointing(model) -> bool:
+    return bool(getattr(model, "supports_gradient_checkpointing", False))
 
 
 @contextmanager

@@ -8,8 +8,13 @@ from freezelab import course, results
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
-    for variable in (course.CHECKPOINT_VARIABLE, course.QUICK_VARIABLE, course.SIZE_VARIABLE):
+    for variable in (course.CHECKPOINT_VARIABLE, course.QUICK_VARIABLE, course.SIZE_VARIABLE, course.LEAN_VARIABLE):
         monkeypatch.delenv(variable, raising=False)
+    from freezelab import caches
+
+    was = caches.is_lean()
+    yield
+    caches.lean_memory(was)  # setup() sets it for the process: give the other tests theirs back
 
 
 def on(monkeypatch, device):
@@ -44,7 +49,30 @@ def test_smoke_size_for_ci(monkeypatch):
     assert course.setup(show=False).size == course.SIZES["smoke"]
 
 
+@pytest.mark.parametrize("device, lean", [("cpu", True), ("cuda", False)])
+def test_lean_memory_comes_with_the_quick_size_binder_runs_and_is_turned_on_for_the_process(device, lean, monkeypatch):
+    from freezelab import caches
+
+    on(monkeypatch, device)
+    chosen = course.setup(show=False)
+    assert chosen.lean is lean and caches.is_lean() is lean
+    assert ("Binder" in chosen.why["memory"]) is lean
+
+
+@pytest.mark.parametrize("value, lean", [("0", False), ("1", True)])
+@pytest.mark.parametrize("size", ["0", "1"])
+def test_freezelab_lean_overrides_either_way(value, lean, size, monkeypatch):
+    from freezelab import caches
+
+    on(monkeypatch, "cpu")
+    monkeypatch.setenv("FREEZELAB_QUICK", size)
+    monkeypatch.setenv("FREEZELAB_LEAN", value)
+    chosen = course.setup(show=False)
+    assert chosen.lean is lean and caches.is_lean() is lean and "FREEZELAB_LEAN" in chosen.why["memory"]
+
+
 @pytest.mark.parametrize("variable, value, message", [
+    ("FREEZELAB_LEAN", "on", "FREEZELAB_LEAN='on': use 1 \\(lean memory\\) or 0"),
     ("FREEZELAB_QUICK", "yes", "FREEZELAB_QUICK='yes': use 1 \\(quick\\) or 0 \\(full size\\)"),
     ("FREEZELAB_SIZE", "huge", "FREEZELAB_SIZE='huge' is not a run size; sizes: full, quick, smoke"),
     ("FREEZELAB_CHECKPOINT", "./no-such-folder", "FREEZELAB_CHECKPOINT='./no-such-folder': no such folder"),
@@ -60,7 +88,8 @@ def test_first_cell_prints_checkpoint_device_size_and_how_to_change_them(monkeyp
     course.setup()
     out = capsys.readouterr().out
     for words in ("checkpoint: minilm-l6 (the course model", "device:     cpu (fp32)", "run size:   quick: 500",
-                  "%env FREEZELAB_QUICK=0", "%env FREEZELAB_CHECKPOINT=bert-base-uncased", "Colab"):
+                  "memory:     lean (quick size", "%env FREEZELAB_QUICK=0", "%env FREEZELAB_CHECKPOINT=bert-base-uncased",
+                  "Colab"):
         assert words in out
 
 

@@ -2,6 +2,8 @@
 schedules that really train what they unfreeze (while the naive Trainer recipe does not)."""
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -296,6 +298,56 @@ def test_gradient_checkpointing_gives_the_same_run_and_hands_the_model_back_as_i
     assert runs[0].dev_metric == runs[1].dev_metric
     assert True not in checkpointed[False]
     assert checkpointed[True][0] is True and checkpointed[True][-1] is False  # trained with it, scored without
+
+
+@pytest.fixture
+def lean():
+    """Lean memory on for one test, off again afterwards (it is a setting of the process)."""
+    from freezelab import caches
+
+    was = caches.is_lean()
+    caches.lean_memory(True)
+    yield
+    caches.lean_memory(was)
+
+
+def test_lean_memory_checkpoints_every_fine_tune_that_can_and_says_so_in_the_record(lean, fresh):
+    model, tokenizer = fresh
+    run = fine_tune(model, tokenizer, "sst2", plan=FreezePlan.full_finetune(model), lr=1e-4, **QUICK)
+    assert run.settings["gradient_checkpointing"] is True and run.config().gradient_checkpointing is True
+    model.supports_gradient_checkpointing = False  # lean memory skips what a model does not offer, unasked
+    assert fine_tune(model, tokenizer, "sst2", lr=1e-4, **QUICK).settings["gradient_checkpointing"] is False
+
+
+def test_lean_memory_takes_true_or_false():
+    from freezelab import caches
+
+    with pytest.raises(ValueError, match="lean_memory takes True or False, got 'yes'"):
+        caches.lean_memory("yes")
+
+
+def test_lean_memory_has_glibc_return_large_freed_blocks_at_once():
+    """A process that turned lean memory on frees a 64 MiB tensor back to the system: the resident set drops."""
+    script = """
+import sys, torch
+from freezelab import caches
+lean = sys.argv[1] == "1"
+caches.lean_memory(lean)
+def rss():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS")) // 1024
+warm = torch.ones(2**20)
+del warm  # freeing 4 MiB raises glibc's own moving threshold to 4 MiB
+blocks = [torch.ones(2**18) for _ in range(256)]  # 256 x 1 MiB: from the heap, unless lean memory
+pin = torch.ones(2**17)  # a later block still in use: the heap cannot shrink from its top
+before = rss()
+del blocks
+print(before - rss())
+"""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's mallopt")
+    returned = {lean: int(subprocess.run([sys.executable, "-c", script, lean], capture_output=True, text=True,
+                                         check=True).stdout.split()[-1]) for lean in ("0", "1")}
+    assert returned["1"] >= 200 and returned["1"] > returned["0"] + 100, returned
 
 
 def test_gradient_checkpointing_is_refused_by_name_for_a_model_without_it(fresh):
