@@ -296,7 +296,8 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
     trained, train, dev, collator, cache_info = _inputs(model, tokenizer, schedule, train, dev, config)
     trainer, schedule_callback = _trainer(model, trained, train, dev, collator, schedule, config, regression,
                                           task_name, dashboard, output_dir, device, precision)
-    checkpointing = config.gradient_checkpointing or (is_lean() and _supports_checkpointing(model))
+    checkpointing = config.gradient_checkpointing or (is_lean() and _supports_checkpointing(model)
+                                                      and _trains_a_block(model, schedule))
     with _checkpointing(model, checkpointing):
         run = _train(trainer, model, config, "spearman" if regression else "accuracy", device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -416,6 +417,14 @@ def _trainer(model, trained, train, dev, collator, schedule: Schedule, config: T
 
 def _supports_checkpointing(model) -> bool:
     return bool(getattr(model, "supports_gradient_checkpointing", False))
+
+
+def _trains_a_block(model, schedule: Schedule) -> bool:
+    """Whether a weight inside a transformer block trains (LoRA's adapters count): where checkpointing saves
+    memory. A schedule's later phases may unfreeze blocks, so any schedule of several phases counts."""
+    if len(schedule.phases) > 1:
+        return True
+    return any(p.row.startswith("block ") and model.get_parameter(p.name).requires_grad for p in anatomy(model).params)
 
 
 @contextmanager

@@ -311,10 +311,12 @@ def lean():
     caches.lean_memory(was)
 
 
-def test_lean_memory_checkpoints_every_fine_tune_that_can_and_says_so_in_the_record(lean, fresh):
+def test_lean_memory_checkpoints_every_fine_tune_that_trains_a_block_and_says_so_in_the_record(lean, fresh):
     model, tokenizer = fresh
     run = fine_tune(model, tokenizer, "sst2", plan=FreezePlan.full_finetune(model), lr=1e-4, **QUICK)
     assert run.settings["gradient_checkpointing"] is True and run.config().gradient_checkpointing is True
+    head = fine_tune(model, tokenizer, "sst2", plan=FreezePlan.head_only(model), lr=1e-3, **QUICK)
+    assert head.settings["gradient_checkpointing"] is False  # no block trains: nothing to recompute
     model.supports_gradient_checkpointing = False  # lean memory skips what a model does not offer, unasked
     assert fine_tune(model, tokenizer, "sst2", lr=1e-4, **QUICK).settings["gradient_checkpointing"] is False
 
