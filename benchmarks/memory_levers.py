@@ -8,14 +8,15 @@ alternating the variants round by round, and prints each one's peak resident set
 every 10 ms), its wall time, its dev accuracy and its last losses, with ratios against
 the kit as it is:
 
-- as is: micro-batches of 8 sentences, glibc's default allocator settings;
+- as is: micro-batches of 8 sentences, glibc's default allocator settings (lean memory off);
 - mmap 1 MB: glibc serves every allocation of 1 MB or more with its own mapping, handed
   back when freed (`MALLOC_MMAP_THRESHOLD_=1048576`; the same numbers, fewer heap holes);
 - checkpointing: activations recomputed in the backward pass instead of kept
   (`fine_tune(..., gradient_checkpointing=True)`; the same dropout masks, so the same numbers);
 - micro-batches of 4: half the activations, but dropout is drawn per micro-batch, so the
   run is a different draw;
-- mmap + checkpointing, and all three together;
+- mmap + checkpointing: what lean memory does to one run (`caches.lean_memory`, on at the course's
+  quick size), and all three together;
 - embeddings frozen: not a lever but another method (the word embeddings are half of
   MiniLM's weights): how much of the peak their gradient and AdamW moments take.
 

@@ -78,11 +78,12 @@ def lean_memory(on: bool = True) -> None:
     """Trade time for memory in every fine-tune of this process from now on. The course turns it on at its
     quick size, the one Binder's 2 GB runs (`course.setup()`; `FREEZELAB_LEAN=0` or `1` decides instead).
 
-    On: every fine-tune that trains weights inside the blocks uses gradient checkpointing where the model offers
-    it (the same numbers; a CPU full fine-tune takes about 1.3x the time), glibc hands blocks of 1 MiB or more back to the system when they are
-    freed (`return_large_blocks_at_once`, which stays for the process), and a sweep run that does not use the
-    frozen-prefix cache empties it before training (`experiment.run_point`). `benchmarks/course.py` and
-    `benchmarks/memory_levers.py` measure what each saves.
+    On: every fine-tune that trains weights inside the blocks uses gradient checkpointing where the model
+    offers it (the same numbers; a CPU full fine-tune takes about 1.3x the time), glibc hands freed blocks of
+    1 MiB or more back to the system (`return_large_blocks_at_once`, which stays for the process), and a sweep
+    run that does not use the frozen-prefix cache empties it before training (`experiment.run_point`).
+    `benchmarks/course.py` measures the course with and without it (`FREEZELAB_LEAN=0`), and
+    `benchmarks/memory_levers.py` each lever apart.
     """
     if on is not True and on is not False:
         raise ValueError(f"lean_memory takes True or False, got {on!r}")

@@ -93,6 +93,7 @@ class FineTuneResult:
 
 DASHBOARDS = ("auto", "widget", "log", "none")
 
+
 def _optimizer(model, lr: float, weight_decay: float, layer_decay: float | None):
     """AdamW over *every* parameter, grouped by layer-wise lr and by weight decay.
 
