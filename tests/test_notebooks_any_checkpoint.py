@@ -3,8 +3,8 @@
 CI's first pass (nbval, `python -m pytest`) runs the student edition (`notebooks/`) on the course model. This
 second pass runs the teacher edition (`teacher/notebooks/`, the sources, solutions included) of notebooks
 01-07 top to bottom on `tiny-random-bert`: 4 blocks instead of MiniLM-L6's 6, 64 wide instead of 384, a
-masked-LM head (so retention is probed the other way) and no pooler in its file, at the smoke size. After each
-notebook, in the same kernel, every exercise check must accept the notebook's own solution (its `answer_N`,
+masked-LM head (so retention is probed the other way) and no pooler in its file, at the smoke size. Right after
+each exercise, in the same kernel, its check must accept the notebook's own solution (its `answer_N`,
 computed for that kernel's model and data), and the one in `teacher/solutions.py`, and reject each known
 wrong answer (`exercise_answers.WRONG`). The notebooks run two at a time, in kernels of their own.
 """
@@ -42,8 +42,8 @@ def proof(key: str, answer: str, context: str) -> str:
     ])
 
 
-def checks_in(notebook) -> list[tuple[str, str, str]]:
-    return [(m["key"], m["answer"], m["context"]) for cell in notebook.cells if cell.cell_type == "code"
+def checks_in(cells) -> list[tuple[str, str, str]]:
+    return [(m["key"], m["answer"], m["context"]) for cell in cells if cell.cell_type == "code"
             for m in CHECK.finditer(cell.source)]
 
 
@@ -51,12 +51,19 @@ def run_with_proofs(path: str, cwd: str) -> str | None:
     """Run a teacher notebook, then its proof cells, in a fresh kernel working in `cwd`: None if every cell ran,
     else the error (the failing cell and its traceback)."""
     notebook = nbformat.read(path, as_version=4)
-    checks = checks_in(notebook)
-    notebook.cells.append(nbformat.v4.new_code_cell(
+    answers = nbformat.v4.new_code_cell(
         f"import sys\nsys.path[:0] = [{str(TESTS)!r}, {str(TEACHER)!r}]\n"
         "from exercise_answers import WRONG\nfrom solutions import SOLUTIONS\n"
-        "assert course.checkpoint == 'tiny-random-bert' and course.size.name == 'smoke', course"))
-    notebook.cells += [nbformat.v4.new_code_cell(proof(*check)) for check in checks]
+        "assert course.checkpoint == 'tiny-random-bert' and course.size.name == 'smoke', course")
+    cells, answered = [], False
+    for cell in notebook.cells:  # each proof right after its exercise: the names it reads may be freed later
+        cells.append(cell)
+        if cell.cell_type == "code" and "fl.course.setup(" in cell.source and not answered:
+            cells.append(answers)
+            answered = True
+        cells += [nbformat.v4.new_code_cell(proof(*check)) for check in checks_in([cell])]
+    assert answered, f"{path}: no cell calls fl.course.setup()"
+    notebook.cells = cells
     try:
         NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": cwd}}).execute()
     except Exception as error:  # nbclient's CellExecutionError: the cell and its traceback
@@ -97,7 +104,7 @@ def test_every_notebook_with_exercises_is_proved():
     for path in NOTEBOOKS.glob("0[1-7]_*.ipynb"):
         notebook = nbformat.read(path, as_version=4)
         calls = sum(cell.source.count("fl.exercises.check(") for cell in notebook.cells if cell.cell_type == "code")
-        assert len(checks_in(notebook)) == calls >= 2, path.name
+        assert len(checks_in(notebook.cells)) == calls >= 2, path.name
 
 
 def test_no_course_model_constant_in_notebook_code():
