@@ -7,14 +7,9 @@ from freezelab import course, results
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch):
+def clean_environment(monkeypatch, lean_setting):  # setup() sets lean memory for the process: it is given back
     for variable in (course.CHECKPOINT_VARIABLE, course.QUICK_VARIABLE, course.SIZE_VARIABLE, course.LEAN_VARIABLE):
         monkeypatch.delenv(variable, raising=False)
-    from freezelab import caches
-
-    was = caches.is_lean()
-    yield
-    caches.lean_memory(was)  # setup() sets it for the process: give the other tests theirs back
 
 
 def on(monkeypatch, device):

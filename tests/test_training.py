@@ -300,18 +300,8 @@ def test_gradient_checkpointing_gives_the_same_run_and_hands_the_model_back_as_i
     assert checkpointed[True][0] is True and checkpointed[True][-1] is False  # trained with it, scored without
 
 
-@pytest.fixture
-def lean():
-    """Lean memory on for one test, off again afterwards (it is a setting of the process)."""
-    from freezelab import caches
-
-    was = caches.is_lean()
-    caches.lean_memory(True)
-    yield
-    caches.lean_memory(was)
-
-
-def test_lean_memory_checkpoints_every_fine_tune_that_trains_a_block_and_says_so_in_the_record(lean, fresh):
+def test_lean_memory_checkpoints_every_fine_tune_that_trains_a_block_and_says_so_in_the_record(lean_setting, fresh):
+    lean_setting(True)
     model, tokenizer = fresh
     run = fine_tune(model, tokenizer, "sst2", plan=FreezePlan.full_finetune(model), lr=1e-4, **QUICK)
     assert run.settings["gradient_checkpointing"] is True and run.config().gradient_checkpointing is True
