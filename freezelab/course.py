@@ -108,8 +108,8 @@ def _lean(size: RunSize) -> tuple[bool, str]:
         return chosen == "1", f"{LEAN_VARIABLE}={chosen}"
     if size.name == "full":
         return False, f"full size: the fastest training ({LEAN_VARIABLE}=1 for lean)"
-    return True, (f"{size.name} size, so that a kernel fits Binder's 2 GB beside JupyterLab; full fine-tunes take "
-                  f"about 1.3x the time ({LEAN_VARIABLE}=0 for the faster way)")
+    return True, (f"{size.name} size, so that a kernel fits Binder's 2 GB beside JupyterLab; MiniLM's full "
+                  f"fine-tunes take about 1.3x the time on a CPU ({LEAN_VARIABLE}=0 for the faster way)")
 
 
 def _checkpoint() -> tuple[str, str]:
