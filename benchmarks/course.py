@@ -147,7 +147,7 @@ def main() -> None:
         env["FREEZELAB_SIZE"] = args.size
     if args.checkpoint:
         env["FREEZELAB_CHECKPOINT"] = args.checkpoint
-    rows = []
+    rows, failed = [], []
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch) / "notebooks"
         shutil.copytree(ROOT / "notebooks", work, ignore=shutil.ignore_patterns("runs", "naive-demo", ".ipynb_checkpoints"))
@@ -155,8 +155,10 @@ def main() -> None:
             copy = work / Path(path).name
             done = subprocess.run([sys.executable, __file__, "--one", str(copy)], env=env, capture_output=True,
                                   text=True)
-            if done.returncode != 0:
-                sys.exit(f"{Path(path).name} failed:\n{done.stderr[-3000:]}")
+            if done.returncode != 0:  # say so, and go on: one broken notebook should not hide the others' figures
+                failed.append(Path(path).name)
+                print(f"{Path(path).name} FAILED:\n{done.stderr[-3000:]}", flush=True)
+                continue
             row = {"notebook": Path(path).name, **json.loads(done.stdout.strip().splitlines()[-1])}
             rows.append(row)
             gpu = "" if row["gpu_peak_mb"] is None else f"   GPU peak {row['gpu_peak_mb']:6.0f} MiB"
@@ -166,6 +168,8 @@ def main() -> None:
                 print(f"    cell {cell['index']:2d}: {cell['before_mb']:6.0f} MB before, peak {cell['rss_mb']:6.0f} MB "
                       f"(+{cell['rss_mb'] - cell['before_mb']:.0f}), anonymous peak {cell['anon_mb']:6.0f} MB, "
                       f"{cell['seconds']:5.1f} s | {cell['line']}", flush=True)
+    if not rows:
+        sys.exit(f"every notebook failed: {', '.join(failed)}")
     total = sum(r["seconds"] for r in rows) / 60
     worst = max(r["peak_mb"] for r in rows)
     mode = f"size {args.size or 'chosen by the runtime'}, checkpoint {args.checkpoint or 'the course model'}"
@@ -175,6 +179,8 @@ def main() -> None:
           f"{'met' if worst <= TARGET_PEAK_MB else 'MISSED'}, ratio {worst / TARGET_PEAK_MB:.2f}; issue 13's "
           f"<= {TARGET_BINDER_MB} MB: {'met' if worst <= TARGET_BINDER_MB else 'MISSED'}, "
           f"ratio {worst / TARGET_BINDER_MB:.2f}; largest anonymous peak {max(r['anon_peak_mb'] for r in rows):.0f} MB)")
+    if failed:
+        sys.exit(f"{len(failed)} notebook(s) failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
