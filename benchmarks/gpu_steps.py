@@ -18,7 +18,6 @@ import time
 import torch
 
 import freezelab as fl
-from freezelab import models, training
 from freezelab.config import TrainConfig
 
 VARIANTS = [("fp32", None), ("bf16", None), ("fp32", 8), ("bf16", 8)]  # (precision, micro-batch size)
@@ -26,11 +25,9 @@ ARCHITECTURES = {"MiniLM-L6": "minilm-l6", "bert-base": "bert-base-uncased"}
 
 
 def one_run(checkpoint: str, data, precision: str, micro_batch: int | None, size: int | None = None):
-    device = models.pick_device()[0]
-    training.pick_device = lambda: (device, precision)  # the precision under test, whatever the card offers
     model, tokenizer = fl.load_model(checkpoint, random_weights=True, seed=0)
-    config = TrainConfig(lr=1e-4, epochs=1, micro_batch_size=micro_batch, evals_per_epoch=0, seed=0,
-                         train_size=size)
+    config = TrainConfig(lr=1e-4, epochs=1, micro_batch_size=micro_batch, precision=precision, evals_per_epoch=0,
+                         seed=0, train_size=size)
     result = fl.fine_tune(model, tokenizer, data, config, dashboard="none")
     del model
     torch.cuda.empty_cache() if torch.cuda.is_available() else None

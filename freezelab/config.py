@@ -38,10 +38,18 @@ class TrainConfig:
     batch_size: sentences per step.
     micro_batch_size: sentences per forward pass. Each batch is sorted by length and cut into micro-batches
         whose gradients are summed, weighted by their share: the same step on the same sentences, in less
-        memory and (less padding) less time; only the dropout draws differ. A full fine-tune of MiniLM-L6 on
-        500 SST-2 sentences, with its probes, peaks about 350 MB lower with 8 than with whole batches of 32
-        (`benchmarks/memory.py` with and without `--whole-batches`; speed: `benchmarks/frozen_prefix_cache.py
-        --only full`). None: the whole batch at once (how the course's shipped runs were made).
+        memory and (less padding) less time on a CPU; only the dropout draws differ. None: the whole batch at
+        once (how the course's shipped runs were made). "auto" (the default): 8 on a CPU, the whole batch on a
+        GPU. On a CPU, a full fine-tune of MiniLM-L6 on 500 SST-2 sentences, with its probes, peaks about 350 MB
+        lower with 8 than with whole batches of 32 (`benchmarks/memory.py` with and without `--whole-batches`;
+        speed: `benchmarks/frozen_prefix_cache.py --only full`). On an H200, micro-batches of 8 made each step
+        a string of small kernel launches: 2.8x (MiniLM-L6) and 3.3x (bert-base) slower than whole batches in
+        fp32 (`benchmarks/gpu_steps.py`), where memory is no concern at these sizes.
+    precision: "fp32", or mixed precision through Trainer's autocast: "bf16" (a CPU, or a GPU that has it) or
+        "fp16" (a CUDA GPU). fp32 by default on every device: on an H200, bf16 trained 2.0x (bert-base) and
+        4.8x (MiniLM-L6) slower than fp32 on SST-2's short sentences, its casts costing more than its faster
+        matrix products (`benchmarks/gpu_steps.py`). Larger batches and longer sentences may turn that round:
+        measure on your card before choosing.
     max_length: tokens kept per sentence ([CLS] and [SEP] included).
     warmup: fraction of the steps with a linear lr warm-up (then linear decay to 0).
     weight_decay: AdamW's decoupled weight decay (not applied to biases and LayerNorm weights).
@@ -68,7 +76,7 @@ class TrainConfig:
     dev_size: int | None = None
     seed: int = 0
     batch_size: int = 32
-    micro_batch_size: int | None = 8
+    micro_batch_size: int | None | str = "auto"
     max_length: int = 64
     warmup: float = 0.06
     weight_decay: float = 0.01
@@ -79,6 +87,7 @@ class TrainConfig:
     cache_prefix: bool = False
     group_by_length: bool = False
     gradient_checkpointing: bool = False
+    precision: str = "fp32"
 
     def __post_init__(self):
         for name, valid, what in _CHECKS:
@@ -100,6 +109,21 @@ class TrainConfig:
         unknown(settings)
         return cls(**settings)
 
+    def on(self, device: str) -> "TrainConfig":
+        """The settings as they run on `device` ("cpu", "cuda", "mps"): micro_batch_size="auto" made a number (or
+        None), and a precision the device cannot run refused, naming those it can."""
+        if self.precision == "fp16" and device != "cuda":
+            raise ValueError(f"precision='fp16' needs a CUDA GPU; on {device!r} use 'fp32' or 'bf16'")
+        if self.precision == "bf16" and device == "cuda":
+            import torch
+
+            if not torch.cuda.is_bf16_supported():
+                raise ValueError(f"precision='bf16': this GPU ({torch.cuda.get_device_name()}) does not support "
+                                 "bf16; use 'fp32' or 'fp16'")
+        if self.micro_batch_size != "auto":
+            return self
+        return self.replace(micro_batch_size=CPU_MICRO_BATCH if device == "cpu" else None)
+
     def check_model(self, model) -> None:
         """Settings that depend on the model: max_length must fit its position embeddings, and gradient
         checkpointing needs a model that offers it."""
@@ -113,6 +137,8 @@ class TrainConfig:
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+PRECISIONS = ("fp32", "bf16", "fp16")
+CPU_MICRO_BATCH = 8  # what micro_batch_size="auto" means on a CPU
 
 
 def unknown(settings: dict) -> None:
@@ -129,7 +155,8 @@ _CHECKS = (
     ("dev_size", lambda v: v is None or _whole(v, 1), "a whole number >= 1, or None (the whole split)"),
     ("seed", lambda v: _whole(v, 0), "a whole number >= 0"),
     ("batch_size", lambda v: _whole(v, 1), "a whole number >= 1"),
-    ("micro_batch_size", lambda v: v is None or _whole(v, 1), "a whole number >= 1, or None (the whole batch)"),
+    ("micro_batch_size", lambda v: v is None or v == "auto" or _whole(v, 1),
+     "a whole number >= 1, None (the whole batch) or 'auto' (8 on a CPU, the whole batch on a GPU)"),
     ("max_length", lambda v: _whole(v, 2), "a whole number >= 2 ([CLS] and [SEP] need two positions)"),
     ("warmup", lambda v: _number(v) and 0 <= v < 1, "a fraction of the training steps, from 0 to below 1"),
     ("weight_decay", lambda v: _number(v) and 0 <= v < 1, "a number from 0 to below 1"),
@@ -140,4 +167,5 @@ _CHECKS = (
     ("cache_prefix", lambda v: isinstance(v, bool), "True or False"),
     ("group_by_length", lambda v: isinstance(v, bool), "True or False"),
     ("gradient_checkpointing", lambda v: isinstance(v, bool), "True or False"),
+    ("precision", lambda v: v in PRECISIONS, "'fp32', 'bf16' or 'fp16'"),
 )

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .caches import lean_memory
+from .config import CPU_MICRO_BATCH
 from .models import OFFLINE_PRESET, PRESETS, RANDOM_CHECKPOINTS, pick_device
 
 COURSE_MODEL = OFFLINE_PRESET
@@ -81,7 +82,7 @@ def stable_lr(checkpoint: str) -> tuple[float, str]:
     return STABLE_LR.get(canonical(checkpoint), DEFAULT_STABLE_LR)
 
 
-def _device() -> tuple[str, str]:
+def _device() -> str:
     return pick_device()  # one seam for the tests to choose a device
 
 
@@ -130,7 +131,6 @@ class Course:
 
     checkpoint: str
     device: str
-    precision: str
     size: RunSize
     stable_lr: float
     why: dict
@@ -148,13 +148,18 @@ class Course:
         """`times` x the stable rate, to three significant digits (5 x 2e-5 is 1e-4, not 1.0000000000000002e-4)."""
         return float(f"{self.stable_lr * times:.3g}")
 
+    def how_it_trains(self) -> str:
+        """fine_tune's defaults on this device (`TrainConfig.precision`, `micro_batch_size="auto"`)."""
+        batches = f"length-sorted micro-batches of {CPU_MICRO_BATCH}" if self.device == "cpu" else "whole batches"
+        return f"fp32, {batches}"
+
     def __str__(self) -> str:
         how = (f"to change: run `%env {QUICK_VARIABLE}=0` (full size) or `%env {CHECKPOINT_VARIABLE}=bert-base-uncased`"
                f" (or a folder) in a cell, then this cell again; the same works on Colab. In a terminal: "
                f"`export {QUICK_VARIABLE}=0` before `jupyter lab`.")
         return "\n".join([
             f"checkpoint: {self.checkpoint} ({self.why['checkpoint']})",
-            f"device:     {self.device} ({self.precision})",
+            f"device:     {self.device} ({self.how_it_trains()})",
             f"run size:   {self.size.describe()} ({self.why['size']})",
             f"stable lr:  {self.stable_lr:g} for full fine-tuning ({self.why['lr']})",
             f"memory:     {'lean' if self.lean else 'as fast as it goes'} ({self.why.get('memory', '')})",
@@ -166,11 +171,11 @@ def setup(show: bool = True) -> Course:
     """Choose checkpoint, device, run size and memory use from the runtime and the environment, turn lean memory
     on or off for this process accordingly, and print the choices unless show=False."""
     checkpoint, why_checkpoint = _checkpoint()
-    device, precision = _device()
+    device = _device()
     size, why_size = _size(device)
     lr, why_lr = stable_lr(checkpoint)
     lean, why_lean = _lean(size)
-    course = Course(checkpoint, device, precision, size, lr,
+    course = Course(checkpoint, device, size, lr,
                     {"checkpoint": why_checkpoint, "size": why_size, "lr": why_lr, "memory": why_lean}, lean)
     lean_memory(lean)  # for every fine-tune and sweep run of this kernel
     if show:

@@ -85,7 +85,7 @@ class SweepSettings:
     sts_dev_size: int | None = None
     evals_per_epoch: int = 0
     group_by_length: bool = TrainConfig.group_by_length
-    micro_batch_size: int | None = TrainConfig.micro_batch_size
+    micro_batch_size: int | None | str = TrainConfig.micro_batch_size
     first_task: str | None = None
     first_lr: float = 1e-4
 

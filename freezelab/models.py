@@ -66,13 +66,14 @@ ARCHITECTURES = {
 }
 
 
-def pick_device() -> tuple[str, str]:
-    """(device, precision): CUDA with bf16 where supported (else fp16), Apple MPS, or CPU in fp32."""
+def pick_device() -> str:
+    """Where training runs: "cuda" where a CUDA GPU is present, else "mps" (Apple), else "cpu". Precision is a
+    training setting (`TrainConfig.precision`, fp32 unless asked), not the device's."""
     if torch.cuda.is_available():
-        return "cuda", "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "cuda"
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps", "fp32"
-    return "cpu", "fp32"
+        return "mps"
+    return "cpu"
 
 
 class ModelNotAvailableError(OSError):

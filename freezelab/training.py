@@ -280,7 +280,8 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
 
     Every argument is checked before the model changes; interrupting keeps the history so far.
     """
-    config = (config or TrainConfig()).replace(**settings)
+    device = pick_device()
+    config = (config or TrainConfig()).replace(**settings).on(device)  # "auto" settings made concrete
     config.check_model(model)
     if dashboard not in DASHBOARDS:
         raise ValueError(f"dashboard must be one of {', '.join(map(repr, DASHBOARDS))}, got {dashboard!r}")
@@ -289,14 +290,13 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
     train, dev = (tokenize(data[s], tokenizer, config.max_length) for s in ("train", "dev"))
     dev = _shortest_first(dev)
 
-    device, precision = pick_device()
     model.to(device)
     with torch.random.fork_rng(devices=[]):  # LoRA's adapters start from the run's seed, not the global state
         torch.manual_seed(config.seed)
         schedule.phases[0].plan.apply(model)
     trained, train, dev, collator, cache_info = _inputs(model, tokenizer, schedule, train, dev, config)
     trainer, schedule_callback = _trainer(model, trained, train, dev, collator, schedule, config, regression,
-                                          task_name, dashboard, output_dir, device, precision)
+                                          task_name, dashboard, output_dir, device)
     checkpointing = config.gradient_checkpointing or (is_lean() and _supports_checkpointing(model)
                                                       and _trains_a_block(model, schedule))
     with _checkpointing(model, checkpointing):
@@ -313,7 +313,7 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
         phases=schedule_callback.changes, plans=[p.plan.to_dict() for p in schedule.phases],
         settings={**config.to_dict(), "gradient_checkpointing": checkpointing, "train_size": len(train),
                   "dev_size": len(dev), "device": device,
-                  "precision": precision, "steps": run["steps"], **cache_info},
+                  "steps": run["steps"], **cache_info},
         interrupted=run["interrupted"],
     )
     scratch = trainer.args.output_dir if output_dir is None else None
@@ -373,7 +373,7 @@ def _inputs(model, tokenizer, schedule: Schedule, train, dev, config: TrainConfi
 
 
 def _trainer(model, trained, train, dev, collator, schedule: Schedule, config: TrainConfig, regression: bool,
-             task_name: str, dashboard: str, output_dir: str | None, device: str, precision: str):
+             task_name: str, dashboard: str, output_dir: str | None, device: str):
     """Trainer with AdamW over every parameter, warm-up then linear decay (scaled by the schedule's lr changes),
     the schedule's callback and the dashboard."""
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
@@ -394,7 +394,7 @@ def _trainer(model, trained, train, dev, collator, schedule: Schedule, config: T
         num_train_epochs=config.epochs, eval_strategy="steps" if config.evals_per_epoch else "no",
         eval_steps=max(1, steps_per_epoch // max(1, config.evals_per_epoch)), logging_steps=1, save_strategy="no",
         report_to="none", seed=config.seed, data_seed=config.seed, max_grad_norm=config.max_grad_norm,
-        use_cpu=device == "cpu", bf16=precision == "bf16", fp16=precision == "fp16", disable_tqdm=True,
+        use_cpu=device == "cpu", bf16=config.precision == "bf16", fp16=config.precision == "fp16", disable_tqdm=True,
         dataloader_num_workers=0, label_names=["labels"], remove_unused_columns=not config.cache_prefix,
     )
     callbacks = [schedule_callback]

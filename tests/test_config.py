@@ -46,10 +46,30 @@ def test_fine_tune_takes_a_config_and_single_settings_override_it():
     config = TrainConfig(lr=1e-3, epochs=1, train_size=32, dev_size=16, batch_size=16, max_length=32)
     result = fl.fine_tune(model, tokenizer, "sst2", config, plan=fl.FreezePlan.head_only(model), seed=3,
                           dashboard="none")
-    assert result.config() == config.replace(seed=3)
+    assert result.config() == config.replace(seed=3, micro_batch_size=8)  # the record holds what ran: "auto" on a CPU
     assert result.settings["steps"] == 2 and result.settings["device"] == "cpu"
+    assert result.settings["precision"] == "fp32"
     with pytest.raises(TypeError, match="unknown training setting 'learning_rate'"):
         fl.fine_tune(model, tokenizer, "sst2", config, learning_rate=1e-3)
+
+
+@pytest.mark.parametrize("device, auto", [("cpu", 8), ("cuda", None), ("mps", None)])
+def test_auto_micro_batches_are_8_sentences_on_a_cpu_and_the_whole_batch_on_a_gpu(device, auto):
+    # measured: micro-batches are faster on a CPU (less padding) and slower on a GPU (many small kernel launches)
+    assert TrainConfig().micro_batch_size == "auto"
+    assert TrainConfig().on(device).micro_batch_size == auto
+    assert TrainConfig(micro_batch_size=4).on(device).micro_batch_size == 4  # a number asked for is kept
+    assert TrainConfig(micro_batch_size=None).on(device).micro_batch_size is None
+
+
+def test_precision_is_fp32_unless_asked_and_a_device_that_cannot_run_it_is_named():
+    assert TrainConfig().precision == "fp32" and TrainConfig(precision="bf16").on("cpu").precision == "bf16"
+    with pytest.raises(ValueError, match="precision must be 'fp32', 'bf16' or 'fp16', got 'fp64'"):
+        TrainConfig(precision="fp64")
+    with pytest.raises(ValueError, match="precision='fp16' needs a CUDA GPU; on 'cpu' use 'fp32' or 'bf16'"):
+        TrainConfig(precision="fp16").on("cpu")
+    with pytest.raises(ValueError, match="micro_batch_size must be .* or 'auto'"):
+        TrainConfig(micro_batch_size="8")
 
 
 def test_a_sweep_point_becomes_the_config_its_run_uses():

@@ -13,7 +13,7 @@ def clean_environment(monkeypatch, lean_setting):  # setup() sets lean memory fo
 
 
 def on(monkeypatch, device):
-    monkeypatch.setattr(course, "_device", lambda: (device, "bf16" if device == "cuda" else "fp32"))
+    monkeypatch.setattr(course, "_device", lambda: device)
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda", "mps"])
@@ -82,10 +82,17 @@ def test_first_cell_prints_checkpoint_device_size_and_how_to_change_them(monkeyp
     on(monkeypatch, "cpu")
     course.setup()
     out = capsys.readouterr().out
-    for words in ("checkpoint: minilm-l6 (the course model", "device:     cpu (fp32)", "run size:   quick: 500",
+    for words in ("checkpoint: minilm-l6 (the course model", "device:     cpu (fp32, length-sorted micro-batches of 8)",
+                  "run size:   quick: 500",
                   "memory:     lean (quick size", "%env FREEZELAB_QUICK=0", "%env FREEZELAB_CHECKPOINT=bert-base-uncased",
                   "Colab"):
         assert words in out
+
+
+def test_on_a_gpu_the_first_cell_says_it_trains_in_whole_batches(monkeypatch, capsys):
+    on(monkeypatch, "cuda")
+    course.setup()
+    assert "device:     cuda (fp32, whole batches)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name, canonical", [("bert-base", "bert-base-uncased"), ("bert-base-uncased", "bert-base-uncased"),
