@@ -141,8 +141,14 @@ def create_sweep(name: str, url: str, points: list[dict], settings: SweepSetting
         study = optuna.create_study(study_name=name, storage=storage(url, **storage_options), direction="maximize",
                                     load_if_exists=True)
         if "grid" in study.user_attrs:
-            if study.user_attrs["grid"] != points or SweepSettings.from_dict(study.user_attrs["settings"]) != settings:
-                raise ValueError(f"sweep {name!r} already exists with another grid or settings; use another name")
+            stored = SweepSettings.from_dict(study.user_attrs["settings"])
+            if study.user_attrs["grid"] != points:
+                raise ValueError(f"sweep {name!r} already exists with another grid; use another name")
+            if stored != settings:
+                differ = [f"{k} {v!r} there, {getattr(settings, k)!r} here" for k, v in asdict(stored).items()
+                          if getattr(settings, k) != v]
+                raise ValueError(f"sweep {name!r} already exists with other settings ({'; '.join(differ)}); "
+                                 "use those settings to go on with it, or another name")
             return study
         known = {}
         if finished is not None:

@@ -249,7 +249,7 @@ def test_run_grid_reuses_finished_runs(tmp_path):
     assert first.loc[0, "trainable_params"] == 770
 
 
-def test_reopening_a_sweep_with_another_grid_is_an_error(tmp_path):
+def test_reopening_a_sweep_with_another_grid_or_settings_is_an_error_that_names_the_difference(tmp_path):
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     settings = grids.SweepSettings(probes=False)
     sweeps.create_sweep("x", url, grids.grid(["head"], [1e-3], [16], [0]), settings)
@@ -257,6 +257,9 @@ def test_reopening_a_sweep_with_another_grid_is_an_error(tmp_path):
     assert len(trials(f"sqlite:///{tmp_path / 'sweep.db'}", "x")) == 1
     with pytest.raises(ValueError, match="already exists with another grid"):
         sweeps.create_sweep("x", url, grids.grid(["full"], [1e-3], [16], [0]), settings)
+    with pytest.raises(ValueError, match=r"other settings \(micro_batch_size 'auto' there, 8 here\); use those"):
+        sweeps.create_sweep("x", url, grids.grid(["head"], [1e-3], [16], [0]),
+                            grids.SweepSettings(probes=False, micro_batch_size=8))
 
 
 def test_a_grown_grid_trains_only_its_new_points(tmp_path):
