@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .caches import lean_memory
-from .config import CPU_MICRO_BATCH
+from .config import TrainConfig
 from .models import OFFLINE_PRESET, PRESETS, RANDOM_CHECKPOINTS, pick_device
 
 COURSE_MODEL = OFFLINE_PRESET
@@ -149,9 +149,10 @@ class Course:
         return float(f"{self.stable_lr * times:.3g}")
 
     def how_it_trains(self) -> str:
-        """fine_tune's defaults on this device (`TrainConfig.precision`, `micro_batch_size="auto"`)."""
-        batches = f"length-sorted micro-batches of {CPU_MICRO_BATCH}" if self.device == "cpu" else "whole batches"
-        return f"fp32, {batches}"
+        """fine_tune's defaults as they run on this device (`TrainConfig.on`)."""
+        config = TrainConfig().on(self.device)
+        size = config.micro_batch_size
+        return f"{config.precision}, {f'length-sorted micro-batches of {size}' if size else 'whole batches'}"
 
     def __str__(self) -> str:
         how = (f"to change: run `%env {QUICK_VARIABLE}=0` (full size) or `%env {CHECKPOINT_VARIABLE}=bert-base-uncased`"
