@@ -72,6 +72,20 @@ def test_precision_is_fp32_unless_asked_and_a_device_that_cannot_run_it_is_named
         TrainConfig(micro_batch_size="8")
 
 
+def test_mixed_precision_is_asked_for_and_recorded():
+    # CI has no GPU: bf16 autocast on a CPU goes through the same Trainer path a GPU's does
+    import math
+
+    import torch
+
+    model, tokenizer = fl.load_model("tiny-random-bert", seed=0)
+    result = fl.fine_tune(model, tokenizer, "sst2", precision="bf16", lr=1e-3, epochs=1, train_size=32, dev_size=16,
+                          batch_size=16, micro_batch_size=4, max_length=32, evals_per_epoch=0, dashboard="none")
+    assert result.settings["precision"] == "bf16" and result.config().precision == "bf16"
+    assert all(math.isfinite(h["loss"]) for h in result.history if "loss" in h)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}  # autocast computes in bf16, weights stay fp32
+
+
 def test_a_sweep_point_becomes_the_config_its_run_uses():
     settings = grids.SweepSettings(epochs=3, dev_size=100, warmup=0.1)
     point = grids.grid(["full"], [5e-4], [300], [2], warmup=0.0, layer_decay=0.8)[0]
