@@ -47,8 +47,8 @@ class TrainConfig:
         fp32 (`benchmarks/gpu_steps.py`), where memory is no concern at these sizes.
     precision: "fp32", or mixed precision through Trainer's autocast: "bf16" (a CPU, or a GPU that has it) or
         "fp16" (a CUDA GPU). fp32 by default on every device: on an H200, bf16 trained 2.0x (bert-base) and
-        4.8x (MiniLM-L6) slower than fp32 on SST-2's short sentences, its casts costing more than its faster
-        matrix products (`benchmarks/gpu_steps.py`). Larger batches and longer sentences may turn that round:
+        4.8x (MiniLM-L6) slower than fp32 on SST-2's short sentences, where the host's kernel launches (bf16 adds
+        casts), not the GPU's arithmetic, set the pace (`benchmarks/gpu_steps.py --profile`). Larger batches and longer sentences may turn that round:
         measure on your card before choosing.
     max_length: tokens kept per sentence ([CLS] and [SEP] included).
     warmup: fraction of the steps with a linear lr warm-up (then linear decay to 0).
