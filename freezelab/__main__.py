@@ -14,6 +14,7 @@ import json
 import sys
 
 from . import grids, sweeps
+from .config import CPU_MICRO_BATCH
 
 
 def _floats(text):
@@ -45,7 +46,8 @@ def main(argv=None) -> None:
     sweep.add_argument("--no-probes", action="store_true", help="skip the retention probes")
     sweep.add_argument("--whole-batches", action="store_true",
                        help="run each batch at once, on a CPU too (the default, 'auto', cuts batches into length-"
-                            "sorted micro-batches of 8 on a CPU only); how the course's shipped files were made")
+                            f"sorted micro-batches of {CPU_MICRO_BATCH} on a CPU only); how the course's shipped files "
+                            "were made")
     sweep.add_argument("--group-by-length", action="store_true",
                        help="batches of sentences of similar length: about 2x faster, but see TrainConfig: at high "
                             "learning rates on small sets it changed results")

@@ -48,8 +48,8 @@ class TrainConfig:
     precision: "fp32", or mixed precision through Trainer's autocast: "bf16" (a CPU, or a GPU that has it) or
         "fp16" (a CUDA GPU). fp32 by default on every device: on an H200, bf16 trained 2.0x (bert-base) and
         4.8x (MiniLM-L6) slower than fp32 on SST-2's short sentences, where the host's kernel launches (bf16 adds
-        casts), not the GPU's arithmetic, set the pace (`benchmarks/gpu_steps.py --profile`). Larger batches and longer sentences may turn that round:
-        measure on your card before choosing.
+        casts), not the GPU's arithmetic, set the pace (`benchmarks/gpu_steps.py --profile`). Larger batches and
+        longer sentences may turn that round: measure on your card before choosing.
     max_length: tokens kept per sentence ([CLS] and [SEP] included).
     warmup: fraction of the steps with a linear lr warm-up (then linear decay to 0).
     weight_decay: AdamW's decoupled weight decay (not applied to biases and LayerNorm weights).
@@ -156,7 +156,7 @@ _CHECKS = (
     ("seed", lambda v: _whole(v, 0), "a whole number >= 0"),
     ("batch_size", lambda v: _whole(v, 1), "a whole number >= 1"),
     ("micro_batch_size", lambda v: v is None or v == "auto" or _whole(v, 1),
-     "a whole number >= 1, None (the whole batch) or 'auto' (8 on a CPU, the whole batch on a GPU)"),
+     f"a whole number >= 1, None (the whole batch) or 'auto' ({CPU_MICRO_BATCH} on a CPU, the whole batch on a GPU)"),
     ("max_length", lambda v: _whole(v, 2), "a whole number >= 2 ([CLS] and [SEP] need two positions)"),
     ("warmup", lambda v: _number(v) and 0 <= v < 1, "a fraction of the training steps, from 0 to below 1"),
     ("weight_decay", lambda v: _number(v) and 0 <= v < 1, "a number from 0 to below 1"),
