@@ -8,13 +8,13 @@ in a fresh process per variant, with ratios against fp32 whole batches (the kit'
 - checkpointing: activations recomputed in the backward pass (what lean memory turns on);
 - head only: the frozen-prefix cache's path.
 
-Each process pays its own warm-up inside a short run (`benchmarks/gpu_steps.py` measures the steps alone).
 The same on bert-base's architecture ("bert-base-random": bert-base-uncased's config with random weights and
 its masked-LM head, written once into FREEZELAB_CACHE; no machine here reaches the hub). Its accuracy means
 nothing; its time and memory are bert-base's. Printed per variant: training seconds, examples per second,
 peak memory of the training (CUDA allocated on a GPU, the resident set on a CPU), the whole run's seconds
 (load, training, probes), the dev accuracy and the retention probe, then the shipped CPU runs of the same
-set-up, for the seed spread.
+set-up, for the seed spread. Each process pays its own warm-up inside a short run (`benchmarks/gpu_steps.py`
+measures the steps alone, after a warm-up).
 
     FREEZELAB_DATA_DIR=../shared/data python benchmarks/gpu_path.py [--rounds 1] [--only minilm|bert-base]
         [--train-size 2000] [--dev-size 0] [--sts-dev-size 0]
