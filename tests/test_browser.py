@@ -141,6 +141,10 @@ SUMMARY = """() => { const html = [...document.querySelectorAll('.widget-html')]
                       return html.length ? html[html.length - 1].textContent : null; }"""
 
 
+KERNEL_IDLE = """() => { const bar = document.querySelector('#jp-main-statusbar');
+                          return !!bar && /\\(ipykernel\\) \\| Idle/.test(bar.textContent); }"""
+
+
 def dismiss_dialogs(page):
     """Close any modal dialog JupyterLab opened on its own (e.g. a kernel or file notice); report what it said."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -170,7 +174,10 @@ def dismiss_dialogs(page):
 def start_run_all(page):
     """Run All Cells from the menu, retried while the kernel is still starting (a click then runs nothing)."""
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    # The toolbar's execution indicator says 'idle' before any kernel is attached; Run All then finds no
+    # kernel and every code cell asks for one at once (a stack of Select Kernel dialogs). The status bar
+    # reads the session itself: wait until it names the kernel and says it is idle.
+    page.wait_for_function(KERNEL_IDLE, timeout=120_000)
     started = """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
                      .some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"""
     for attempt in range(3):
