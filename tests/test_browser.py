@@ -110,8 +110,9 @@ def open_notebook(browser, jupyterlab, name):
     """A new page with the notebook alone, in a workspace of its own (no tabs restored from other pages).
 
     Its kernel is started first, through Jupyter's sessions API, as an earlier visit would have left it: the
-    page attaches to that session instead of asking which kernel to start. (Under load, JupyterLab's Select
-    Kernel dialog stayed open through three clicks on Select in one CI run.)
+    page attaches to that session instead of starting one. Attaching takes a while under load, and a Run All
+    before it ends asks for a kernel once per code cell (a stack of Select Kernel dialogs, seen in CI), so
+    `start_run_all` waits for the status bar to show the kernel idle.
     """
     body = json.dumps({"path": name, "name": name, "type": "notebook", "kernel": {"name": "python3"}}).encode()
     request = urllib.request.Request(f"{jupyterlab}/api/sessions", data=body, method="POST",
