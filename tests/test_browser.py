@@ -110,9 +110,7 @@ def open_notebook(browser, jupyterlab, name):
     """A new page with the notebook alone, in a workspace of its own (no tabs restored from other pages).
 
     Its kernel is started first, through Jupyter's sessions API, as an earlier visit would have left it: the
-    page attaches to that session instead of starting one. Attaching takes a while under load, and a Run All
-    before it ends asks for a kernel once per code cell (a stack of Select Kernel dialogs, seen in CI), so
-    `start_run_all` waits for the status bar to show the kernel idle.
+    page attaches to that session instead of starting one (under load that takes seconds: `start_run_all` waits).
     """
     body = json.dumps({"path": name, "name": name, "type": "notebook", "kernel": {"name": "python3"}}).encode()
     request = urllib.request.Request(f"{jupyterlab}/api/sessions", data=body, method="POST",
@@ -175,9 +173,10 @@ def dismiss_dialogs(page):
 def start_run_all(page):
     """Run All Cells from the menu, retried while the kernel is still starting (a click then runs nothing)."""
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    # The toolbar's execution indicator says 'idle' before any kernel is attached; Run All then finds no
-    # kernel and every code cell asks for one at once (a stack of Select Kernel dialogs). The status bar
-    # reads the session itself: wait until it names the kernel and says it is idle.
+    # Not the toolbar's execution indicator: it says 'idle' from the start, while the status bar still reads
+    # 'No Kernel | Initializing' for a second or more under load. A Run All then finds no kernel and each code
+    # cell asks for one on its own (the Select Kernel dialogs of a failed CI run). The status bar reads the
+    # session itself: wait until it names the kernel and says it is idle.
     page.wait_for_function(KERNEL_IDLE, timeout=120_000)
     started = """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
                      .some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"""
