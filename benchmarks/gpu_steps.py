@@ -6,8 +6,9 @@ the same process, then the timed one: `fine_tune` on 2,000 SST-2 sentences, 1 ep
 evaluation during training, for MiniLM-L6's architecture and bert-base's, with random weights (a step's cost
 does not depend on the weights' values; no hub here). Printed per variant: training seconds, examples per
 second and the ratio against fp32 whole batches on the same model, and the peak CUDA memory of training.
-`--profile` adds a torch profile of a few steps of the kit's default (bf16, micro-batches of 8) on MiniLM:
-the operations that take the host's time.
+`--profile` adds a torch profile of a few steps of the kit's former GPU default (bf16, micro-batches of 8) on
+MiniLM, the operations that take the host's time: the profile that replaced that default with fp32 and whole
+batches.
 
     FREEZELAB_DATA_DIR=../shared/data python benchmarks/gpu_steps.py [--train-size 2000] [--profile]
 """
@@ -35,7 +36,7 @@ def one_run(checkpoint: str, data, precision: str, micro_batch: int | None, size
 
 
 def profile_default(data, train_size: int) -> None:
-    """Where the host's time goes in the kit's default on MiniLM (bf16, micro-batches of 8)."""
+    """Where the host's time goes in the kit's former GPU default on MiniLM (bf16, micro-batches of 8)."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
