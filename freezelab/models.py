@@ -221,7 +221,7 @@ def load_model(checkpoint: str = OFFLINE_PRESET, num_labels: int = 2, *, random_
         config.freezelab_untrained = True
         model = AutoModelForSequenceClassification.from_config(config)
         model.freezelab_new_weights = [n for n, _ in model.named_parameters()]
-        return _pooled(model, pooling), _tokenizer(checkpoint, config, local_only=True)
+        return _loaded(model, pooling), _tokenizer(checkpoint, config, local_only=True)
 
     source = resolve(checkpoint)
     try:
@@ -232,13 +232,16 @@ def load_model(checkpoint: str = OFFLINE_PRESET, num_labels: int = 2, *, random_
     except OSError as error:
         raise _not_available(checkpoint, error) from None
     model.freezelab_new_weights = sorted(info["missing_keys"])
-    return _pooled(model, pooling), _tokenizer(checkpoint, model.config, local_only=is_offline())
+    return _loaded(model, pooling), _tokenizer(checkpoint, model.config, local_only=is_offline())
 
 
-def _pooled(model, pooling: str):
+def _loaded(model, pooling: str):
     if pooling == "mean":
         use_mean_pooling(model)
         model.freezelab_new_weights = [n for n in model.freezelab_new_weights if n in dict(model.named_parameters())]
+    # What the checkpoint shipped, read before any training: fine-tuning moves a zero bias off zero, and a
+    # pooler trained on SST-2 for a minute is not "pre-trained" (`pooler_status`).
+    model.freezelab_pooler_status = pooler_status(model)
     return model
 
 
@@ -257,8 +260,11 @@ POOLER_STATUS = {
 
 
 def pooler_status(model) -> str:
-    """What the classifier's pooler is: "pre-trained", "untrained" (in the checkpoint, never trained),
-    "new" (not in the checkpoint: random), "mean" (mean pooling, no weights) or "none" (no pooler).
+    """What the classifier's pooler was in its checkpoint: "pre-trained", "untrained" (in the checkpoint, never
+    trained), "new" (not in the checkpoint: random), "mean" (mean pooling, no weights) or "none" (no pooler).
+
+    A model from `load_model` answers with what its pooler was when loaded, so the answer stays the same after
+    the model is fine-tuned; any other model is read from its weights as they are now.
 
     "untrained": a dense layer that was trained never keeps a bias of exactly zero, but a freshly
     initialised one starts there; sentence-embedding checkpoints such as all-MiniLM-L6-v2 ship their
@@ -266,6 +272,8 @@ def pooler_status(model) -> str:
     """
     if pooling_of(model) == "mean":
         return "mean"
+    if hasattr(model, "freezelab_pooler_status"):
+        return model.freezelab_pooler_status
     pooler = getattr(model.base_model, "pooler", None)
     if pooler is None:
         return "none"

@@ -121,6 +121,15 @@ def test_pooler_status_tells_trained_untrained_new_and_absent_apart(load, status
     assert fl.models.pooler_status(model) == status and status in fl.models.POOLER_STATUS
 
 
+def test_the_pooler_status_is_the_checkpoints_and_survives_fine_tuning():
+    model, _ = fl.load_model("minilm-l6")
+    with torch.no_grad():
+        model.bert.pooler.dense.bias.add_(0.01)  # what a fine-tune that trains the pooler leaves
+    assert fl.models.pooler_status(model) == "untrained"  # the checkpoint's pooler was never pre-trained
+    del model.freezelab_pooler_status  # a model the kit did not load is read from its weights as they are
+    assert fl.models.pooler_status(model) == "pre-trained"
+
+
 def test_a_pooler_with_trained_weights_is_pre_trained(tmp_path, minilm):
     model, tokenizer = minilm
     with torch.no_grad():
