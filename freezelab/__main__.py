@@ -59,6 +59,7 @@ def main(argv=None) -> None:
     export.add_argument("--name", required=True)
     export.add_argument("--storage", default="sqlite:///freezelab-sweep.db")
     export.add_argument("--out", required=True)
+    commands.add_parser("claims", help="the course's claims ledger, each claim checked against the shipped results")
     room = commands.add_parser("class", help="class mode: one sweep on a shared PostgreSQL, filled by a whole class")
     actions = room.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create the class's sweep (the teacher's address: it owns the tables)")
@@ -133,9 +134,25 @@ def _run(args, parser) -> None:
         print(f"sweep {args.name!r}: {len(points)} runs in {sweeps.masked(args.storage)}", flush=True)
         done = sweeps.run_sweep(args.name, args.storage, progress=sys.stderr.isatty(), **options)
         print(f"this worker finished {done} run(s)")
+    elif args.command == "claims":
+        _claims()
     else:
         count = sweeps.export(args.name, args.storage, args.out)
         print(f"wrote {count} runs to {args.out}")
+
+
+def _claims() -> None:
+    """Print the ledger; exit 1 when a claim does not hold."""
+    from . import claims
+
+    table = claims.check()
+    for row in table.to_dict(orient="records"):
+        print(f"{'holds' if row['holds'] is True else 'FAILS':5}  {row['id']:34}  {row['text']}")
+    failing = int((table["holds"] != True).sum())  # noqa: E712 (an error message is a failure too)
+    print(f"{len(table) - failing} of {len(table)} claims hold on the shipped results "
+          "(beyond the spread and about equal: freezelab.results.SPREAD_RULE)")
+    if failing:
+        raise SystemExit(1)
 
 
 def _class(args, parser) -> None:

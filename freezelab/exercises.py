@@ -24,7 +24,7 @@ from .models import structure_copy
 from .lora import LoRA
 from .plans import FreezePlan
 from .recipes import RECIPES
-from .results import flatten, summary
+from .results import flatten, gap, summary
 from .schedules import Phase, Schedule, layer_distance
 
 
@@ -159,11 +159,14 @@ def _same_schedule(answer, expected, context) -> bool:
 
 
 def _within_spread_of_best(table, key: str, metric: str = "dev_metric") -> frozenset:
-    """Every `key` whose mean the seeds cannot tell from the best's: within the larger of the two standard
-    deviations (one seed: no spread, so only exact ties)."""
-    mean, std = table[f"{metric} mean"], table[f"{metric} std"].fillna(0.0)
+    """Every `key` that the course's spread rule (`results.SPREAD_RULE`) finds about equal to the best (one seed:
+    no spread, so only exact ties)."""
+    rows = table.set_index(key)
+    rows.attrs = table.attrs  # the settings say what one dev answer is worth
+    mean = rows[f"{metric} mean"]
     best = mean.idxmax()
-    return frozenset(table.loc[mean >= mean[best] - np.maximum(std, std[best]) - 1e-12, key])
+    return frozenset(k for k in rows.index
+                     if mean[k] == mean[best] or gap(rows, best, k, metric).outcome == "about equal")
 
 
 def _tied_depths(frame, size: str) -> frozenset:
@@ -262,8 +265,9 @@ EXERCISES = {e.key: e for e in [
     Exercise("06.best-depth-small",
              "At the smallest size, which depths can the seeds not tell from the best one? (a list of frozen blocks)",
              "results.summary(sizes, by=('frozen_blocks', 'train_size'), metrics=('dev_metric',)) gives the mean and "
-             "std per depth; keep the smallest train_size, find the best mean, and list every depth whose mean is "
-             "at least the best mean minus the larger of the two stds. The best depth itself belongs to the list.",
+             "std per depth; keep the smallest train_size, find the best depth, and list every depth that "
+             "results.gap(table, best, depth).outcome calls 'about equal' (the course's spread rule, "
+             "results.SPREAD_RULE). The best depth itself belongs to the list.",
              lambda frame: _tied_depths(frame, "smallest"), _same_numbers),
     Exercise("06.best-depth-large",
              "At the largest size, which depths can the seeds not tell from the best one? (a list of frozen blocks)",

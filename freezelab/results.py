@@ -4,7 +4,7 @@ For: reading runs (`load(path)`, `shipped(name)` for the exported JSON files
 the course ships in `freezelab/precomputed/`, no Optuna needed; live runs come
 from `sweeps.run_grid` / `sweeps.results`), choosing a set-up by what it is
 (`pick`), summarising over seeds (`summary`, `styled`) and stating a gap
-against the seed spread (`compare`). All pandas.
+against the seed spread by the course's one rule (`SPREAD_RULE`, `gap`, `compare`). All pandas.
 
 Not for: running anything (`freezelab.sweeps`) or drawing (`freezelab.plots`
 holds every figure, the frontier and data-size plots included).
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
@@ -108,7 +109,9 @@ def summary(frame: pd.DataFrame, by=("label",), metrics=("dev_metric", "sts_spea
     stats = frame.groupby(by, sort=False)[metrics].agg(["mean", "std"])
     stats.columns = [f"{m} {s}" for m, s in stats.columns]
     stats["seeds"] = frame.groupby(by, sort=False)["seed"].nunique()
-    return first.join(stats).reset_index()
+    table = first.join(stats).reset_index()
+    table.attrs["settings"] = frame.attrs.get("settings")  # what one dev answer is worth (`one_answer`)
+    return table
 
 
 def mean_std(row: dict, metric: str) -> str:
@@ -117,35 +120,88 @@ def mean_std(row: dict, metric: str) -> str:
     return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
 
 
-def compare(table: pd.DataFrame, a: str, b: str, metric: str = "dev_metric") -> str:
-    """How set-up `a` compares with `b` on `metric` (rows of `summary`), measured against the seed spread.
+SPREAD_RULE = (
+    "Two set-ups differ beyond the spread when the gap between their means over seeds exceeds the larger of their "
+    "two standard deviations (over seeds, ddof=1) by at least one dev answer (1 / the number of dev sentences, for "
+    "accuracy; 0.001, the last printed digit, for the other measures). Otherwise they are about equal: the seeds "
+    "cannot tell them apart, or the verdict would turn on less than one dev answer. One seed gives no spread and "
+    "no verdict; two seeds give a verdict that says it rests on two."
+)
+ACCURACY_LIKE = ("dev_metric", "first_before", "first_after", "cost")  # scored as a share of dev sentences
 
-    "Beyond the spread" means the gap in means exceeds the larger of the two standard deviations over seeds:
-    the rule every comparison in the course's prose follows.
-    """
-    rows = table.set_index("label")
-    gap = rows.loc[a, f"{metric} mean"] - rows.loc[b, f"{metric} mean"]
-    stds = rows.loc[a, f"{metric} std"], rows.loc[b, f"{metric} std"]
-    spread = max(stds)
-    if any(math.isnan(s) for s in stds):
-        verdict = "a single seed, so no spread to judge it by"
-    elif abs(gap) > spread:
-        verdict = f"beyond the seed spread ({abs(gap) / spread:.1f} x the larger standard deviation, {spread:.3f})"
-    else:
-        verdict = f"within the seed spread (the larger standard deviation is {spread:.3f})"
-    return f"{a} minus {b}: {METRIC_NAMES.get(metric, metric)} {gap:+.3f}, {verdict}"
+
+def one_answer(table: pd.DataFrame, metric: str = "dev_metric") -> float:
+    """What one dev answer is worth in `metric` for the runs of `table` (see `SPREAD_RULE`): 1 / dev sentences
+    for accuracy on a known dev split, else 0.001."""
+    from .data import DEV_SENTENCES
+
+    settings = table.attrs.get("settings") or {}
+    task = settings.get("first_task") if metric in ("first_before", "first_after", "cost") else settings.get("task")
+    sentences = settings.get("dev_size") if metric == "dev_metric" else None
+    sentences = sentences or DEV_SENTENCES.get(task)
+    return 1 / sentences if metric in ACCURACY_LIKE and sentences else 0.001
+
+
+@dataclass(frozen=True)
+class Gap:
+    """`a` minus `b` on `metric`, judged by `SPREAD_RULE`."""
+    a: str
+    b: str
+    metric: str
+    gap: float      # mean of a minus mean of b
+    spread: float   # the larger of the two standard deviations over seeds (NaN: a single seed)
+    answer: float   # one dev answer in this metric
+    seeds: int      # the fewer seeds of the two set-ups
+
+    @property
+    def beyond(self) -> bool:
+        return self.seeds >= 2 and abs(self.gap) - self.spread >= self.answer
+
+    @property
+    def outcome(self) -> str:
+        """'higher' or 'lower' (a than b, beyond the spread), 'about equal', or 'one seed'."""
+        if self.seeds < 2:
+            return "one seed"
+        return ("higher" if self.gap > 0 else "lower") if self.beyond else "about equal"
+
+    def __str__(self) -> str:
+        head = f"{self.a} minus {self.b}: {METRIC_NAMES.get(self.metric, self.metric)} {self.gap:+.3f}"
+        if self.seeds < 2:
+            return f"{head}, a single seed, so no spread to judge it by"
+        measure = f"the larger standard deviation is {self.spread:.3f}, one dev answer {self.answer:.4f}"
+        two = "; 2 seeds only" if self.seeds == 2 else ""
+        if self.beyond:
+            return f"{head}, beyond the seed spread ({measure}{two})"
+        return f"{head}, about equal: within the seed spread ({measure}{two})"
+
+
+def gap(table: pd.DataFrame, a, b, metric: str = "dev_metric") -> Gap:
+    """How set-up `a` compares with `b` (rows of `summary`, by label or by the index `table` has) on `metric`."""
+    rows = table.set_index("label") if "label" in table.columns else table
+    mean, std = rows[f"{metric} mean"], rows[f"{metric} std"]
+    seeds = min(int(rows.loc[a, "seeds"]), int(rows.loc[b, "seeds"])) if "seeds" in rows else 2
+    if math.isnan(std[a]) or math.isnan(std[b]):
+        seeds = 1
+    return Gap(str(a), str(b), metric, float(mean[a] - mean[b]), float(max(std[a], std[b])),
+               one_answer(table, metric), seeds)
+
+
+def compare(table: pd.DataFrame, a: str, b: str, metric: str = "dev_metric") -> str:
+    """How set-up `a` compares with `b` on `metric` (rows of `summary`), in words, by `SPREAD_RULE`."""
+    return str(gap(table, a, b, metric))
 
 
 def against_curve(table: pd.DataFrame, reference: pd.DataFrame, retention: str = "sts_spearman") -> pd.DataFrame:
     """Each set-up of `table` against the learning-forgetting curve the `reference` set-ups trace (rows of
-    `summary`; e.g. full fine-tuning at several learning rates, as Biderman et al. 2024 draw it).
+    `summary`; e.g. full fine-tuning at several learning rates). Biderman et al. 2024 draw such curves over
+    training duration; a curve over learning rates at one duration is another curve, and says nothing of theirs.
 
     The curve is the reference's best trade-off: its points that no other reference point beats on both axes
     (a learning rate so high that training fails is not on it). `on curve` is the curve's retention at the
     set-up's accuracy, read off straight lines between its points (NaN outside their accuracy range: no curve
     there to be on); `gap` is the set-up's
     retention minus that; `spread` the larger standard deviation over seeds of the set-up and of the two
-    reference points around it. The verdict says whether the gap exceeds the spread, as `compare` does.
+    reference points around it. The verdict applies `SPREAD_RULE`, as `compare` does.
     """
     kept_col = f"{retention} mean"
     beaten = [((reference["dev_metric mean"] >= r["dev_metric mean"]) & (reference[kept_col] >= r[kept_col])
@@ -154,6 +210,7 @@ def against_curve(table: pd.DataFrame, reference: pd.DataFrame, retention: str =
     curve = reference[~np.array(beaten)].sort_values("dev_metric mean")
     x, y = curve["dev_metric mean"].to_numpy(), curve[f"{retention} mean"].to_numpy()
     stds = curve[f"{retention} std"].to_numpy()
+    step = one_answer(reference, retention)
     rows = []
     for row in table.to_dict(orient="records"):
         accuracy, kept = row["dev_metric mean"], row[f"{retention} mean"]
@@ -161,12 +218,12 @@ def against_curve(table: pd.DataFrame, reference: pd.DataFrame, retention: str =
         on_curve = float(np.interp(accuracy, x, y)) if inside else np.nan
         right = min(int(np.searchsorted(x, accuracy)), len(x) - 1)
         spread = np.nanmax([row[f"{retention} std"], stds[max(right - 1, 0)], stds[right]])
-        gap = kept - on_curve
+        off = kept - on_curve
         verdict = ("outside the curve's accuracy range" if not inside else
-                   f"{'above' if gap > 0 else 'below'} the curve, beyond the seed spread" if abs(gap) > spread else
-                   "on the curve (within the seed spread)")
+                   f"{'above' if off > 0 else 'below'} the curve, beyond the seed spread" if abs(off) - spread >= step
+                   else "on the curve (within the seed spread)")
         rows.append({"label": row["label"], "dev_metric mean": accuracy, f"{retention} mean": kept,
-                     "on curve": on_curve, "gap": gap, "spread": spread, "verdict": verdict})
+                     "on curve": on_curve, "gap": off, "spread": spread, "verdict": verdict})
     return pd.DataFrame(rows)
 
 

@@ -37,10 +37,15 @@ def _block_size(config) -> int:
 
 
 def _tied_depths(frame, size) -> list[int]:
-    stats = frame[frame["train_size"] == size].groupby("frozen_blocks")["dev_metric"].agg(["mean", "std"]).fillna(0)
+    """The course's spread rule, written out: about equal to the best unless the gap exceeds the larger standard
+    deviation by at least one dev answer."""
+    from freezelab.results import one_answer
+
+    stats = frame[frame["train_size"] == size].groupby("frozen_blocks")["dev_metric"].agg(["mean", "std"])
     best = stats["mean"].idxmax()
-    return [int(d) for d, row in stats.iterrows() if row["mean"] >= stats.loc[best, "mean"]
-            - max(row["std"], stats.loc[best, "std"])]
+    answer = one_answer(frame)
+    return [int(d) for d, row in stats.iterrows() if d == best or stats.loc[best, "mean"] - row["mean"]
+            < max(row["std"], stats.loc[best, "std"]) + answer]
 
 
 def _lowest(frame) -> str:

@@ -165,3 +165,11 @@ def test_majority_share_is_the_accuracy_of_always_answering_the_commonest_class(
 
     dev = load_task("sst2")["dev"]
     assert majority_share(dev) == pytest.approx(444 / 872)  # 444 positive sentences of 872
+
+
+@pytest.mark.parametrize("task", ["sst2", "subj", "cola"])
+def test_one_dev_answer_is_worth_one_over_the_dev_split_that_loads(task, offline_data):
+    """`data.DEV_SENTENCES` is what the spread rule's 'one dev answer' divides by."""
+    from freezelab.data import DEV_SENTENCES
+
+    assert len(load_task(task)["dev"]) == DEV_SENTENCES[task]

@@ -1,0 +1,290 @@
+"""The course's claims ledger: each sentence the course states about its shipped results, with a check.
+
+A comparative, causal or general sentence in the course is one of two kinds. Either code prints it from the
+data the reader has (a `results.compare` line, a table), or it is an entry here: an id, the sentence as the
+course prints it, the shipped files it rests on, and a predicate over those files. The sentence carries its id
+in the document as an HTML comment, `<!-- claim: 06.unfreezing-pays -->`, which Jupyter and the site hide.
+CI (`tests/test_claims.py`) evaluates every predicate against the shipped results, checks that each marked
+sentence reads as the ledger says, and fails on a comparative sentence that has neither a marker nor the form
+of a question or a hypothesis.
+
+Every "beyond the spread" and "about equal" here is `results.SPREAD_RULE`, through `results.gap`.
+
+    python -m freezelab claims          # the ledger: id, holds, files, sentence
+
+For: instructors and CI, and anyone who wants to know what a sentence of the course rests on. Not for:
+numbers printed from a reader's live runs (code prints those), or checks of the kit's code (the tests).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Callable
+
+import pandas as pd
+
+from . import results
+
+MARKER = re.compile(r"<!--\s*claim:\s*([\w.-]+)\s*-->")
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    text: str                      # the sentence(s) as the course prints them, before the marker
+    rests_on: tuple[str, ...]      # shipped result files (`results.shipped`)
+    holds: Callable[[], bool]
+
+
+LEDGER: dict[str, Claim] = {}
+
+
+def claim(id: str, text: str, *rests_on: str):
+    """Register the decorated predicate as the check of sentence `text`."""
+    def register(predicate: Callable[[], bool]) -> Callable[[], bool]:
+        if id in LEDGER:
+            raise ValueError(f"claim {id!r} is registered twice")
+        LEDGER[id] = Claim(id, " ".join(text.split()), rests_on, predicate)
+        return predicate
+    return register
+
+
+def check(ids=None) -> pd.DataFrame:
+    """Every claim (or those in `ids`) evaluated: id, holds (True / False, or the error it raised), files, text."""
+    rows = []
+    for claim_ in (LEDGER[i] for i in (ids or LEDGER)):
+        try:
+            verdict = bool(claim_.holds())
+        except Exception as error:  # a predicate that cannot run does not hold; say why
+            verdict = f"{type(error).__name__}: {error}"
+        rows.append({"id": claim_.id, "holds": verdict, "rests on": ", ".join(claim_.rests_on), "text": claim_.text})
+    return pd.DataFrame(rows)
+
+
+def normalized(text: str) -> str:
+    """Text with its whitespace collapsed and markdown's line breaks undone, to compare sentences."""
+    return " ".join(text.split())
+
+
+# ---- the shipped results, summarised once -------------------------------------------------------------------
+
+@cache
+def _summary(name: str, by: tuple = ("label",), metrics: tuple | None = None) -> pd.DataFrame:
+    frame = results.shipped(name)
+    table = results.summary(frame, by=by, **({"metrics": metrics} if metrics else {}))
+    table = table.set_index(list(by) if len(by) > 1 else by[0])
+    table.attrs["settings"] = frame.attrs["settings"]
+    return table
+
+
+def _outcome(name: str, a, b, metric: str = "dev_metric", by: tuple = ("label",)) -> str:
+    return results.gap(_summary(name, by), a, b, metric).outcome
+
+
+def _runs(name: str, label: str) -> pd.Series:
+    frame = results.shipped(name)
+    return frame[frame["label"] == label]
+
+
+MAJORITY_SST2 = 0.52  # SST-2 dev's majority class scores 0.509; a run below 0.52 answers (almost) one class
+FULL = {lr: f"full fine-tune, lr {lr}" for lr in ("2e-05", "0.0001", "0.0005", "0.001")}
+
+
+# ---- notebook 04: the frontier -------------------------------------------------------------------------------
+
+@claim("04.frozen-keeps-retention",
+       "Runs that freeze the whole encoder keep the pre-trained knowledge exactly (retention = the dashed line)",
+       "frontier")
+def _frozen_keep():
+    runs = results.flatten(results.shipped("frontier"))
+    frozen = runs[(runs["frozen_blocks"] == runs["num_blocks"]) & ~runs["schedule"].astype(bool)]
+    encoder_moved = any(v != 0 for drift in frozen["retention"] for cell, v in drift["weight_drift"].items()
+                        if not cell.startswith(("head", "pooler")))
+    return len(frozen) > 0 and frozen["sts_spearman"].nunique() == 1 and not encoder_moved
+
+
+@claim("04.forgetting-ladder",
+       "from 2e-5 to 1e-4 to 5e-4, each step down in retention is beyond the spread, while the accuracy of 1e-4 "
+       "and 5e-4 is about equal.", "frontier")
+def _ladder():
+    return (_outcome("frontier", FULL["2e-05"], FULL["0.0001"], "sts_spearman") == "higher"
+            and _outcome("frontier", FULL["0.0001"], FULL["0.0005"], "sts_spearman") == "higher"
+            and _outcome("frontier", FULL["0.0001"], FULL["0.0005"]) == "about equal")
+
+
+@claim("04.warm-up-at-5e-4", "At 5e-4 warm-up changes nothing beyond the spread.", "frontier")
+def _warmup_5e4():
+    cold = "full fine-tune, lr 0.0005, no warm-up"
+    return all(_outcome("frontier", FULL["0.0005"], cold, m) == "about equal" for m in ("dev_metric", "sts_spearman"))
+
+
+@claim("04.collapse-at-1e-3",
+       "At 1e-3 without warm-up every seed ends at the majority class (the dotted line); with warm-up, one seed of "
+       "three still collapses and the retention is lost all the same.", "frontier")
+def _collapse():
+    cold = _runs("frontier", "full fine-tune, lr 0.001, no warm-up")["dev_metric"]
+    warm = _runs("frontier", FULL["0.001"])["dev_metric"]
+    kept = _summary("frontier").loc[FULL["0.001"], "sts_spearman mean"]
+    return (cold < MAJORITY_SST2).all() and (warm < MAJORITY_SST2).sum() == 1 and len(warm) == 3 and kept < 0.3
+
+
+@claim("04.warm-up-decides-convergence",
+       "Warm-up decides whether a high rate *converges*; the rate itself decides how much is *forgotten*.",
+       "frontier")
+def _warmup_vs_rate():
+    # Separated by the 2x2: warm-up on and off at two rates. Warm-up moves convergence at 1e-3 and nothing
+    # beyond the spread at 5e-4; the rate moves retention beyond the spread with warm-up on.
+    return (_collapse() and _warmup_5e4()
+            and _outcome("frontier", FULL["0.0005"], FULL["0.001"], "sts_spearman") == "higher")
+
+
+@claim("04.freezing-no-safety-belt",
+       "Training only the top 2 blocks at 5e-5 keeps most of the retention; the same plan at 5e-4 forgets about as "
+       "much as full fine-tuning at 1e-4.", "frontier")
+def _safety_belt():
+    table = _summary("frontier")
+    untouched = table.loc["head only (mean-pooled), lr 0.01", "sts_spearman mean"]  # a frozen encoder's score
+    return (table.loc["train top 2 + head, lr 5e-05", "sts_spearman mean"] > 0.9 * untouched
+            and _outcome("frontier", "train top 2 + head, lr 0.0005", FULL["0.0001"], "sts_spearman")
+            == "about equal")
+
+
+@claim("04.top-right-not-empty",
+       "Some set-ups reach full fine-tuning's accuracy with far less forgetting.", "frontier")
+def _top_right():
+    table = _summary("frontier")
+    best_full = table[table.index.str.startswith("full fine-tune")]["dev_metric mean"].idxmax()
+    return any(_outcome("frontier", label, best_full) != "lower"
+               and _outcome("frontier", label, best_full, "sts_spearman") == "higher"
+               for label in table.index if label != best_full)
+
+
+@claim("04.cls-head-at-majority",
+       "In the course model's shipped frontier, the 2-class head on MiniLM's untrained pooler ends at the majority "
+       "class on all three seeds.", "frontier")
+def _cls_majority():
+    runs = _runs("frontier", "head only, lr 0.001")["dev_metric"]
+    return len(runs) == 3 and (runs < MAJORITY_SST2).all()
+
+
+@claim("04.cls-head-larger-step",
+       "In the course model's runs, the larger step moves the [CLS] head off the majority class on every seed, but "
+       "it stays well below the mean-pooled head", "frontier")
+def _cls_step():
+    slow, fast = (_runs("frontier", f"head only, lr {lr}")["dev_metric"] for lr in ("0.001", "0.01"))
+    return (fast.min() > slow.max() + 0.03
+            and _outcome("frontier", "head only, lr 0.01", "head only (mean-pooled), lr 0.01") == "lower")
+
+
+@claim("04.cka-grows-upward",
+       "In the course model's shipped runs it grows towards the top: averaged over seeds, each layer's "
+       "representations of a full fine-tune moved at least as much as the layer below.", "frontier")
+def _cka_upward():
+    runs = results.shipped("frontier")
+    full = runs[(runs["plan"] == "full") & (runs["dev_metric"] > MAJORITY_SST2)]  # runs that learned the task
+    cka = full.assign(cka=[list(r["cka"].values()) for r in full["retention"]]).groupby("label")["cka"]
+    means = [pd.DataFrame(list(rows)).mean().tolist() for _, rows in cka]  # embeddings, then blocks bottom to top
+    return len(means) > 0 and all(all(b <= a for a, b in zip(m, m[1:])) for m in means)
+
+
+@claim("04.drift-similar-by-depth",
+       "In the course model's shipped runs, the blocks of the full fine-tune changed their weights by similar "
+       "fractions from the bottom block to the top (each block's mean relative change within a factor of two of "
+       "every other's)", "frontier")
+def _drift_similar():
+    runs = results.shipped("frontier")
+    full = runs[(runs["plan"] == "full") & (runs["dev_metric"] > MAJORITY_SST2) & runs["layer_decay"].isna()]
+    for drift in full["retention"].map(lambda r: r["weight_drift"]):
+        blocks = pd.Series(drift)[lambda s: s.index.str.startswith("block")]
+        per_block = blocks.groupby(blocks.index.str.split("/").str[0]).mean()
+        if per_block.max() > 2 * per_block.min():
+            return False
+    return len(full) > 0
+
+
+# ---- notebook 05 ----------------------------------------------------------------------------------------------
+
+@claim("05.gradual-like-top2",
+       "at lr 1e-4 it lands within the seed spread of training the top 2 blocks, in accuracy and in retention.",
+       "frontier")
+def _gradual():
+    gradual, top2 = "gradual unfreezing, lr 0.0001", "train top 2 + head, lr 0.0001"
+    return all(_outcome("frontier", gradual, top2, m) == "about equal" for m in ("dev_metric", "sts_spearman"))
+
+
+# ---- notebook 06: how much data ------------------------------------------------------------------------------
+
+DEPTH = ("frozen_blocks", "train_size")
+
+
+def _depths(size: int, a: int, b: int) -> str:
+    return _outcome("data-size", (a, size), (b, size), by=DEPTH)
+
+
+@claim("06.small-data-all-equal",
+       "With 100 sentences every two depths are about equal: freezing buys no accuracy, and costs none (it still "
+       "buys speed and keeps the pre-trained skills).", "data-size")
+def _small_equal():
+    depths = sorted(results.shipped("data-size")["frozen_blocks"].unique())
+    return all(_depths(100, a, b) == "about equal" for a in depths for b in depths if a < b)
+
+
+@claim("06.unfreezing-pays",
+       "From 300 sentences on, training the top 4 blocks beats the frozen encoder beyond the spread; full "
+       "fine-tuning does so from 1,000 sentences on, and training only the top 2 blocks only at 3,000.", "data-size")
+def _unfreezing_pays():
+    frozen, top2, top4, full = 6, 4, 2, 0  # frozen blocks of 6
+    beats = lambda size, depth: _depths(size, depth, frozen) == "higher"  # noqa: E731
+    return (all(beats(s, top4) for s in (300, 1000, 3000))
+            and [beats(s, full) for s in (300, 1000, 3000)] == [False, True, True]
+            and [beats(s, top2) for s in (300, 1000, 3000)] == [False, False, True])
+
+
+@claim("06.large-data-no-single-best",
+       "At 3,000 sentences full fine-tuning and the top 4 blocks are about equal: the grid names no single best "
+       "depth there.", "data-size")
+def _large_no_best():
+    means = _summary("data-size", DEPTH).xs(3000, level="train_size")["dev_metric mean"]
+    return set(means.nlargest(2).index) == {0, 2} and _depths(3000, 0, 2) == "about equal"
+
+
+@claim("06.top4-over-top2",
+       "Training the top 4 blocks scores above training the top 2 beyond the spread at 1,000 and 3,000 sentences, "
+       "and about equal at 100 and 300.", "data-size")
+def _top4_top2():
+    return ([_depths(s, 2, 4) for s in (100, 300, 1000, 3000)]
+            == ["about equal", "about equal", "higher", "higher"])
+
+
+# ---- notebook 07 and the guide: forgetting in sequence ----------------------------------------------------------
+
+def _sequence() -> pd.DataFrame:
+    return _summary("sequential", metrics=("dev_metric", "first_before", "first_after", "cost"))
+
+
+@claim("guide.freezing-more-in-sequence",
+       "Freezing more does not: training only the top 4 or top 2 blocks on task B cost task A about as much as "
+       "full fine-tuning at the same rate; only the head alone kept A whole.", "sequential")
+def _freezing_more_in_sequence():
+    full = "full fine-tune, lr 0.0001"
+    same = all(_outcome("sequential", f"train top {k} + head, lr 0.0001", full, "cost") == "about equal"
+               for k in (2, 4))
+    costs = _sequence()["cost mean"]
+    return same and costs.idxmin() == "head only, lr 0.01" and costs.min() == 0
+
+
+@claim("07.sequence-freezing-and-lora",
+       "Freezing more and LoRA are about equal to full fine-tuning at the same rate", "sequential")
+def _sequence_freezing_lora():
+    return (_freezing_more_in_sequence()
+            and _outcome("sequential", "LoRA r=16 (attention), lr 0.0005", FULL["0.0005"], "cost") == "about equal")
+
+
+@claim("07.sequence-lowest-rate",
+       "the lowest rate costs a little less, beyond the spread but by a few points only.", "sequential")
+def _sequence_low_rate():
+    table = _sequence()
+    gap = table.loc[FULL["0.0001"], "cost mean"] - table.loc[FULL["2e-05"], "cost mean"]
+    return _outcome("sequential", FULL["2e-05"], FULL["0.0001"], "cost") == "lower" and gap < 0.05

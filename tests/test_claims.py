@@ -1,0 +1,111 @@
+"""The claims ledger (`freezelab.claims`): every claim holds on the shipped results, every marked sentence reads as
+the ledger says, and no new comparative sentence enters the course without a ledger id.
+
+The course's documents: the teacher edition's notebooks (the student edition is built from them), the
+teachers' guide, the README and the other docs pages.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from freezelab import claims, results
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = sorted((ROOT / "teacher" / "notebooks").glob("*.ipynb")) + sorted((ROOT / "docs").glob("*.md")) + [
+    ROOT / "README.md", ROOT / "docs" / "site" / "index.md", ROOT / "freezelab" / "precomputed" / "README.md"]
+UNCHECKED = ROOT / "tests" / "unchecked_sentences.txt"
+
+# What makes a sentence comparative, causal or general (the issue's list, and its close kin).
+CLAIM_WORDS = re.compile(r"\b(beats?|beaten|more than|less than|fewer|within|every|never|always|holds?|does not|"
+                         r"do not|because|decides?|better|worse)\b", re.IGNORECASE)
+# A question or a stated hypothesis claims nothing.
+NOT_A_CLAIM = re.compile(r"\?\s*$|hypothes|do(es)? not test|cannot say|do(es)? not say|do(es)? not separate|"
+                         r"^\s*(predict|ask|try|compare|check|read)\b", re.IGNORECASE)
+
+
+def prose(path: Path) -> str:
+    """A document's prose: markdown cells of a notebook, or a markdown file; code blocks left out."""
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text())["cells"]
+        text = "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    else:
+        text = path.read_text()
+    return re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences, each with the ledger marker that ends it (markers are glued to the sentence before them)."""
+    text = re.sub(r"\s*(<!--\s*claim:\s*[\w.-]+\s*-->)", r"\1", text)
+    text = re.sub(r"<!--(?!\s*claim:).*?-->", " ", text, flags=re.DOTALL)
+    return [claims.normalized(s) for s in re.split(r"(?<=[.!?>])\s+(?=[A-Z*(\"'`|#-])", text) if s.strip()]
+
+
+def unlinked(path: Path) -> list[str]:
+    return [s for s in sentences(prose(path))
+            if CLAIM_WORDS.search(s) and not claims.MARKER.search(s) and not NOT_A_CLAIM.search(s)]
+
+
+def unchecked_list() -> set[tuple[str, str]]:
+    lines = [line for line in UNCHECKED.read_text().splitlines() if line and not line.startswith("#")]
+    return {tuple(line.split("\t", 1)) for line in lines}
+
+
+@pytest.mark.parametrize("claim_id", sorted(claims.LEDGER))
+def test_every_claim_holds_on_the_shipped_results(claim_id):
+    claim = claims.LEDGER[claim_id]
+    verdict = claims.check([claim_id])["holds"].tolist()[0]
+    assert verdict is True, f"{claim_id} does not hold ({verdict}): {claim.text}"
+    for name in claim.rests_on:
+        results.shipped(name)  # the file it names ships
+
+
+def test_every_marked_sentence_reads_as_the_ledger_says_and_every_claim_is_marked():
+    marked = {}
+    for path in DOCUMENTS:
+        text = claims.normalized(re.sub(r"\s*(<!--\s*claim:)", r" \1", prose(path)))
+        for claim_id in claims.MARKER.findall(text):
+            assert claim_id in claims.LEDGER, f"{path.name} marks {claim_id!r}, which the ledger does not hold"
+            claim = claims.LEDGER[claim_id]
+            assert f"{claim.text} <!-- claim: {claim_id} -->" in text, (
+                f"{path.name}: the sentence before {claim_id}'s marker is not the ledger's: {claim.text!r}")
+            marked[claim_id] = path.name
+    assert set(marked) == set(claims.LEDGER), f"claims no document states: {sorted(set(claims.LEDGER) - set(marked))}"
+
+
+def test_no_comparative_sentence_enters_the_course_without_a_ledger_id():
+    """A new comparative, causal or general sentence needs a ledger id, or the form of a question or hypothesis.
+    Sentences written before the ledger are listed in tests/unchecked_sentences.txt until each is linked or
+    reworded; the list may only shrink (the next test)."""
+    known = unchecked_list()
+    new = [(path.relative_to(ROOT).as_posix(), s) for path in DOCUMENTS for s in unlinked(path)
+           if (path.relative_to(ROOT).as_posix(), s) not in known]
+    assert not new, "comparative sentences without a claim id:\n" + "\n".join(f"{p}: {s}" for p, s in new)
+
+
+def test_the_list_of_unchecked_sentences_only_shrinks():
+    present = {(path.relative_to(ROOT).as_posix(), s) for path in DOCUMENTS for s in unlinked(path)}
+    gone = unchecked_list() - present
+    assert not gone, ("these sentences were linked, reworded or removed: take them off "
+                      "tests/unchecked_sentences.txt\n" + "\n".join(f"{p}: {s}" for p, s in sorted(gone)))
+
+
+def test_the_scanner_finds_a_comparative_sentence_and_accepts_a_marker_a_question_or_a_hypothesis():
+    text = ("Top 2 beats the frozen encoder. Full fine-tuning beats it too. <!-- claim: x -->\n"
+            "Does top 4 beat top 2? A hypothesis: it does not, because of dropout.")
+    flagged = [s for s in sentences(text) if CLAIM_WORDS.search(s) and not claims.MARKER.search(s)
+               and not NOT_A_CLAIM.search(s)]
+    assert flagged == ["Top 2 beats the frozen encoder."]
+
+
+def test_a_claim_that_does_not_hold_is_reported_not_raised():
+    claims.claim("test.false", "One is more than two.")(lambda: 1 > 2)
+    claims.claim("test.broken", "It breaks.")(lambda: 1 / 0)
+    try:
+        table = claims.check(["test.false", "test.broken"]).set_index("id")
+        assert table.loc["test.false", "holds"] == False  # noqa: E712 (a numpy bool in the frame)
+        assert table.loc["test.broken", "holds"].startswith("ZeroDivisionError")
+    finally:
+        del claims.LEDGER["test.false"], claims.LEDGER["test.broken"]
