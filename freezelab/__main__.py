@@ -11,6 +11,7 @@ on PostgreSQL. Not for: anything the notebooks do interactively (they call
 import argparse
 import dataclasses
 import json
+import os
 import sys
 
 from . import grids, sweeps
@@ -60,6 +61,13 @@ def main(argv=None) -> None:
     export.add_argument("--storage", default="sqlite:///freezelab-sweep.db")
     export.add_argument("--out", required=True)
     commands.add_parser("claims", help="the course's claims ledger, each claim checked against the shipped results")
+    layers = commands.add_parser("probe-layers", help="linear probes on every layer of the frozen encoder, per seed, "
+                                                      "to a JSON file (results.load_probes reads it)")
+    layers.add_argument("--task", default="word-order")
+    layers.add_argument("--checkpoint", default="minilm-l6")
+    layers.add_argument("--train-size", type=int, default=2000)
+    layers.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    layers.add_argument("--out", required=True)
     room = commands.add_parser("class", help="class mode: one sweep on a shared PostgreSQL, filled by a whole class")
     actions = room.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create the class's sweep (the teacher's address: it owns the tables)")
@@ -136,9 +144,34 @@ def _run(args, parser) -> None:
         print(f"this worker finished {done} run(s)")
     elif args.command == "claims":
         _claims()
+    elif args.command == "probe-layers":
+        _probe_layers(args)
     else:
         count = sweeps.export(args.name, args.storage, args.out)
         print(f"wrote {count} runs to {args.out}")
+
+
+def _probe_layers(args) -> None:
+    """Each seed's training subset probed on the same dev split; rows written as the run goes (resumable by
+    seed: seeds already in --out are kept and skipped)."""
+    from . import probes
+    from .data import load_task
+    from .models import load_model
+
+    done = json.load(open(args.out)) if os.path.exists(args.out) else None
+    rows = done["rows"] if done and done["task"] == args.task and done["checkpoint"] == args.checkpoint else []
+    model, tokenizer = load_model(args.checkpoint)
+    for seed in args.seeds:
+        if any(row["seed"] == seed for row in rows):
+            continue
+        data = load_task(args.task, train_size=args.train_size, seed=seed)
+        table = probes.layer_probes(model, tokenizer, data)
+        rows += [{"seed": seed, **row} for row in table.to_dict(orient="records")]
+        with open(args.out, "w") as handle:
+            json.dump({"freezelab_probes": 1, "task": args.task, "checkpoint": args.checkpoint,
+                       "train_size": args.train_size, "dev_size": len(data["dev"]), "rows": rows}, handle, indent=1)
+        print(f"seed {seed}: " + ", ".join(f"{r['vector']} {r['dev accuracy']:.3f}" for r in table.to_dict("records")),
+              flush=True)
 
 
 def _claims() -> None:

@@ -103,7 +103,7 @@ class Store:
         self.bytes = self.hits = self.misses = 0
 
     def __repr__(self) -> str:
-        return (f"cache.Store({len(self.rows):,} sentences, {self.bytes / 2**20:,.1f} of {MAX_MB} MB, "
+        return (f"cache.Store({len(self.rows):,} sentences, {self.bytes / 2**20:,.1f} of {MAX_MB} MiB, "
                 f"{self.hits:,} hits, {self.misses:,} misses)")
 
 

@@ -54,7 +54,7 @@ TASKS = {
 
 # Dev sentences of each course task's full dev split: one dev answer is worth 1 / this in accuracy, the finest
 # difference a score on that split can show (`results.SPREAD_RULE`). tests/test_data.py checks them on the data.
-DEV_SENTENCES = {"sst2": 872, "subj": 2000, "cola": 516, "stsb": 1500}
+DEV_SENTENCES = {"sst2": 872, "subj": 2000, "cola": 516, "stsb": 1500, "word-order": 848}
 
 
 WORD_ORDER_MIN_WORDS = 6  # shorter sentences have few orders, and short phrases read fine shuffled

@@ -13,7 +13,7 @@ installed package and the student edition.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -33,8 +33,11 @@ class Exercise:
     key: str
     question: str
     hint: str
-    expected: Callable[..., Any]  # the right answer, computed from the context (models)
-    compare: Callable[[Any, Any, dict], bool]
+    # The right answer, computed from the context (the student's model or results): private and left out of the
+    # repr, so the kit's API never hands it out. The kernel computes it, so a student who reads the kit's source
+    # can derive it; the grade comes from the teacher edition's hidden tests (nbgrader), not from this check.
+    _answer: Callable[..., Any] = field(repr=False)
+    compare: Callable[[Any, Any, dict], bool] = field(repr=False)
 
 
 def _number(answer) -> float | None:
@@ -233,9 +236,9 @@ EXERCISES = {e.key: e for e in [
              "fl.FreezePlan.train_top(model, 2).trainable_count(model), or read the result record.",
              lambda model: FreezePlan.train_top(model, 2).trainable_count(model), _equal),
     Exercise("03.state-saved",
-             "How many MB of gradients + AdamW state does 'head only' save against full fine-tuning on this model?",
+             "How many MiB of gradients + AdamW state does 'head only' save against full fine-tuning on this model?",
              "12 bytes per trainable parameter (a gradient and two AdamW moments, 4 bytes each); "
-             "1 MB = 2**20 bytes; within 1 MB counts.",
+             "1 MiB = 2**20 bytes; within 1 MiB counts.",
              lambda model: (FreezePlan.full_finetune(model).trainable_count(model)
                             - FreezePlan.head_only(model).trainable_count(model)) * 12 / 2**20, _close(1.0)),
     Exercise("04.best-kept",
@@ -302,7 +305,7 @@ def check(key: str, answer: Any, **context) -> bool:
         print(f"⏳ {key}: not answered yet. {exercise.question}")
         return False
     try:
-        right = bool(exercise.compare(answer, exercise.expected(**context), context))
+        right = bool(exercise.compare(answer, exercise._answer(**context), context))
     except ValueError as error:  # e.g. a plan with an unknown row
         print(f"❌ {key}: that answer raised an error: {error}")
         return False

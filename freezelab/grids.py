@@ -222,10 +222,29 @@ def sequential_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
     return points
 
 
+def word_order_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
+    """Notebook 04's word-order task at full size, with the control that separates "the frozen features lack
+    word order" from "the frozen head reads them badly": top 2 and full fine-tuning both as the notebook runs them
+    (reading [CLS] through a pooler they train) and reading the mean token vector, as the frozen head does."""
+    n = [train_size]
+    return (grid(["head"], [1e-2], n, seeds, pooling="mean")
+            + grid(["top2"], [2e-4], n, seeds) + grid(["full"], [1e-4], n, seeds)
+            + grid(["top2"], [2e-4], n, seeds, pooling="mean") + grid(["full"], [1e-4], n, seeds, pooling="mean"))
+
+
+def depth_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
+    """A natural task at full size, four frozen depths, notebook 06's head and rates (the mean token vector)."""
+    n = [train_size]
+    return grid(["head"], [1e-2], n, seeds, pooling="mean") + grid(["top2", "top4", "full"], [1e-4], n, seeds,
+                                                                    pooling="mean")
+
+
 PRESETS = {
     "frontier": (frontier_points, SweepSettings()),
     "methods": (methods_points, SweepSettings()),
     "methods-data-size": (methods_data_size_points, SweepSettings(probes=False)),
     "sequential": (sequential_points, SweepSettings(task="subj", first_task="sst2", probes=False)),
     "data-size": (data_size_points, SweepSettings(probes=False)),
+    "word-order": (word_order_points, SweepSettings(task="word-order", probes=False)),
+    "cola-depth": (depth_points, SweepSettings(task="cola", probes=False)),
 }

@@ -11,6 +11,8 @@ For: measuring catastrophic forgetting instead of asserting it.
 - `retention`: the probes that apply to the checkpoint, in one record.
 - `sentence_features` / `linear_probe`: what a frozen encoder's [CLS] vector, pooler output or mean vector
   holds about a task, measured by a logistic regression fitted to convergence (no step-size budget).
+- `layer_probes`: the same linear probe on every layer's mean token vector, and on the top layer's [CLS]
+  and pooler output: where in the frozen encoder a task's information sits, and which vector a head reads best.
 - `retention_probe` / `untouched`: which probe is the retention axis for a checkpoint (masked-LM accuracy
   through the original head where it has one, STS-B for sentence encoders), and the untouched model's score.
 
@@ -363,3 +365,39 @@ def linear_probe(train_x: torch.Tensor, train_y, dev_x: torch.Tensor, dev_y, l2:
     with torch.no_grad():
         return float((head(dev_x).argmax(1) == dev_y).float().mean())
 
+
+
+def layer_features(model, tokenizer, texts: list[str], batch_size: int = 32, max_length: int = 64) -> dict:
+    """Vectors of every layer from one pass per batch: {"embeddings": mean token vectors, "block 0": ..., ...,
+    "[CLS]": the top layer's [CLS] vector, "pooler": the pooler over it (where the model has one)}."""
+    body, was_training = _body(model), model.training
+    model.eval()
+    device = next(model.parameters()).device
+    names = ["embeddings"] + [f"block {i}" for i in range(model.config.num_hidden_layers)]
+    rows = {name: [] for name in names + ["[CLS]"] + (["pooler"] if getattr(body, "pooler", None) else [])}
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(list(texts[start:start + batch_size]), padding=True, truncation=True,
+                              max_length=max_length, return_tensors="pt").to(device)
+            hidden = body(**batch, output_hidden_states=True).hidden_states
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            for name, layer in zip(names, hidden):
+                rows[name].append(((layer * mask).sum(1) / mask.sum(1)).float().cpu())
+            rows["[CLS]"].append(hidden[-1][:, 0].float().cpu())
+            if "pooler" in rows:
+                rows["pooler"].append(body.pooler(hidden[-1]).float().cpu())
+    model.train(was_training)
+    trim_heap()
+    return {name: torch.cat(parts) for name, parts in rows.items()}
+
+
+def layer_probes(model, tokenizer, data) -> "pd.DataFrame":
+    """`linear_probe` dev accuracy on each vector of `layer_features` (train on data["train"], score on
+    data["dev"]): one row per vector, with its mean norm (how large the features a head reads are)."""
+    import pandas as pd
+
+    text = "text" if "text" in data["train"].column_names else "sentence"
+    train, dev = (layer_features(model, tokenizer, list(data[split][text])) for split in ("train", "dev"))
+    return pd.DataFrame([{"vector": name, "mean norm": float(train[name].norm(dim=1).mean()),
+                          "dev accuracy": linear_probe(train[name], data["train"]["label"], dev[name],
+                                                       data["dev"]["label"])} for name in train])

@@ -46,6 +46,26 @@ def shipped(name: str) -> pd.DataFrame:
     return load(folder / f"{name}.json")
 
 
+def load_probes(path) -> pd.DataFrame:
+    """Layer probes written by `python -m freezelab probe-layers` (one row per seed and vector)."""
+    with open(path) as handle:
+        data = json.load(handle)
+    if data.get("freezelab_probes") != 1:
+        raise ValueError(f"{path} is not a freezelab probe table (missing 'freezelab_probes': 1)")
+    frame = pd.DataFrame(data["rows"])
+    frame.attrs["settings"] = {key: data[key] for key in ("task", "checkpoint", "train_size", "dev_size")}
+    return frame
+
+
+def shipped_probes(name: str) -> pd.DataFrame:
+    """Layer probes shipped with the course (`freezelab/precomputed/probes/NAME.json`), e.g. "word-order"."""
+    folder = resources.files("freezelab") / "precomputed" / "probes"
+    available = sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith(".json"))
+    if name not in available:
+        raise ValueError(f"no shipped probes named {name!r}; shipped: {', '.join(available) or 'none'}")
+    return load_probes(folder / f"{name}.json")
+
+
 def shipped_for(checkpoint: str, name: str) -> pd.DataFrame | None:
     """The shipped sweep `name` if it was made with `checkpoint`, else None: shipped results are only ever
     drawn against their own model's baseline."""
@@ -135,11 +155,25 @@ def one_answer(table: pd.DataFrame, metric: str = "dev_metric") -> float:
     for accuracy on a known dev split, else 0.001."""
     from .data import DEV_SENTENCES
 
+    from .training import TASK_METRICS
+
     settings = table.attrs.get("settings") or {}
     task = settings.get("first_task") if metric in ("first_before", "first_after", "cost") else settings.get("task")
+    if task in TASK_METRICS:  # scored by a correlation, not a share of sentences
+        return 0.001
     sentences = settings.get("dev_size") if metric == "dev_metric" else None
     sentences = sentences or DEV_SENTENCES.get(task)
     return 1 / sentences if metric in ACCURACY_LIKE and sentences else 0.001
+
+
+def metric_name(table: pd.DataFrame, metric: str) -> str:
+    """What `metric` is called for these runs: 'task dev accuracy', or the task's own measure (CoLA: Matthews)."""
+    from .training import TASK_METRICS
+
+    task = (table.attrs.get("settings") or {}).get("task")
+    if metric == "dev_metric" and task in TASK_METRICS:
+        return f"task dev {'Matthews correlation' if TASK_METRICS[task] == 'matthews' else 'Spearman ρ'}"
+    return METRIC_NAMES.get(metric, metric)
 
 
 @dataclass(frozen=True)
@@ -152,6 +186,7 @@ class Gap:
     spread: float   # the larger of the two standard deviations over seeds (NaN: a single seed)
     answer: float   # one dev answer in this metric
     seeds: int      # the fewer seeds of the two set-ups
+    name: str = ""  # what the metric is called (`metric_name`)
 
     @property
     def beyond(self) -> bool:
@@ -165,7 +200,7 @@ class Gap:
         return ("higher" if self.gap > 0 else "lower") if self.beyond else "about equal"
 
     def __str__(self) -> str:
-        head = f"{self.a} minus {self.b}: {METRIC_NAMES.get(self.metric, self.metric)} {self.gap:+.3f}"
+        head = f"{self.a} minus {self.b}: {self.name or METRIC_NAMES.get(self.metric, self.metric)} {self.gap:+.3f}"
         if self.seeds < 2:
             return f"{head}, a single seed, so no spread to judge it by"
         measure = f"the larger standard deviation is {self.spread:.3f}, one dev answer {self.answer:.4f}"
@@ -183,7 +218,7 @@ def gap(table: pd.DataFrame, a, b, metric: str = "dev_metric") -> Gap:
     if math.isnan(std[a]) or math.isnan(std[b]):
         seeds = 1
     return Gap(str(a), str(b), metric, float(mean[a] - mean[b]), float(max(std[a], std[b])),
-               one_answer(table, metric), seeds)
+               one_answer(table, metric), seeds, metric_name(table, metric))
 
 
 def compare(table: pd.DataFrame, a: str, b: str, metric: str = "dev_metric") -> str:

@@ -59,7 +59,7 @@ class FineTuneResult:
     memory_source: str
     trainable_params: int
     total_params: int
-    training_state_mb: float  # gradients + AdamW's two moments: 12 bytes per trainable fp32 parameter
+    training_state_mb: float  # MiB (2**20 bytes): gradients + AdamW's two moments, 12 bytes per trainable fp32 parameter
     phases: list[dict]
     settings: dict
     interrupted: bool = False
@@ -86,7 +86,7 @@ class FineTuneResult:
         metric = "n/a" if self.dev_metric is None else f"{self.dev_metric:.4f}"
         return (f"dev {self.metric_name} {metric} · {self.trainable_params:,} of {self.total_params:,} parameters "
                 f"trained · {self.train_time_s:.1f} s · {self.examples_per_s:.1f} examples/s · "
-                f"gradients + AdamW state {self.training_state_mb:,.1f} MB · "
+                f"gradients + AdamW state {self.training_state_mb:,.1f} MiB · "
                 f"peak memory {self.peak_memory_mb:,.0f} MB ({self.memory_source})"
                 + (" · INTERRUPTED" if self.interrupted else ""))
 
@@ -254,12 +254,33 @@ def _micro_batches(inputs: dict, size: int | None):
     return pieces
 
 
+# The dev metric each task reports, as GLUE scores it: CoLA's classes are unbalanced (70% acceptable), so GLUE
+# scores it by Matthews correlation, which is 0 for any constant answer; other classification tasks by accuracy.
+TASK_METRICS = {"cola": "matthews", "stsb": "spearman"}
+
+
+def metric_of(task_name: str, regression: bool) -> str:
+    return "spearman" if regression else TASK_METRICS.get(task_name, "accuracy")
+
+
+def matthews(predicted: np.ndarray, labels: np.ndarray) -> float:
+    """Matthews correlation of two binary labelings; 0 where either is constant (as scikit-learn returns)."""
+    tp, tn = np.sum((predicted == 1) & (labels == 1)), np.sum((predicted == 0) & (labels == 0))
+    fp, fn = np.sum((predicted == 1) & (labels == 0)), np.sum((predicted == 0) & (labels == 1))
+    denominator = np.sqrt(float((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
+    return 0.0 if denominator == 0 else float((tp * tn - fp * fn) / denominator)
+
+
 def _metrics(regression: bool):
     def compute(prediction):
         logits, labels = prediction.predictions, prediction.label_ids
         if regression:
             return {"spearman": float(spearmanr(np.ravel(logits), labels).statistic)}
-        return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}
+        predicted = np.argmax(logits, axis=-1)
+        scores = {"accuracy": float((predicted == labels).mean())}
+        if logits.shape[-1] == 2:
+            scores["matthews"] = matthews(predicted, labels)
+        return scores
 
     return compute
 
@@ -300,7 +321,7 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
     checkpointing = config.gradient_checkpointing or (is_lean() and _supports_checkpointing(model)
                                                       and _trains_a_block(model, schedule))
     with _checkpointing(model, checkpointing):
-        run = _train(trainer, model, config, "spearman" if regression else "accuracy", device)
+        run = _train(trainer, model, config, metric_of(task_name, regression), device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     result = FineTuneResult(
         task=task_name, metric_name=run["metric_name"], dev_metric=run["dev_metric"], history=run["history"],
@@ -400,7 +421,7 @@ def _trainer(model, trained, train, dev, collator, schedule: Schedule, config: T
     callbacks = [schedule_callback]
     if dashboard != "none":
         title = f"{task_name}: {schedule.name or 'custom plan'}, lr {config.lr:g}"
-        callbacks.append(Dashboard(title, "spearman" if regression else "accuracy", mode=dashboard))
+        callbacks.append(Dashboard(title, metric_of(task_name, regression), mode=dashboard))
     buckets = None
     if config.group_by_length:
         lengths = [len(row["input_ids"]) for row in train] if isinstance(train, list) else \

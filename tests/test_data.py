@@ -167,7 +167,7 @@ def test_majority_share_is_the_accuracy_of_always_answering_the_commonest_class(
     assert majority_share(dev) == pytest.approx(444 / 872)  # 444 positive sentences of 872
 
 
-@pytest.mark.parametrize("task", ["sst2", "subj", "cola"])
+@pytest.mark.parametrize("task", ["sst2", "subj", "cola", "word-order"])
 def test_one_dev_answer_is_worth_one_over_the_dev_split_that_loads(task, offline_data):
     """`data.DEV_SENTENCES` is what the spread rule's 'one dev answer' divides by."""
     from freezelab.data import DEV_SENTENCES

@@ -212,3 +212,15 @@ def test_a_changed_encoder_is_probed_anew(minilm):
     assert probes.sts_retention(changed, tokenizer, dev_size=40) != before
     assert ran  # the weights changed in place, so the remembered score was not used
     assert probes.sts_retention(changed, tokenizer, dev_size=41) != probes.sts_retention(changed, tokenizer, dev_size=40)
+
+
+def test_layer_probes_read_every_layer_and_the_cls_and_pooler_vectors(offline_data):
+    model, tokenizer = fl.load_model("minilm-l6")
+    data = fl.load_task("word-order", train_size=40, dev_size=20, seed=0)
+    features = probes.layer_features(model, tokenizer, list(data["train"]["text"]))
+    assert list(features) == ["embeddings"] + [f"block {i}" for i in range(6)] + ["[CLS]", "pooler"]
+    assert all(v.shape == (40, 384) for v in features.values())
+    top = probes.sentence_features(model, tokenizer, list(data["train"]["text"]), "mean")
+    assert torch.allclose(features["block 5"], top, atol=1e-4)  # the top layer's mean is what the mean head reads
+    table = probes.layer_probes(model, tokenizer, data)
+    assert list(table["vector"]) == list(features) and table["dev accuracy"].between(0, 1).all()

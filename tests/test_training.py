@@ -147,6 +147,22 @@ def test_sentence_pairs_regression_reports_spearman():
     assert result.metric_name == "spearman" and -1 <= result.dev_metric <= 1
 
 
+def test_cola_reports_matthews_correlation_as_glue_scores_it(fresh):
+    model, tokenizer = fresh
+    result = fine_tune(model, tokenizer, "cola", plan=FreezePlan.train_top(model, 1), lr=1e-4, **QUICK)
+    assert result.metric_name == "matthews" and -1 <= result.dev_metric <= 1
+
+
+@pytest.mark.parametrize("predicted, labels, expected", [
+    ([1, 1, 1, 1], [1, 0, 1, 0], 0.0),             # a constant answer: 0, however many it gets right
+    ([1, 0, 1, 0], [1, 0, 1, 0], 1.0),
+    ([0, 1, 0, 1], [1, 0, 1, 0], -1.0),
+    ([1, 1, 0, 0, 1], [1, 0, 0, 0, 1], (2 * 2 - 1 * 0) / math.sqrt(3 * 2 * 3 * 2)),  # tp 2, tn 2, fp 1, fn 0
+])
+def test_matthews_correlation(predicted, labels, expected):
+    assert fl.training.matthews(torch.tensor(predicted).numpy(), torch.tensor(labels).numpy()) == pytest.approx(expected)
+
+
 class StopAt(TrainerCallback):
     """Ctrl-C at the start of the step after `step` (the kernel's stop button, in a test)."""
 
