@@ -2,7 +2,9 @@
 
 For: instructors and CI. The sources are the teacher edition, `teacher/notebooks/`: every solution sits
 between `### BEGIN SOLUTION` and `### END SOLUTION` lines, in cells marked as nbgrader solution cells (so
-`nbgrader generate_assignment` reads the same files). The student edition, `notebooks/`, is what those
+`nbgrader generate_assignment` reads the same files). Each checked exercise's check sits in a graded cell of
+its own, worth 1 point, whose hidden test asserts the check: `nbgrader autograde` scores a student's copy
+with it (`nbgrader_source` drops the teacher's own notes first; tests/test_grading.py proves the scores). The student edition, `notebooks/`, is what those
 sources give with every marked region removed; a cell left empty (a teacher's note, the answer to an open
 exercise) is dropped. The student edition is committed because Binder and Colab open it straight from the
 repository; the test suite fails when it is not what the sources build.
@@ -11,7 +13,8 @@ Not for: grading. nbgrader does that, from the same sources.
 
     python teacher/editions.py              # rebuild notebooks/ from teacher/notebooks/
     python teacher/editions.py --check      # exit 1 if notebooks/ is out of date
-    python teacher/editions.py --out DIR    # both editions into DIR/student and DIR/teacher, to hand out
+    python teacher/editions.py --out DIR    # both editions into DIR/student and DIR/teacher, to hand out, and
+                                            # DIR/nbgrader/source/freezelab: an nbgrader course's sources
 """
 
 from __future__ import annotations
@@ -28,10 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT / "teacher" / "notebooks"
 STUDENT = ROOT / "notebooks"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"  # nbgrader's, in graded check cells
 
 
-def strip_solutions(source: str, where: str) -> str:
-    """`source` without its solution regions (marker lines included); unbalanced markers are an error."""
+def strip_solutions(source: str, where: str, begin: str = BEGIN, end: str = END) -> str:
+    """`source` without its solution regions (or, given their markers, its hidden tests), marker lines included;
+    unbalanced markers are an error."""
+    BEGIN, END = begin, end  # noqa: N806 (the messages below name whichever markers these are)
     kept, inside = [], False
     for number, line in enumerate(source.splitlines(), 1):
         marker = line.strip()
@@ -54,6 +60,10 @@ def has_solution(cell) -> bool:
     return any(line.strip() == BEGIN for line in cell.source.splitlines())
 
 
+def has_hidden_tests(cell) -> bool:
+    return any(line.strip() == HIDDEN_BEGIN for line in cell.source.splitlines())
+
+
 def student_edition(notebook, name: str = "notebook"):
     """The notebook a student gets: solutions removed, emptied cells dropped, no outputs."""
     notebook = copy.deepcopy(notebook)
@@ -63,6 +73,12 @@ def student_edition(notebook, name: str = "notebook"):
         if has_solution(cell) != marked:
             raise ValueError(f"{name}, cell {index} ({cell.get('id')}): solution markers and nbgrader's "
                              f"'solution' flag disagree; a cell with a solution region needs both")
+        graded = cell.metadata.get("nbgrader", {}).get("grade", False)
+        if has_hidden_tests(cell) and not (graded and cell.metadata["nbgrader"].get("points")):
+            raise ValueError(f"{name}, cell {index} ({cell.get('id')}): hidden tests belong in a graded cell "
+                             f"with points (nbgrader's 'grade' and 'points')")
+        if has_hidden_tests(cell):
+            cell.source = strip_solutions(cell.source, f"{name}, cell {index}", HIDDEN_BEGIN, HIDDEN_END)
         if has_solution(cell):
             cell.source = strip_solutions(cell.source, f"{name}, cell {index}")
             if not cell.source.strip():
@@ -71,6 +87,19 @@ def student_edition(notebook, name: str = "notebook"):
             cell.outputs, cell.execution_count = [], None
         cells.append(cell)
     notebook.cells = cells
+    return notebook
+
+
+def nbgrader_source(notebook):
+    """The notebook as an nbgrader assignment's source: the teacher's own notes (cells that are all solution and
+    carry no grade id of an exercise: ids ending in "-teacher") dropped, and each open exercise's written answer
+    (a markdown solution cell) marked for manual grading, 1 point, as nbgrader requires of such cells."""
+    notebook = copy.deepcopy(notebook)
+    notebook.cells = [cell for cell in notebook.cells if not str(cell.get("id", "")).endswith("-teacher")]
+    for cell in notebook.cells:
+        grading = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "markdown" and grading.get("solution"):
+            grading.update(grade=True, points=1)
     return notebook
 
 
@@ -113,6 +142,10 @@ def main(argv=None) -> int:
         (args.out / "student").mkdir(parents=True, exist_ok=True)
         shutil.copytree(SOURCES, args.out / "teacher", dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints"))
+        graded = args.out / "nbgrader" / "source" / "freezelab"
+        graded.mkdir(parents=True, exist_ok=True)
+        for path in sorted(SOURCES.glob("*.ipynb")):
+            nbformat.write(nbgrader_source(nbformat.read(path, as_version=4)), graded / path.name)
         written = build(SOURCES, args.out / "student")
     else:
         written = build()
