@@ -65,6 +65,31 @@ def _close(tolerance: float):
     return compare
 
 
+def _last_two_on_two_architectures(model) -> list:
+    """(model, the right plan's frozen names) on the notebook's model and on a second shape: a 4-block BERT of
+    another width (meta device: shapes only), so a fix that names "block 10" and "block 11" fails."""
+    from transformers import AutoModelForSequenceClassification, BertConfig
+
+    with torch.device("meta"):
+        other = AutoModelForSequenceClassification.from_config(
+            BertConfig(hidden_size=64, intermediate_size=96, num_attention_heads=2, num_hidden_layers=4))
+    return [(m, FreezePlan.train_top(m, 2).frozen_names(m)) for m in (model, other)]
+
+
+def _same_plan_function(answer, expected, context) -> bool:
+    """A function of the model whose plan freezes what the right plan freezes, on every model in `expected`."""
+    if not callable(answer) or isinstance(answer, (type, FreezePlan)):
+        return False
+    for model, frozen in expected:
+        try:
+            plan = answer(model)
+        except Exception as error:  # the student's function: any error is theirs to see
+            raise ValueError(f"your function raised {type(error).__name__}: {error}") from None
+        if not isinstance(plan, FreezePlan) or plan.frozen_names(model) != frozen:
+            return False
+    return True
+
+
 def _same_frozen(answer, expected, context) -> bool:
     return isinstance(answer, FreezePlan) and answer.frozen_names(context["model"]) == expected.frozen_names(context["model"])
 
@@ -196,10 +221,9 @@ def _lowest(frame) -> frozenset:
     return labels | frozenset(table.loc[table["label"].isin(labels), "plan"])
 
 
-def _steps(size: int = 300, batch_size: int = 32) -> int:
-    from .grids import data_size_points
-
-    epochs = next(p["epochs"] for p in data_size_points(seeds=[0]) if p["train_size"] == size)
+def _steps(size: int = 250, batch_size: int = 32, examples: int = 2000) -> int:
+    """The data-size grid's rule (`grids.data_size_points`): at least 2 epochs and `examples` examples seen."""
+    epochs = max(2, math.ceil(examples / size))
     return epochs * -(-size // batch_size)
 
 
@@ -229,12 +253,15 @@ EXERCISES = {e.key: e for e in [
              "After 'freeze-first-8' as printed, how many embedding parameters of bert-base still train?",
              "Run the recipe on a fresh model and read the 'embeddings' line of fl.trainable_summary.",
              _embeddings_left_training, _equal),
-    Exercise("02.fix-last-2", "Fix article 2's example 2 for any model: train the last 2 blocks and the head.",
-             "A named constructor does it; the pooler (if any) should train as well.",
-             lambda model: FreezePlan.train_top(model, 2), _same_frozen),
-    Exercise("03.top2-trainable", "How many parameters does 'train top 2 + head' train on this notebook's model?",
-             "fl.FreezePlan.train_top(model, 2).trainable_count(model), or read the result record.",
-             lambda model: FreezePlan.train_top(model, 2).trainable_count(model), _equal),
+    Exercise("02.fix-last-2", "Fix article 2's example 2 for any model: a function of the model that returns a plan "
+             "training the last 2 blocks, the pooler (if any) and the head.",
+             "def fix(model): return ... ; a named constructor of FreezePlan takes the model and counts its blocks. "
+             "The check calls your function on this model and on a 4-block BERT of another width.",
+             _last_two_on_two_architectures, _same_plan_function),
+    Exercise("03.top3-trainable", "How many parameters does 'train top 3 + head' train on this notebook's model?",
+             "Three blocks (one block's size from notebook 01, times 3), plus the pooler (h x h + h) and the head "
+             "(h x 2 + 2); or fl.FreezePlan.train_top(model, 3).trainable_count(model).",
+             lambda model: FreezePlan.train_top(model, 3).trainable_count(model), _equal),
     Exercise("03.state-saved",
              "How many MiB of gradients + AdamW state does 'head only' save against full fine-tuning on this model?",
              "12 bytes per trainable parameter (a gradient and two AdamW moments, 4 bytes each); "
@@ -254,10 +281,10 @@ EXERCISES = {e.key: e for e in [
              "A square weight matrix, hidden size x hidden size, plus a bias of hidden size; or read the 'pooler' "
              "line of fl.trainable_summary(model).",
              lambda model: int(trainable_summary(model).loc["pooler", "total"]), _equal),
-    Exercise("05.embeddings-lr", "With lr 1e-4 and layer_decay 0.8, what lr do this model's embeddings get?",
-             "lr x 0.8 ** distance, where the distance counts rows down from the head (head 0, top block 1, ...); "
+    Exercise("05.embeddings-lr", "With lr 3e-4 and layer_decay 0.9, what lr do this model's embeddings get?",
+             "lr x 0.9 ** distance, where the distance counts rows down from the head (head 0, top block 1, ...); "
              "freezelab.schedules.layer_distance(fl.anatomy(model), 'embeddings') gives it. Within 1% counts.",
-             lambda model: 1e-4 * 0.8 ** layer_distance(anatomy(model), "embeddings"), _relative(0.01)),
+             lambda model: 3e-4 * 0.9 ** layer_distance(anatomy(model), "embeddings"), _relative(0.01)),
     Exercise("05.phases", "How many phases does Schedule.gradual_unfreezing(model) have on this model?",
              "One phase with the head (and pooler) alone, then one per block; or count len(schedule.phases).",
              lambda model: len(Schedule.gradual_unfreezing(model).phases), _equal),
@@ -291,8 +318,8 @@ EXERCISES = {e.key: e for e in [
              "As in notebook 04: in results.summary(methods), keep the rows whose 'dev_metric mean' is at least the "
              "largest minus 0.02 and find the largest retention mean; any row within the seed spread of it counts.",
              _best_kept, _one_of),
-    Exercise("06.steps-300", "How many optimizer steps does a 300-sentence run of the precomputed grid take?",
-             "epochs = max(2, ceil(2000 / 300)); steps per epoch = ceil(300 / 32); multiply.", _steps, _equal),
+    Exercise("06.steps-250", "How many optimizer steps would a 250-sentence run take under the grid's rule?",
+             "epochs = max(2, ceil(2000 / 250)); steps per epoch = ceil(250 / 32); multiply.", _steps, _equal),
 ]}
 
 

@@ -54,7 +54,7 @@ def _lowest(frame) -> str:
 
 def _embeddings_lr(model) -> float:
     rows_above = 1 + anatomy(model).num_blocks  # every block, then the pooler and head share the top rate
-    return 1e-4 * 0.8 ** rows_above
+    return 3e-4 * 0.9 ** rows_above
 
 
 def _lora_added(model, rank=8) -> int:
@@ -70,8 +70,8 @@ SOLUTIONS = {
     "02.top3-pooler-frozen": lambda model: FreezePlan(
         list(FreezePlan.train_top(model, 3).frozen) + ["pooler"]),
     "02.first8-embeddings": lambda model: _embeddings_training_after_first8(model),
-    "02.fix-last-2": lambda model: FreezePlan.train_top(model, 2),
-    "03.top2-trainable": lambda model: FreezePlan.train_top(model, 2).trainable_count(model),
+    "02.fix-last-2": lambda model: (lambda m: FreezePlan.train_top(m, 2)),
+    "03.top3-trainable": lambda model: FreezePlan.train_top(model, 3).trainable_count(model),
     "03.state-saved": lambda model: (sum(p.numel() for p in model.parameters())
                                      - FreezePlan.head_only(model).trainable_count(model)) * 12 / 2**20,
     "04.best-kept": _best_kept,
@@ -83,7 +83,7 @@ SOLUTIONS = {
     "06.best-depth-small": lambda frame: _tied_depths(frame, frame["train_size"].min()),
     "06.best-depth-large": lambda frame: _tied_depths(frame, frame["train_size"].max()),
     "04.order-lowest": _lowest,
-    "06.steps-300": lambda: 7 * 10,  # 7 epochs (2,000 / 300 rounded up) of 10 batches (300 / 32 rounded up)
+    "06.steps-250": lambda: 8 * 8,  # 8 epochs (2,000 / 250) of 8 batches (250 / 32 rounded up)
     "04.pooler-size": lambda model: model.config.hidden_size ** 2 + model.config.hidden_size,  # weight + bias
     "07.lora-added": _lora_added,
     "07.best-kept-method": _best_kept,
