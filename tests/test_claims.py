@@ -6,6 +6,7 @@ teachers' guide, the README and the other docs pages.
 """
 
 import json
+import sys
 import re
 from pathlib import Path
 
@@ -109,3 +110,19 @@ def test_a_claim_that_does_not_hold_is_reported_not_raised():
         assert table.loc["test.broken", "holds"].startswith("ZeroDivisionError")
     finally:
         del claims.LEDGER["test.false"], claims.LEDGER["test.broken"]
+
+
+def test_the_guides_student_time_table_is_what_the_estimate_computes():
+    """docs/teachers_guide.md's lab-plan table is benchmarks/reading_time.py's output at its default rates."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import reading_time
+
+    rows = re.findall(r"^\| (\d\d) [^|]+\| ([\d,]+) \| (\d+) / (\d+) \| (\d+) \|", (ROOT / "docs" / "teachers_guide.md")
+                      .read_text(), flags=re.MULTILINE)
+    assert len(rows) == len(list(reading_time.NOTEBOOKS.glob("*.ipynb")))
+    for number, words, checked, open_, minutes in rows:
+        path = next(reading_time.NOTEBOOKS.glob(f"{number}_*.ipynb"))
+        row = reading_time.contents(path)
+        estimate = row["words"] / 150 + row["code lines"] / 10 + row["checked"] * 4 + row["open"] * 10
+        assert (int(words.replace(",", "")), int(checked), int(open_), int(minutes)) == (
+            row["words"], row["checked"], row["open"], round(estimate)), path.name
