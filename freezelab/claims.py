@@ -288,3 +288,105 @@ def _sequence_low_rate():
     table = _sequence()
     gap = table.loc[FULL["0.0001"], "cost mean"] - table.loc[FULL["2e-05"], "cost mean"]
     return _outcome("sequential", FULL["2e-05"], FULL["0.0001"], "cost") == "lower" and gap < 0.05
+
+
+# ---- notebook 07: other ways to choose what moves --------------------------------------------------------------
+
+@cache
+def _methods() -> pd.DataFrame:
+    """The frontier's and the methods' set-ups in one table (the same settings: one map)."""
+    frame = pd.concat([results.shipped("frontier"), results.shipped("methods")], ignore_index=True)
+    frame.attrs["settings"] = results.shipped("frontier").attrs["settings"]
+    table = results.summary(frame)
+    table.attrs["settings"] = frame.attrs["settings"]
+    return table
+
+
+def _full_reference() -> pd.DataFrame:
+    table = _methods()
+    return table[(table["plan"] == "full") & table["warmup"].isna() & table["layer_decay"].isna()]
+
+
+def _best(rows: pd.DataFrame) -> str:
+    return rows.loc[rows["dev_metric mean"].idxmax(), "label"]
+
+
+@claim("07.lora-at-its-best",
+       "Its most accurate set-up and full fine-tuning's most accurate one are about equal, and so is their "
+       "retention: at their best, the two are indistinguishable.", "frontier", "methods")
+def _lora_best():
+    table = _methods()
+    lora, full = _best(table[table["plan"].str.startswith("lora")]), _best(_full_reference())
+    return all(results.gap(table, lora, full, m).outcome == "about equal" for m in ("dev_metric", "sts_spearman"))
+
+
+@claim("07.lora-below-the-curve",
+       "Of the LoRA set-ups whose accuracy full fine-tuning also reached, most lie *below* the curve beyond the "
+       "seed spread: at the same accuracy they kept less of the pre-trained skill. One (rank 4 on the attention "
+       "matrices at 2e-3) lies just above it.", "frontier", "methods")
+def _lora_curve():
+    table = _methods()
+    verdicts = results.against_curve(table[table["plan"].str.startswith("lora")], _full_reference())
+    inside = verdicts.set_index("label")["verdict"][lambda v: v != "outside the curve's accuracy range"]
+    return (inside.str.startswith("below").sum() > len(inside) / 2
+            and list(inside[inside.str.startswith("above")].index) == ["LoRA r=4 (attention), lr 0.002"])
+
+
+@claim("07.rank-is-the-dial",
+       "At 5e-4, retention falls from rank 4 to 16 to 64 on both kinds of target. At 2e-3, rank 64 diverges on "
+       "some seeds", "methods")
+def _rank():
+    kept = _methods().set_index("label")["sts_spearman mean"]
+    runs = results.shipped("methods")
+    return all(kept[f"LoRA r=4 ({t}), lr 0.0005"] > kept[f"LoRA r=16 ({t}), lr 0.0005"]
+               > kept[f"LoRA r=64 ({t}), lr 0.0005"]
+               and runs.loc[runs["label"] == f"LoRA r=64 ({t}), lr 0.002", "dev_metric"].min() < 0.55
+               for t in ("attention", "all-linear"))
+
+
+@claim("07.thinnest-methods",
+       "LayerNorm-only at 5e-3 lies above the curve beyond the spread; BitFit at 5e-3 lies below it.",
+       "frontier", "methods")
+def _thinnest():
+    table = _methods()
+    verdicts = results.against_curve(table[table["plan"].isin(["lnorm", "bitfit"])], _full_reference())
+    verdicts = verdicts.set_index("label")["verdict"]
+    return (verdicts["LayerNorm only (+ head), lr 0.005"] == "above the curve, beyond the seed spread"
+            and verdicts["BitFit (biases + head), lr 0.005"] == "below the curve, beyond the seed spread")
+
+
+@cache
+def _small_data() -> pd.DataFrame:
+    frame = pd.concat([results.shipped("data-size"), results.shipped("methods-data-size")], ignore_index=True)
+    frame = frame[frame["train_size"] <= 1000]
+    frame.attrs["settings"] = results.shipped("data-size").attrs["settings"]
+    table = results.summary(frame, by=("label", "train_size"), metrics=("dev_metric",))
+    table.attrs["settings"] = frame.attrs["settings"]
+    return table
+
+
+def _at_size(size: int) -> pd.DataFrame:
+    part = _small_data()[lambda t: t["train_size"] == size].drop(columns="label").set_index("plan")
+    part.attrs = _small_data().attrs
+    return part
+
+
+@claim("07.bitfit-small-data",
+       "BitFit comes as close to full fine-tuning as three seeds can tell at 100 and 300 sentences, and falls behind "
+       "beyond the spread at 1,000", "data-size", "methods-data-size")
+def _bitfit_small():
+    return [results.gap(_at_size(s), "bitfit", "full").outcome for s in (100, 300, 1000)] == \
+        ["about equal", "about equal", "lower"]
+
+
+@claim("07.no-method-beats-best-depth",
+       "No parameter-efficient method beats the best freezing depth beyond the spread at any size", "data-size",
+       "methods-data-size")
+def _no_method_beats_depth():
+    freezing = ["head", "top2", "top4", "full"]
+    for size in (100, 300, 1000):
+        part = _at_size(size)
+        best_depth = part.loc[freezing, "dev_metric mean"].idxmax()
+        if any(results.gap(part, method, best_depth).outcome == "higher" for method in part.index.drop(freezing)):
+            return False
+    return True
