@@ -391,7 +391,7 @@ def layer_features(model, tokenizer, texts: list[str], batch_size: int = 32, max
     return {name: torch.cat(parts) for name, parts in rows.items()}
 
 
-def layer_probes(model, tokenizer, data) -> "pd.DataFrame":
+def layer_probes(model, tokenizer, data):
     """`linear_probe` dev accuracy on each vector of `layer_features` (train on data["train"], score on
     data["dev"]): one row per vector, with its mean norm (how large the features a head reads are)."""
     import pandas as pd
