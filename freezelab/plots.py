@@ -396,6 +396,26 @@ def cka_plot(frame: pd.DataFrame, labels: list[str] | None = None) -> go.Figure:
     return figure
 
 
+def layer_probe_plot(probes: pd.DataFrame, runs: pd.DataFrame | None = None, title: str = "") -> go.Figure:
+    """What a logistic regression reads from each vector of the frozen encoder (`probes.layer_probes`, one row
+    per seed and vector: mean ± std over seeds), with trained set-ups of `runs` as dashed lines to compare."""
+    stats = probes.groupby("vector", sort=False)["dev accuracy"].agg(["mean", "std"])
+    figure = go.Figure(go.Bar(x=list(stats.index), y=stats["mean"], error_y={"array": stats["std"].fillna(0)},
+                              marker_color=FROZEN_COLOUR, name="linear probe on the frozen encoder"))
+    if runs is not None:
+        for i, (label, part) in enumerate(summary(runs).groupby("label", sort=False)):
+            figure.add_hline(y=float(part["dev_metric mean"].iloc[0]), line_dash="dash",
+                             line_color=LINE_COLOURS[i % len(LINE_COLOURS)], annotation_text=label,
+                             annotation_position="bottom right", annotation_font_size=10)
+    figure.update_layout(title=title or "Where the frozen encoder holds the task: a linear probe per layer",
+                         xaxis={"title": "vector read from the frozen encoder (mean token vector per layer, then the "
+                                         "top layer's [CLS] and pooler)"},
+                         yaxis={"title": "dev accuracy (fraction correct)", "range": [0, 1.02]},
+                         height=460, width=900, plot_bgcolor="white", showlegend=False)
+    figure.update_yaxes(gridcolor="#eee")
+    return figure
+
+
 def loss_plot(frame: pd.DataFrame, labels: list[str], smooth: int = 10, guessing: float | None = math.log(2)) -> go.Figure:
     """Training loss per step for some set-ups, one line per seed (moving average over `smooth` steps).
 
