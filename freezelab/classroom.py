@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import socket
 import time
+import warnings
 
 import pandas as pd
 
@@ -87,34 +89,283 @@ def _explain(reason: str, url: str, timeout: float) -> str:
     return f"cannot use the class database {masked(url)}: {reason.strip().splitlines()[0]}"
 
 
-def create_class(name: str, url: str, points: list[dict], settings) -> int:
-    """The teacher creates the class's sweep (and Optuna's tables, owned by the teacher's role); returns its size."""
+# PostgreSQL 13 is the oldest release its developers still supported when this was written; what the class
+# relies on (row triggers, column grants, has_*_privilege, txid_current) is older, and what differs between
+# versions (CREATE on schema public, granted to every role before 15) is revoked and then checked on the
+# server itself, not assumed from its version. The tests run on 15.
+SUPPORTED = 13
+NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+
+
+def class_schema(name: str) -> str:
+    """The PostgreSQL schema that holds class `name`: each class its own, so grants on it reach no other."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise ValueError(f"a class name is 1-40 lower-case letters, digits, '-' or '_', starting with a letter; "
+                         f"got {name!r}")
+    return f"class_{name}"
+
+
+def class_url(url: str, name: str) -> str:
+    """The address with the class's schema as the connection's only search path (libpq's `options`): Optuna's
+    tables are found, and made, there. Options already in the address are kept."""
+    from sqlalchemy.engine import make_url
+
+    address = make_url(normalize(url))
+    before = address.query.get("options", "")
+    if isinstance(before, tuple):
+        before = " ".join(before)
+    path = f'-csearch_path="{class_schema(name)}"'  # quoted: names may hold '-'
+    return address.update_query_dict({"options": f"{before} {path}".strip()}).render_as_string(hide_password=False)
+
+
+def _postgres_only(url: str) -> str:
+    if not url.startswith("postgresql"):
+        raise ValueError(f"class mode needs PostgreSQL (its roles and grants keep students to their part), not "
+                         f"{masked(url)}; a sweep of one's own runs on SQLite with `python -m freezelab sweep`")
+    return url
+
+
+def check_server(connection) -> int:
+    """The server's major version, or a ValueError naming it and what is supported."""
+    number = int(connection.exec_driver_sql("SHOW server_version_num").scalar())
+    if number < SUPPORTED * 10000:
+        raise ValueError(f"the class database runs PostgreSQL {number // 10000 if number >= 100000 else number / 10000:g}; "
+                         f"class mode supports PostgreSQL {SUPPORTED} and newer (older releases no longer get "
+                         "security fixes): upgrade the server, or use a hosted PostgreSQL")
+    return number // 10000
+
+
+def _refused(error, url: str, doing: str) -> str:
+    """A database error as one clear line: a refused privilege names the role to use; nothing shows a password."""
+    reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+    if "permission denied" in reason or "must be owner" in reason or "freezelab class:" in reason:
+        return (f"could not {doing}: the database refused ({reason}). This needs the teacher's address (the role "
+                f"that created the class), not a student's ({masked(url)})")
+    return f"could not {doing} in {masked(url)}: {reason}"
+
+
+def create_class(name: str, url: str, points: list[dict], settings, **storage_options) -> int:
+    """The teacher creates the class: its own schema (owned by the teacher's role), Optuna's tables inside it, the
+    guards that keep students to a worker's part, and the queued runs; returns the class's size.
+
+    Safe to run again and from two places at once: a PostgreSQL advisory lock lets one creator through at a
+    time, and `sweeps.create_sweep` queues only the points not queued yet. Refuses a server older than
+    PostgreSQL 13 (SUPPORTED says why)."""
+    import sqlalchemy
+
     from .sweeps import create_sweep
 
-    url = normalize(url)
+    schema = class_schema(name)
+    url = _postgres_only(normalize(url))
     check_connection(url)
-    create_sweep(name, url, points, settings)
+    engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            check_server(connection)
+            # One creator at a time per class; a session lock, so a killed creator's lock goes with its connection.
+            connection.exec_driver_sql("SELECT pg_advisory_lock(hashtext(%(key)s))", {"key": f"freezelab-class:{name}"})
+            try:
+                owner = connection.exec_driver_sql(
+                    "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = %(s)s", {"s": schema}).scalar()
+                me = connection.exec_driver_sql("SELECT current_user").scalar()
+                if owner is None:
+                    connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+                elif owner != me and not connection.exec_driver_sql(
+                        "SELECT pg_has_role(current_user, %(o)s, 'MEMBER')", {"o": owner}).scalar():
+                    raise ValueError(f"class {name!r} exists and belongs to the role {owner!r}, not to {me!r}: "
+                                     "create it with the teacher's address it was made with, or choose another name")
+                create_sweep(name, class_url(url, name), points, settings, **storage_options)
+                with connection.connection.cursor() as cursor:  # no parameters: plpgsql's '%' stays as it is
+                    cursor.execute(_guards(schema))
+            finally:
+                connection.exec_driver_sql("SELECT pg_advisory_unlock(hashtext(%(key)s))",
+                                           {"key": f"freezelab-class:{name}"})
+    except sqlalchemy.exc.DBAPIError as error:
+        raise ClassConnectionError(_refused(error, url, "create the class")) from None
+    finally:
+        engine.dispose()
     return len(points)
 
 
-def grant_students(url: str, role: str) -> None:
-    """Let `role` work in the class: read and write the sweep's rows, nothing more. The tables stay the teacher's,
-    so the role cannot drop or alter them. Run with the teacher's address, after `create_class`."""
+# The tables a worker writes, and the columns it updates there (what `sweeps.run_sweep` does through Optuna:
+# take a queued run, beat, fail a stale run, queue a retry, store attributes and the value). Everything else
+# in the class's schema is read-only to students. UPDATE is granted per column: PostgreSQL then refuses
+# LOCK TABLE (which needs a table-wide UPDATE), so no student can freeze the queue with a table lock.
+WORKER_WRITES = {
+    "trials": ("state", "number", "datetime_start", "datetime_complete"),
+    "trial_values": ("value", "value_type"),
+    "trial_user_attributes": ("value_json",),
+    "trial_system_attributes": ("value_json",),
+    "trial_heartbeats": ("heartbeat",),
+}
+
+
+def _guards(schema: str) -> str:
+    """Triggers that hold for every role but the class's owner (the teacher). Grants say which tables and
+    columns a student may write; these say which rows and transitions: no finished run changes, no queued point
+    is rewritten, the class's definition never changes. A trial changed earlier in the same transaction is
+    being created or finished right now (Optuna writes a trial, then its value and attributes, in one
+    transaction), which is how a worker's own writes are told from a rewrite of a finished run."""
+    finished = "('COMPLETE', 'FAIL', 'PRUNED')"
+    return f"""
+CREATE OR REPLACE FUNCTION "{schema}".freezelab_guard() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog AS $guard$
+DECLARE
+  parent record;
+  is_owner boolean;
+BEGIN
+  SELECT pg_has_role(current_user, n.nspowner, 'MEMBER') INTO is_owner
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = TG_RELID;
+  IF is_owner THEN  -- the teacher: creates the class, may mend or delete it
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+  END IF;
+  IF TG_OP = 'DELETE' THEN
+    RAISE EXCEPTION 'freezelab class: students may not delete (%)', TG_TABLE_NAME USING ERRCODE = '42501';
+  END IF;
+  IF TG_TABLE_NAME = 'trials' THEN
+    IF TG_OP = 'INSERT' THEN
+      IF NEW.state NOT IN ('RUNNING', 'WAITING') THEN
+        RAISE EXCEPTION 'freezelab class: a new run starts RUNNING or WAITING, not %', NEW.state USING ERRCODE = '42501';
+      END IF;
+      RETURN NEW;
+    END IF;
+    IF OLD.state IN {finished} THEN
+      RAISE EXCEPTION 'freezelab class: run % is finished (%); finished runs never change', OLD.number, OLD.state
+        USING ERRCODE = '42501';
+    END IF;
+    IF OLD.state = 'WAITING' AND NEW.state NOT IN ('WAITING', 'RUNNING') THEN
+      RAISE EXCEPTION 'freezelab class: a queued run is taken (RUNNING) before it ends' USING ERRCODE = '42501';
+    END IF;
+    IF OLD.number IS NOT NULL AND NEW.number IS DISTINCT FROM OLD.number THEN
+      RAISE EXCEPTION 'freezelab class: a run keeps its number' USING ERRCODE = '42501';
+    END IF;
+    RETURN NEW;
+  END IF;
+  IF TG_TABLE_NAME IN ('trial_values', 'trial_user_attributes', 'trial_system_attributes', 'trial_heartbeats') THEN
+    IF TG_OP = 'UPDATE' AND NEW.trial_id IS DISTINCT FROM OLD.trial_id THEN
+      RAISE EXCEPTION 'freezelab class: a value or attribute stays with its run' USING ERRCODE = '42501';
+    END IF;
+    SELECT t.state, t.xmin::text = (txid_current() % 4294967296)::text AS mine_now INTO parent
+      FROM "{schema}".trials t WHERE t.trial_id = NEW.trial_id;
+    IF parent.state IN {finished} AND NOT parent.mine_now THEN
+      RAISE EXCEPTION 'freezelab class: run is finished (%); its values and attributes never change', parent.state
+        USING ERRCODE = '42501';
+    END IF;
+    IF TG_TABLE_NAME = 'trial_system_attributes' AND (TG_OP = 'UPDATE' OR NOT parent.mine_now) THEN
+      -- a run's system attributes (its grid point, its retry history) are written once, as it is queued
+      RAISE EXCEPTION 'freezelab class: a run''s point is set when it is queued, never later' USING ERRCODE = '42501';
+    END IF;
+    RETURN NEW;
+  END IF;
+  RAISE EXCEPTION 'freezelab class: % belongs to the class''s definition, which only the teacher changes',
+    TG_TABLE_NAME USING ERRCODE = '42501';
+END
+$guard$;
+REVOKE ALL ON FUNCTION "{schema}".freezelab_guard() FROM PUBLIC;
+""" + "".join(
+        f'DROP TRIGGER IF EXISTS freezelab_guard ON "{schema}".{table};\n'
+        f'CREATE TRIGGER freezelab_guard BEFORE INSERT OR UPDATE OR DELETE ON "{schema}".{table} '
+        f'FOR EACH ROW EXECUTE FUNCTION "{schema}".freezelab_guard();\n'
+        for table in ("studies", "study_directions", "study_user_attributes", "study_system_attributes",
+                      "trials", "trial_values", "trial_params", "trial_intermediate_values",
+                      "trial_user_attributes", "trial_system_attributes", "trial_heartbeats", "version_info",
+                      "alembic_version"))
+
+
+def grant_students(name: str, url: str, role: str) -> None:
+    """Let `role` work in class `name`, and nothing more: read the class, take and finish queued runs, beat,
+    queue retries. Run with the teacher's address, after `create_class`.
+
+    `role` is best a group role (NOLOGIN) whose members are one login role per student (docs/class_mode.md
+    says why). Refused when the role could do more than the class needs: a superuser, a role that may create
+    roles or databases or bypass row security, a member of a predefined pg_* role or of the teacher's role; and
+    when the database would still let it create objects (PostgreSQL 13-14 grant CREATE on schema public to
+    every role; the teacher revokes it here where the teacher may, else the error says what to run)."""
     import sqlalchemy
 
-    if not role.replace("_", "").isalnum():
-        raise ValueError(f"role must be a plain PostgreSQL name (letters, digits, _), got {role!r}")
-    engine = sqlalchemy.create_engine(normalize(url))
+    schema = class_schema(name)
+    if not (role.replace("_", "").isalnum() and role.isascii()) or role.lower() != role:
+        raise ValueError(f"role must be a plain lower-case PostgreSQL name (letters, digits, _), got {role!r}")
+    url = _postgres_only(normalize(url))
+    engine = sqlalchemy.create_engine(url)
     try:
         with engine.begin() as connection:
-            database = connection.exec_driver_sql("select current_database()").scalar()
-            for statement in (f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"',
-                              f'GRANT USAGE ON SCHEMA public TO "{role}"',
-                              f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"',
-                              f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"'):
-                connection.exec_driver_sql(statement)
+            sql = connection.exec_driver_sql
+            check_server(connection)
+            owner = sql("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = %(s)s", {"s": schema}).scalar()
+            if owner is None:
+                raise ValueError(f"no class named {name!r} in {masked(url)}: create it first "
+                                 f"(`python -m freezelab class create --name {name} ...`)")
+            if not sql("SELECT pg_has_role(current_user, %(o)s, 'MEMBER')", {"o": owner}).scalar():
+                raise ClassConnectionError(f"could not grant the students' role: class {name!r} belongs to the role "
+                                           f"{owner!r}. This needs the teacher's address (the role that created the "
+                                           f"class), not {masked(url)}")
+            _check_student_role(connection, role)
+            database = sql("SELECT current_database()").scalar()
+            # Students create nothing: no table in public (granted to PUBLIC before PostgreSQL 15), no
+            # temporary table, no schema. Revoked explicitly, then checked below, whatever the version.
+            for statement in ("REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+                              f'REVOKE TEMPORARY, CREATE ON DATABASE "{database}" FROM PUBLIC',
+                              f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"',
+                              f'REVOKE ALL ON ALL TABLES IN SCHEMA "{schema}" FROM "{role}"',
+                              f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"',
+                              f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"',
+                              f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{schema}" TO "{role}"',
+                              # Optuna locks the study's row (SELECT ... FOR UPDATE) to number a new run, which
+                              # needs UPDATE on one column; the guard refuses any actual update of it.
+                              f'GRANT UPDATE (study_name) ON "{schema}".studies TO "{role}"'):
+                try:
+                    with connection.begin_nested():
+                        sql(statement)
+                except sqlalchemy.exc.ProgrammingError:  # not the owner of public (13-14): checked below
+                    pass
+            for table, columns in WORKER_WRITES.items():
+                sql(f'GRANT INSERT, UPDATE ({", ".join(columns)}) ON "{schema}".{table} TO "{role}"')
+            _check_creates_nothing(connection, role, database)
+    except sqlalchemy.exc.DBAPIError as error:
+        raise ClassConnectionError(_refused(error, url, "grant the students' role")) from None
     finally:
         engine.dispose()
+
+
+def _check_student_role(connection, role: str) -> None:
+    """Refuse a role that would be more than a worker: the class's guards and grants would not bind it."""
+    row = connection.exec_driver_sql(
+        "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, pg_has_role(%(r)s, current_user, 'MEMBER'), "
+        "pg_has_role(current_user, %(r)s, 'MEMBER') FROM pg_roles WHERE rolname = %(r)s", {"r": role}).first()
+    if row is None:
+        raise ValueError(f"no role {role!r} on this server: the database's administrator creates it "
+                         "(docs/class_mode.md, 'Two kinds of roles')")
+    superuser, createrole, createdb, bypassrls, is_teacher, teacher_in_it = row
+    powers = [what for what, has in (("SUPERUSER", superuser), ("CREATEROLE", createrole), ("CREATEDB", createdb),
+                                     ("BYPASSRLS", bypassrls)) if has]
+    if is_teacher or teacher_in_it:
+        powers.append("the teacher's own role (or a member of it)")
+    predefined = connection.exec_driver_sql(
+        "SELECT string_agg(rolname, ', ') FROM pg_roles WHERE rolname LIKE 'pg\\_%%' "
+        "AND pg_has_role(%(r)s, oid, 'MEMBER')", {"r": role}).scalar()
+    if predefined:
+        powers.append(f"member of {predefined}")
+    if powers:
+        raise ValueError(f"the role {role!r} may do more than a student's worker needs ({'; '.join(powers)}): "
+                         "give students a plain role (LOGIN or a NOLOGIN group, no other attribute)")
+
+
+def _check_creates_nothing(connection, role: str, database: str) -> None:
+    """After the grants: the role may create no object anywhere in this database, whatever the server version."""
+    sql = connection.exec_driver_sql
+    schemas = sql("SELECT string_agg(nspname, ', ') FROM pg_namespace WHERE has_schema_privilege(%(r)s, oid, 'CREATE')",
+                  {"r": role}).scalar()
+    if schemas:
+        raise ValueError(f"the role {role!r} may still create tables in schema(s) {schemas} (PostgreSQL before 15 "
+                         "grants CREATE on schema public to every role, and only its owner may revoke it): as the "
+                         f"database's administrator run `REVOKE CREATE ON SCHEMA public FROM PUBLIC;` in {database!r}, "
+                         "then grant again")
+    for privilege in ("CREATE", "TEMPORARY"):
+        if sql("SELECT has_database_privilege(%(r)s, current_database(), %(p)s)", {"r": role, "p": privilege}).scalar():
+            raise ValueError(f"the role {role!r} has {privilege} on database {database!r} (granted to it or to PUBLIC): "
+                             f"as the administrator run `REVOKE {privilege} ON DATABASE \"{database}\" FROM PUBLIC;` "
+                             f"and `REVOKE {privilege} ON DATABASE \"{database}\" FROM \"{role}\";`, then grant again")
 
 
 def rehearsal(seconds: float = 2.0):
@@ -132,13 +383,40 @@ def rehearsal(seconds: float = 2.0):
 
 
 def _study(name: str, url: str):
+    """Class `name`'s study, opened in its schema; a clear error where there is no such class or no access."""
     import optuna
+    import sqlalchemy
 
+    address = class_url(_postgres_only(url), name)
+    engine = sqlalchemy.create_engine(address)
     try:
-        return optuna.load_study(study_name=name, storage=normalize(url))
-    except KeyError:
+        with engine.connect() as connection:
+            found, usable = connection.exec_driver_sql(
+                "SELECT count(*) > 0, bool_or(has_schema_privilege(oid, 'USAGE')) FROM pg_namespace "
+                "WHERE nspname = %(s)s", {"s": class_schema(name)}).one()
+    except sqlalchemy.exc.DBAPIError as error:
+        raise ClassConnectionError(_explain(str(error.orig), url, 10)) from None
+    finally:
+        engine.dispose()
+    if not found:
         raise ValueError(f"no class sweep named {name!r} in {masked(url)}; the teacher creates it with "
-                         f"`python -m freezelab class create --name {name} ...`") from None
+                         f"`python -m freezelab class create --name {name} ...`")
+    if not usable:
+        raise ValueError(f"class {name!r} exists, but this role may not use it ({masked(url)}): the teacher lets "
+                         f"students in with `python -m freezelab class grant --name {name} --role ...`")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # skip_table_creation: opening a class never creates anything (a student could not, and should not)
+        return optuna.load_study(study_name=name, storage=optuna.storages.RDBStorage(
+            address, skip_table_creation=True, engine_kwargs={"pool_pre_ping": True}))
+
+
+def export(name: str, url: str, path) -> int:
+    """Write the class's finished runs to `path`, in the shipped results' format (`sweeps.export`)."""
+    from .sweeps import export as export_sweep
+
+    _study(name, url)  # the clear errors first
+    return export_sweep(name, class_url(url, name), str(path))
 
 
 def join(name: str, url: str | None = None, *, minutes: float | None = 10, runs: int | None = None,
@@ -158,7 +436,7 @@ def join(name: str, url: str | None = None, *, minutes: float | None = 10, runs:
     print(f"joined {name!r} on {masked(url)} as {student}; "
           f"{'until the queue is empty' if minutes is None else f'for up to {minutes:g} min'}")
     try:
-        done = run_sweep(name, url, run=run, progress=progress, worker=student, max_runs=runs,
+        done = run_sweep(name, class_url(url, name), run=run, progress=progress, worker=student, max_runs=runs,
                          minutes=minutes)
     except KeyboardInterrupt:
         print("stopped; the run in progress went back to the queue")

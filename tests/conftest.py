@@ -123,8 +123,11 @@ def postgres_database():
                                      isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    other = os.environ.get("FREEZELAB_TEST_POSTGRES_STUDENT_B", student)
+    # role: the students' group role (.ci/postgres makes each student's login role a member of it)
     yield SimpleNamespace(name=name, teacher=f"{teacher.rsplit('/', 1)[0]}/{name}",
-                          student=f"{student.rsplit('/', 1)[0]}/{name}", role=student.split("//")[1].split(":")[0])
+                          student=f"{student.rsplit('/', 1)[0]}/{name}", student_b=f"{other.rsplit('/', 1)[0]}/{name}",
+                          role="freezelab_students")
     with admin.connect() as connection:
         connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
     admin.dispose()
