@@ -153,7 +153,7 @@ def _class(args, parser) -> None:
             count = classroom.create_class(args.name, url, make_points(seeds=args.seeds), settings)
             print(f"class sweep {args.name!r}: {count} runs in {sweeps.masked(url)}. Next: "
                   f"`python -m freezelab class grant --name {args.name} --role <the students' group role>`; students join with "
-                  f"fl.classroom.join({args.name!r}) after %env {classroom.ENV}=<their address>")
+                  f"fl.classroom.join({args.name!r}) in notebook 04, which asks for their address in a hidden prompt")
         elif args.action == "grant":
             classroom.grant_students(args.name, url, args.role)
             print(f"role {args.role!r} may now take and finish the queued runs of class {args.name!r} in "
@@ -169,8 +169,17 @@ def _class(args, parser) -> None:
         else:
             run = None if args.rehearse is None else classroom.rehearsal(args.rehearse)
             classroom.join(args.name, url, minutes=args.minutes, runs=args.runs, progress=sys.stderr.isatty(), run=run)
-    except (classroom.ClassConnectionError, ValueError, KeyError) as error:
+    except (ConnectionError, ValueError, KeyError, OSError) as error:  # ClassConnectionError is a ConnectionError
         parser.exit(2, f"error: {error}\n")
+    except Exception as error:  # a database's refusal, however Optuna or SQLAlchemy wrapped it: one line, no traceback
+        import sqlalchemy
+
+        cause = error
+        while cause is not None and not isinstance(cause, sqlalchemy.exc.DBAPIError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        parser.exit(2, f"error: {classroom._refused(cause, getattr(args, 'url', None) or classroom.ENV, args.action)}\n")
 
 
 if __name__ == "__main__":

@@ -1,19 +1,23 @@
 """Class mode: a whole class fills one sweep together, on a shared PostgreSQL database.
 
-For: the teacher (`create_class`, `grant_students`, `status`, `frontier`, `watch`; `python -m freezelab class
-...`) and the student (`join`: one notebook cell works through queued runs for some minutes and stops cleanly).
-Everything queue-like is `freezelab.sweeps` on Optuna's RDB storage: workers pop queued runs atomically, beat
-a heartbeat, and a run whose worker vanished goes back to the queue. The class's results export into the
-shipped results' format with `python -m freezelab export`, so notebooks 04-06 can read the class's frontier.
+For: the teacher (`create_class`, `grant_students`, `status`, `frontier`, `watch`, `export`, `audit`;
+`python -m freezelab class ...`) and the student (`join`: one notebook cell works through queued runs for some
+minutes and stops cleanly). Everything queue-like is `freezelab.sweeps` on Optuna's RDB storage: workers pop
+queued runs atomically, beat a heartbeat, and a run whose worker vanished goes back to the queue. The class's
+results export into the shipped results' format (`export`), so notebooks 04-06 can read the class's frontier.
 
-Database addresses hold passwords: they come from the environment (FREEZELAB_CLASS_DB) or a hidden prompt,
-and every message here shows them masked. Not for: running the database server (docs/class_mode.md shows
+Each class is a PostgreSQL schema of its own, owned by the teacher's role; the students' group role gets only
+what a worker needs there (column grants), and triggers refuse the rest (`_guards`): docs/class_mode.md has the
+table of who may do what. What students store is data: it is checked (`results.check_run`) and shown as text.
+Database addresses hold passwords: they come from the environment (FREEZELAB_CLASS_DB), Colab's secrets or a
+hidden prompt, never from a cell, and every message here shows them masked. Not for: running the database server (docs/class_mode.md shows
 Debian's package, a container or a hosted PostgreSQL), or grading.
 """
 
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import re
 import socket
@@ -40,14 +44,29 @@ def normalize(url: str) -> str:
 
 
 def database_url(url: str | None = None, prompt: bool = True) -> str:
-    """The class database's address: `url`, else FREEZELAB_CLASS_DB, else a hidden prompt (never echoed)."""
-    url = url or os.environ.get(ENV)
+    """The class database's address: `url`, else FREEZELAB_CLASS_DB from the environment, else Colab's secret of
+    that name, else a hidden prompt (never echoed). Never from a cell's text: that is saved in the notebook."""
+    url = url or os.environ.get(ENV) or _colab_secret()
     if not url and prompt:
         url = getpass.getpass("Class database address (your teacher gives it; it is not shown): ").strip()
     if not url:
-        raise ClassConnectionError(f"no class database address: set {ENV} (%env {ENV}=... in a notebook, "
-                                   "or export it before starting Jupyter) or pass url=...")
+        raise ClassConnectionError(f"no class database address: answer the prompt, store it as Colab's secret {ENV}, "
+                                   f"or set {ENV} in the environment before starting Jupyter (never in a cell: a "
+                                   "cell's text is saved in the notebook file)")
     return normalize(url)
+
+
+def _colab_secret() -> str | None:
+    """Colab's secret FREEZELAB_CLASS_DB (the key icon), where the kernel runs on Colab and the notebook may read
+    it; None elsewhere, or where it is not stored or not granted."""
+    try:
+        from google.colab import userdata
+    except ImportError:
+        return None
+    try:
+        return userdata.get(ENV)
+    except Exception:  # SecretNotFoundError, NotebookAccessError: fall through to the prompt
+        return None
 
 
 def check_connection(url: str, timeout: float = 10) -> None:
@@ -441,27 +460,53 @@ def join(name: str, url: str | None = None, *, minutes: float | None = 10, runs:
     except KeyboardInterrupt:
         print("stopped; the run in progress went back to the queue")
         return 0
+    except ConnectionError as error:  # the database went away for longer than a restart takes
+        raise ClassConnectionError(str(error)) from None
     print(f"{student} finished {done} run(s) for the class. Thank you!")
     return done
 
 
 def status(name: str, url: str) -> dict:
     """What the class has done: runs done / running / queued, runs re-issued after their worker went silent,
-    and finished runs per student."""
+    finished runs per student, and the points that will not be done without the teacher (`missing`: failed past
+    their retries, or lost) with the last error of each; records refused by the check (`refused`)."""
     return _status(_study(name, url))
+
+
+WORKER_NAME = re.compile(r"[\w .@+-]{1,60}")  # what a worker's name may be when shown; anything else is replaced
 
 
 def _status(study) -> dict:
     from optuna.trial import TrialState
 
+    from .grids import SweepSettings, describe
+    from .sweeps import _key, checked
+
     trials = study.get_trials(deepcopy=False)
     count = lambda state: sum(t.state == state for t in trials)  # noqa: E731
     reissued = {t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs}
-    workers = pd.Series([t.user_attrs.get("worker", "(unnamed)") for t in trials if t.state == TrialState.COMPLETE],
+    workers = pd.Series([_shown_name(t.user_attrs.get("worker")) for t in trials if t.state == TrialState.COMPLETE],
                         dtype=object)
+    found = checked(study)
+    settings = SweepSettings.from_dict(study.user_attrs["settings"])
+    errors = {}  # a missing point's last error, as its worker stored it (text, shown as text)
+    for t in trials:
+        if "error" in t.user_attrs and "fixed_params" in t.system_attrs:
+            errors[_key(t.system_attrs["fixed_params"], settings)] = str(t.user_attrs["error"])[:200]
+    missing = [f"{describe(p)}, {p['train_size']} sentences, seed {p['seed']}"
+               + (f" (last error: {errors[_key(p, settings)]})" if _key(p, settings) in errors else "")
+               for p in found["missing"]]
     return {"runs": len(study.user_attrs["grid"]), "settings": study.user_attrs["settings"],
-            "done": count(TrialState.COMPLETE), "running": count(TrialState.RUNNING), "queued": count(TrialState.WAITING),
-            "reissued": len(reissued), "per_student": workers.value_counts().rename_axis("student").rename("runs done")}
+            "done": len(found["runs"]), "running": count(TrialState.RUNNING), "queued": count(TrialState.WAITING),
+            "reissued": len(reissued), "missing": missing, "refused": found["refused"],
+            "per_student": workers.value_counts().rename_axis("student").rename("runs done")}
+
+
+def _shown_name(name) -> str:
+    """A worker's self-given name as the teacher's view may show it: plain text, or a stand-in."""
+    if name is None:
+        return "(unnamed)"
+    return name if isinstance(name, str) and WORKER_NAME.fullmatch(name) else "(name not shown: not plain text)"
 
 
 def frontier(name: str, url: str) -> pd.DataFrame:
@@ -469,6 +514,49 @@ def frontier(name: str, url: str) -> pd.DataFrame:
     from .sweeps import records
 
     return records(_study(name, url))
+
+
+def audit(name: str, url: str, sample: int = 3, *, least: float = 0.005, run=None, seed: int | None = None,
+          log=print) -> pd.DataFrame:
+    """Re-run `sample` finished runs of the class, drawn at random, on this machine, and flag those whose stored
+    dev metric differs from the re-run by more than the seed spread: the way to catch an invented result, since a
+    class's compute runs on students' machines and the database cannot tell a real result from a made-up one.
+
+    The tolerance of a run is its set-up's standard deviation over the seeds the class finished (a result within
+    the seeds' own spread cannot be told from a real one), and at least `least` (a set-up with one seed, or a
+    device that rounds differently). run: what one run does (default: the real experiment, as the students'
+    kernels ran it). Returns one row per audited run: label, seed, worker, stored, re-run, difference,
+    tolerance, flagged."""
+    import random
+
+    from .grids import SweepSettings
+    from .sweeps import _key, _run_point, checked
+
+    study = _study(name, url)
+    settings = SweepSettings.from_dict(study.user_attrs["settings"])
+    runs = checked(study)["runs"]
+    if not runs:
+        raise ValueError(f"class {name!r} has no finished run to audit yet")
+    frame = pd.DataFrame(runs)
+    spread = frame.groupby("label")["dev_metric"].std().fillna(0.0)
+    workers = {}
+    for trial in study.get_trials(deepcopy=False):
+        if "record" in trial.user_attrs and "fixed_params" in trial.system_attrs:
+            workers.setdefault(json.dumps(trial.system_attrs["fixed_params"], sort_keys=True),
+                               _shown_name(trial.user_attrs.get("worker")))
+    rows = []
+    for record in random.Random(seed).sample(runs, min(sample, len(runs))):
+        point = next(p for p in study.user_attrs["grid"] if _key(p, settings) == _key(record, settings))
+        again = float((run or _run_point)(dict(point), settings)["dev_metric"])
+        tolerance = max(least, float(spread[record["label"]]))
+        difference = abs(again - record["dev_metric"])
+        rows.append({"label": record["label"], "seed": record["seed"],
+                     "worker": workers.get(json.dumps(point, sort_keys=True), "(unnamed)"),
+                     "stored": record["dev_metric"], "re-run": again, "difference": difference,
+                     "tolerance": tolerance, "flagged": difference > tolerance})
+        log(f"{record['label']}, seed {record['seed']}: stored {record['dev_metric']:.4f}, re-run {again:.4f}"
+            + (f"  <- differs by more than {tolerance:.4f}: check this run" if difference > tolerance else ""))
+    return pd.DataFrame(rows)
 
 
 def watch(name: str, url: str | None = None, every: float = 15, rounds: int | None = None, retention: str | None = None):
@@ -491,16 +579,23 @@ def watch(name: str, url: str | None = None, every: float = 15, rounds: int | No
         frame = records(study)
         with out:
             out.clear_output(wait=True)
+            # Text only through print (a stream, never HTML); tables through pandas, which escapes them
             print(f"{name}: {now['done']}/{now['runs']} done, {now['running']} running, {now['queued']} queued, "
                   f"{now['reissued']} re-issued after a worker went silent")
+            if now["missing"]:
+                print(f"{len(now['missing'])} run(s) will not be done without you (failed past their retries): "
+                      + "; ".join(now["missing"][:10]))
+            if now["refused"]:
+                print(f"{len(now['refused'])} finished run(s) left out: their records failed the check "
+                      f"(trial {', '.join(map(str, list(now['refused'])[:10]))})")
             if len(frame) and now["settings"]["probes"]:
                 probe = retention or retention_probe(now["settings"]["checkpoint"])
                 display(frontier_plot(frame, retention=probe, title=f"Class frontier: {len(frame)} runs so far"))
             elif len(frame):
                 display(styled(summary(frame, metrics=("dev_metric",))))
-            display(now["per_student"].to_frame())
+            display(now["per_student"].to_frame().style.format(escape="html").format_index(escape="html"))
         shown += 1
-        if now["done"] == now["runs"]:
+        if now["done"] + len(now["missing"]) >= now["runs"] and not now["running"] and not now["queued"]:
             break
         try:
             time.sleep(every)
