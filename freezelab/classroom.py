@@ -588,11 +588,15 @@ def watch(name: str, url: str | None = None, every: float = 15, rounds: int | No
             if now["refused"]:
                 print(f"{len(now['refused'])} finished run(s) left out: their records failed the check "
                       f"(trial {', '.join(map(str, list(now['refused'])[:10]))})")
-            if len(frame) and now["settings"]["probes"]:
-                probe = retention or retention_probe(now["settings"]["checkpoint"])
-                display(frontier_plot(frame, retention=probe, title=f"Class frontier: {len(frame)} runs so far"))
-            elif len(frame):
-                display(styled(summary(frame, metrics=("dev_metric",))))
+            try:  # the records passed check_run; a plot that still fails must not end the lesson's view
+                if len(frame) and now["settings"]["probes"]:
+                    probe = retention or retention_probe(now["settings"]["checkpoint"])
+                    display(frontier_plot(frame, retention=probe, title=f"Class frontier: {len(frame)} runs so far"))
+                elif len(frame):
+                    display(styled(summary(frame, metrics=("dev_metric",))))
+            except Exception as error:  # noqa: BLE001 (shown, as text)
+                print(f"could not draw the class's runs this time ({type(error).__name__}: {error}); "
+                      "the counts above are current")
             display(now["per_student"].to_frame().style.format(escape="html").format_index(escape="html"))
         shown += 1
         if now["done"] + len(now["missing"]) >= now["runs"] and not now["running"] and not now["queued"]:

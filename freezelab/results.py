@@ -194,6 +194,8 @@ def depth(run) -> str:
     """'6 of 6 blocks frozen', or 'schedule' for runs whose plan changed during training."""
     if run.get("schedule"):
         return "schedule"
+    if any(not isinstance(run.get(k), (int, float)) or run[k] != run[k] for k in ("frozen_blocks", "num_blocks")):
+        return "not recorded"  # a rehearsal's stand-in record
     return f"{int(run['frozen_blocks'])} of {int(run['num_blocks'])} blocks frozen"
 
 

@@ -162,8 +162,24 @@ def storage(url: str, heartbeat: int = 30, grace: int = 120) -> RDBStorage:
     options = {"pool_pre_ping": True} if url.startswith("postgresql") else {}
     with warnings.catch_warnings():  # Optuna marks the heartbeat API experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(url, engine_kwargs=options, heartbeat_interval=heartbeat, grace_period=grace,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=STALE_RETRIES))
+        return _Storage(url, engine_kwargs=options, heartbeat_interval=heartbeat, grace_period=grace,
+                        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=STALE_RETRIES))
+
+
+class _Storage(RDBStorage):
+    """Optuna's RDB storage, whose heartbeat thread survives a lost connection.
+
+    Optuna beats from a thread of its own; an error there ends the thread with a traceback in the student's
+    output, and the run beats no more. A beat missed while the database restarts is harmless (the next one
+    lands; a run that misses a whole grace period is retried by another worker, and this worker's result for it
+    is dropped, as for a stalled worker), so a lost connection skips the beat; any other error still surfaces."""
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as error:
+            if not _connection_lost(error):
+                raise
 
 
 @contextmanager

@@ -120,7 +120,7 @@ def postgres_database():
         pytest.skip("no test PostgreSQL (source .ci/postgres to start one)")
     name = f"freezelab_test_{uuid.uuid4().hex[:10]}"
     admin = sqlalchemy.create_engine(teacher.replace("postgresql://", "postgresql+psycopg://"),
-                                     isolation_level="AUTOCOMMIT")
+                                     isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # a test may restart the server
     with admin.connect() as connection:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     other = os.environ.get("FREEZELAB_TEST_POSTGRES_STUDENT_B", student)
