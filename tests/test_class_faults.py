@@ -177,3 +177,28 @@ def test_every_class_command_answers_bad_input_with_one_clear_line(room):
         text = answer.stdout + answer.stderr
         assert answer.returncode != 0 and message in text and "Traceback" not in text, (args, text)
         assert "student-secret" not in text and "teacher-secret" not in text and "guess" not in text
+
+
+@pytest.mark.parametrize("stage", ["point", "worker", "run", "record"])
+def test_the_stop_button_at_any_step_of_a_run_loses_nothing(room, monkeypatch, stage):
+    """The interrupt arrives while the worker stores the run's point, its name, runs it, or stores the result."""
+    real = optuna.Trial.set_user_attr
+
+    def stopped_at(self, key, value):
+        if key == stage:
+            raise KeyboardInterrupt
+        return real(self, key, value)
+
+    def run(point, settings):
+        if stage == "run":
+            raise KeyboardInterrupt
+        return {**point, "dev_metric": 0.5}
+
+    monkeypatch.setattr(optuna.Trial, "set_user_attr", stopped_at)
+    assert classroom.join("lab", room.student, minutes=None, student="ada", progress=False, run=run) == 0
+    monkeypatch.setattr(optuna.Trial, "set_user_attr", real)
+    now = classroom.status("lab", room.teacher)
+    assert (now["done"], now["running"], now["queued"], now["missing"]) == (0, 0, 4, [])
+    classroom.join("lab", room.student, minutes=None, student="ada", progress=False,
+                   run=lambda point, settings: {**point, "dev_metric": 0.5})
+    assert finished_keys(room.teacher) == KEYS  # every point once

@@ -97,3 +97,23 @@ def test_results_load_refuses_a_file_with_a_hostile_run_and_names_it(tmp_path):
 def test_every_shipped_result_passes_the_check():
     for name in ("frontier", "data-size", "methods", "methods-data-size", "sequential"):
         assert len(results.shipped(name)) > 0
+
+
+def test_the_audit_flags_an_invented_result_and_passes_honest_ones(room):
+    classroom.join("lab", room.student, minutes=None, student="ada", progress=False, run=honest)
+    logged = []
+    report = classroom.audit("lab", room.teacher, sample=4, run=honest, log=logged.append)
+    assert len(report) == 4 and not report["flagged"].any()
+
+    classroom.create_class("lab2", room.teacher, GRID, SETTINGS)
+    classroom.grant_students("lab2", room.teacher, room.role)
+    study = optuna.load_study(study_name="lab2", storage=classroom.class_url(room.student, "lab2"))
+    trial = study.ask()  # a student finishes the run handed to them with a result they made up
+    point = study._storage.get_trial(trial._trial_id).system_attrs["fixed_params"]
+    trial.set_user_attr("record", json.dumps({**point, "dev_metric": 0.97}))
+    study.tell(trial, 0.97)
+    classroom.join("lab2", room.student, minutes=None, student="bob", progress=False, run=honest)
+    report = classroom.audit("lab2", room.teacher, sample=4, run=honest, log=logged.append)
+    flagged = report[report["flagged"]]
+    assert len(flagged) == 1 and flagged.iloc[0]["stored"] == 0.97 and flagged.iloc[0]["seed"] == point["seed"]
+    assert "differs by more than" in "\n".join(logged)
