@@ -6,6 +6,7 @@ must be refused by PostgreSQL; afterwards every row of the class is what it was 
 schema compared whole, as the teacher reads it), so a refusal that still changed something fails too.
 """
 
+import os
 import threading
 
 import optuna
@@ -199,3 +200,33 @@ def test_workers_still_do_everything_a_class_needs(room):
         thread.join(120)
     now = classroom.status("lab", room.teacher)
     assert sum(outcomes) == 5 and (now["done"], now["running"], now["queued"]) == (8, 0, 0)
+
+
+def test_a_database_set_up_as_before_postgresql_15_is_refused_until_public_is_closed(postgres_database):
+    """PostgreSQL 13-14 let every role create tables in schema public, owned by the superuser, so the teacher's
+    REVOKE does nothing there. Made so on this server by its superuser; the grant must refuse and say what to run."""
+    admin_url = os.environ.get("FREEZELAB_TEST_POSTGRES_ADMIN")
+    if not admin_url:
+        pytest.skip("no superuser address (.ci/postgres exports FREEZELAB_TEST_POSTGRES_ADMIN)")
+    db = postgres_database
+    admin = sqlalchemy.create_engine(classroom.normalize(admin_url.replace("/postgres?", f"/{db.name}?")),
+                                     isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql("ALTER SCHEMA public OWNER TO postgres")
+            connection.exec_driver_sql("GRANT CREATE ON SCHEMA public TO PUBLIC")
+        classroom.create_class("lab", db.teacher, GRID, SETTINGS)
+        with pytest.raises(ValueError, match=r"may still create tables in schema\(s\) public.*REVOKE CREATE ON "
+                                             r"SCHEMA public FROM PUBLIC"):
+            classroom.grant_students("lab", db.teacher, db.role)
+        with admin.connect() as connection:  # what the message says to run
+            connection.exec_driver_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        classroom.grant_students("lab", db.teacher, db.role)
+    finally:
+        admin.dispose()
+    engine = sqlalchemy.create_engine(classroom.normalize(db.student))
+    try:
+        with pytest.raises(sqlalchemy.exc.DBAPIError, match="permission denied"), engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE public.mine (x int)")
+    finally:
+        engine.dispose()
