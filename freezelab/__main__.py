@@ -1,5 +1,5 @@
 """Command line: `python -m freezelab sweep ...` to run (or resume) a sweep, `python -m freezelab export ...`,
-and `python -m freezelab class create|grant|status|work|export` for class mode.
+and `python -m freezelab class create|grant|status|work|export|requeue` for class mode.
 
 For: instructors precomputing the course's results (`--preset frontier`,
 `--preset data-size`: the runs behind `freezelab/precomputed/*.json`), anyone resuming
@@ -80,7 +80,9 @@ def main(argv=None) -> None:
     out = actions.add_parser("export", help="write the class's finished runs to a file notebooks 04-06 read")
     out.add_argument("--name", required=True)
     out.add_argument("--out", required=True)
-    for action in (create, grant, show, work, out):
+    again = actions.add_parser("requeue", help="queue again the runs that failed past their retries (status names them)")
+    again.add_argument("--name", required=True)
+    for action in (create, grant, show, work, out, again):
         action.add_argument("--url", help="the class database's address (default: FREEZELAB_CLASS_DB, or a prompt)")
     args = parser.parse_args(argv)
     try:
@@ -163,6 +165,10 @@ def _class(args, parser) -> None:
             print(f"{args.name}: {now['done']}/{now['runs']} done, {now['running']} running, {now['queued']} queued, "
                   f"{now['reissued']} re-issued")
             print(now["per_student"].to_string())
+            for line in now["missing"]:
+                print(f"not done, and not queued (`class requeue` queues it again): {line}")
+        elif args.action == "requeue":
+            print(f"{classroom.requeue(args.name, url)} run(s) of class {args.name!r} queued again")
         elif args.action == "export":
             count = classroom.export(args.name, url, args.out)
             print(f"wrote {count} runs of class {args.name!r} to {args.out}")

@@ -1,6 +1,7 @@
 """Class mode: a whole class fills one sweep together, on a shared PostgreSQL database.
 
-For: the teacher (`create_class`, `grant_students`, `status`, `frontier`, `watch`, `export`, `audit`;
+For: the teacher (`create_class`, `grant_students`, `status`, `frontier`, `watch`, `export`, `requeue`,
+`audit`;
 `python -m freezelab class ...`) and the student (`join`: one notebook cell works through queued runs for some
 minutes and stops cleanly). Everything queue-like is `freezelab.sweeps` on Optuna's RDB storage: workers pop
 queued runs atomically, beat a heartbeat, and a run whose worker vanished goes back to the queue. The class's
@@ -10,8 +11,10 @@ Each class is a PostgreSQL schema of its own, owned by the teacher's role; the s
 what a worker needs there (column grants), and triggers refuse the rest (`_guards`): docs/class_mode.md has the
 table of who may do what. What students store is data: it is checked (`results.check_run`) and shown as text.
 Database addresses hold passwords: they come from the environment (FREEZELAB_CLASS_DB), Colab's secrets or a
-hidden prompt, never from a cell, and every message here shows them masked. Not for: running the database server (docs/class_mode.md shows
-Debian's package, a container or a hosted PostgreSQL), or grading.
+hidden prompt, never from a cell, and every message here shows them masked.
+
+Not for: running the database server (docs/class_mode.md shows Debian's package, a container or a hosted
+PostgreSQL), creating roles (the database's administrator does), or grading.
 """
 
 from __future__ import annotations
@@ -148,9 +151,10 @@ def check_server(connection) -> int:
     """The server's major version, or a ValueError naming it and what is supported."""
     number = int(connection.exec_driver_sql("SHOW server_version_num").scalar())
     if number < SUPPORTED * 10000:
-        raise ValueError(f"the class database runs PostgreSQL {number // 10000 if number >= 100000 else number / 10000:g}; "
-                         f"class mode supports PostgreSQL {SUPPORTED} and newer (older releases no longer get "
-                         "security fixes): upgrade the server, or use a hosted PostgreSQL")
+        shown = connection.exec_driver_sql("SHOW server_version").scalar().split()[0]
+        raise ValueError(f"the class database runs PostgreSQL {shown}; class mode supports PostgreSQL {SUPPORTED} and "
+                         "newer (older releases no longer get security fixes): upgrade the server, or use a hosted "
+                         "PostgreSQL")
     return number // 10000
 
 
@@ -194,8 +198,10 @@ def create_class(name: str, url: str, points: list[dict], settings, **storage_op
                     raise ValueError(f"class {name!r} exists and belongs to the role {owner!r}, not to {me!r}: "
                                      "create it with the teacher's address it was made with, or choose another name")
                 create_sweep(name, class_url(url, name), points, settings, **storage_options)
+                tables = connection.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname = %(s)s",
+                                                    {"s": schema}).scalars().all()
                 with connection.connection.cursor() as cursor:  # no parameters: plpgsql's '%' stays as it is
-                    cursor.execute(_guards(schema))
+                    cursor.execute(_guards(schema, tables))
             finally:
                 connection.exec_driver_sql("SELECT pg_advisory_unlock(hashtext(%(key)s))",
                                            {"key": f"freezelab-class:{name}"})
@@ -219,7 +225,7 @@ WORKER_WRITES = {
 }
 
 
-def _guards(schema: str) -> str:
+def _guards(schema: str, tables: list[str]) -> str:
     """Triggers that hold for every role but the class's owner (the teacher). Grants say which tables and
     columns a student may write; these say which rows and transitions: no finished run changes, no queued point
     is rewritten, the class's definition never changes. A trial changed earlier in the same transaction is
@@ -281,14 +287,11 @@ BEGIN
 END
 $guard$;
 REVOKE ALL ON FUNCTION "{schema}".freezelab_guard() FROM PUBLIC;
-""" + "".join(
-        f'DROP TRIGGER IF EXISTS freezelab_guard ON "{schema}".{table};\n'
-        f'CREATE TRIGGER freezelab_guard BEFORE INSERT OR UPDATE OR DELETE ON "{schema}".{table} '
+""" + "".join(  # every table of the class: one Optuna adds later is read-only to students (the last RAISE)
+        f'DROP TRIGGER IF EXISTS freezelab_guard ON "{schema}"."{table}";\n'
+        f'CREATE TRIGGER freezelab_guard BEFORE INSERT OR UPDATE OR DELETE ON "{schema}"."{table}" '
         f'FOR EACH ROW EXECUTE FUNCTION "{schema}".freezelab_guard();\n'
-        for table in ("studies", "study_directions", "study_user_attributes", "study_system_attributes",
-                      "trials", "trial_values", "trial_params", "trial_intermediate_values",
-                      "trial_user_attributes", "trial_system_attributes", "trial_heartbeats", "version_info",
-                      "alembic_version"))
+        for table in tables)
 
 
 def grant_students(name: str, url: str, role: str) -> None:
@@ -514,6 +517,19 @@ def frontier(name: str, url: str) -> pd.DataFrame:
     from .sweeps import records
 
     return records(_study(name, url))
+
+
+def requeue(name: str, url: str) -> int:
+    """Queue again every point of class `name` that has no finished run and none queued or running (`status`'s
+    missing: abandoned after its retries, or failed by hand); returns how many. The teacher's address: once the
+    cause is mended (a checkpoint installed, a broken machine out of the class)."""
+    from .sweeps import checked
+
+    study = _study(name, url)
+    missing = checked(study)["missing"]
+    for point in missing:
+        study.enqueue_trial(point)
+    return len(missing)
 
 
 def audit(name: str, url: str, sample: int = 3, *, least: float = 0.005, run=None, seed: int | None = None,

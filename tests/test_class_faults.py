@@ -60,6 +60,10 @@ def test_a_run_that_raises_is_retried_then_abandoned_and_named(room, tmp_path):
     logged.clear()
     assert sweeps.export("lab", classroom.class_url(room.teacher, "lab"), tmp_path / "c.json", log=logged.append) == 3
     assert "1 of 4 grid points have no finished run" in logged[0]
+    assert classroom.requeue("lab", room.teacher) == 1  # the teacher mended the cause: the point runs again
+    classroom.join("lab", room.student, minutes=None, student="ada", progress=False,
+                   run=lambda point, settings: {**point, "dev_metric": 0.5})
+    assert finished_keys(room.teacher) == KEYS
 
 
 def test_a_broken_worker_stops_and_leaves_the_queue_to_others(room):
