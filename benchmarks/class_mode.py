@@ -4,8 +4,8 @@ Each worker is a separate process (forked, so 30 of them start in a second) that
 runs of a fixed duration: the queue and the database are measured, not the training. For each N it prints
 runs per minute (and as a share of what N workers could do with zero overhead), the queue's overhead per run
 (worker-seconds per run beyond the run itself), CPU seconds per run spent by the workers and by the database
-server, and the two numbers that must be 0: duplicates (a grid point finished twice) and lost runs (a point
-never finished). Where the share falls while the database's CPU per run grows, the database is the limit.
+server, the two numbers that must be 0: duplicates (a grid point finished twice) and lost runs (a point
+never finished), and the most database sessions the class held at once (what max_connections must allow). Where the share falls while the database's CPU per run grows, the database is the limit.
 
     source .ci/postgres   # or any PostgreSQL the teacher role of FREEZELAB_TEST_POSTGRES may create databases on
     python benchmarks/class_mode.py --workers 1,2,5,10,20,30 --runs-per-worker 6 --run-seconds 1
@@ -61,9 +61,33 @@ class DatabaseCPU(threading.Thread):
         return sum(value - self.start_values.get(pid, 0.0) for pid, value in self.last.items())
 
 
+class Connections(threading.Thread):
+    """Samples how many sessions the class's database has (pg_stat_activity), to find the peak a class needs:
+    the number the server's max_connections must leave room for."""
+
+    def __init__(self, url: str):
+        super().__init__(daemon=True)
+        self.engine = sqlalchemy.create_engine(classroom.normalize(url), pool_size=1)
+        self.peak, self.stopping = 0, threading.Event()
+
+    def run(self):
+        with self.engine.connect() as connection:
+            while not self.stopping.wait(0.05):
+                now = connection.exec_driver_sql("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                                 "current_database() AND pid <> pg_backend_pid()").scalar()
+                self.peak = max(self.peak, now)
+                connection.rollback()
+
+    def stop(self) -> int:
+        self.stopping.set()
+        self.join()
+        self.engine.dispose()
+        return self.peak
+
+
 def work(name, url, student, seconds):
-    sweeps.run_sweep(name, url, run=classroom.rehearsal(seconds), progress=False, log=lambda *a: None,
-                     worker=student)
+    sweeps.run_sweep(name, classroom.class_url(url, name), run=classroom.rehearsal(seconds), progress=False,
+                     log=lambda *a: None, worker=student)
 
 
 def simulate(base_url: str, workers: int, runs: int, seconds: float) -> dict:
@@ -77,15 +101,16 @@ def simulate(base_url: str, workers: int, runs: int, seconds: float) -> dict:
         classroom.create_class("bench", url, points, grids.SweepSettings(probes=False))
         context = multiprocessing.get_context("fork")
         processes = [context.Process(target=work, args=("bench", url, f"student-{i}", seconds)) for i in range(workers)]
-        cpu_before, database_cpu = resource.getrusage(resource.RUSAGE_CHILDREN), DatabaseCPU()
+        cpu_before, database_cpu, sessions = resource.getrusage(resource.RUSAGE_CHILDREN), DatabaseCPU(), Connections(url)
         database_cpu.start()
+        sessions.start()
         started = time.perf_counter()
         for process in processes:
             process.start()
         for process in processes:
             process.join()
         wall = time.perf_counter() - started
-        cpu_after, db_seconds = resource.getrusage(resource.RUSAGE_CHILDREN), database_cpu.stop()
+        cpu_after, db_seconds, peak = resource.getrusage(resource.RUSAGE_CHILDREN), database_cpu.stop(), sessions.stop()
         trials = classroom._study("bench", url).get_trials(deepcopy=False)
         done = [sweeps._key(t.user_attrs["point"], grids.SweepSettings()) for t in trials
                 if t.state == TrialState.COMPLETE]
@@ -97,7 +122,7 @@ def simulate(base_url: str, workers: int, runs: int, seconds: float) -> dict:
                 "worker_cpu_per_run_s": worker_cpu / max(len(done), 1),
                 "db_cpu_per_run_s": db_seconds / max(len(done), 1),
                 "cores_busy": (worker_cpu + db_seconds) / wall, "db_cores_busy": db_seconds / wall,
-                "duplicates": len(done) - len(set(done)), "lost": len(expected - set(done))}
+                "duplicates": len(done) - len(set(done)), "lost": len(expected - set(done)), "connections": peak}
     finally:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE "{database}" WITH (FORCE)')
@@ -117,20 +142,24 @@ def main() -> None:
     print(f"rehearsal runs of {args.run_seconds:g} s, {args.runs_per_worker} per worker, on {sweeps.masked(args.url)}; "
           f"{os.cpu_count()} CPU cores for workers and database together")
     header = ("workers", "runs", "wall s", "runs/min", "of ideal", "overhead/run s", "worker CPU/run s",
-              "db CPU/run s", "cores busy (db)", "duplicates", "lost")
+              "db CPU/run s", "cores busy (db)", "duplicates", "lost", "peak connections")
     print(" | ".join(header))
     for workers in (int(n) for n in args.workers.split(",")):
         r = simulate(args.url, workers, workers * args.runs_per_worker, args.run_seconds)
         print(f"{r['workers']:>7} | {r['runs']:>4} | {r['wall_s']:6.1f} | {r['runs_per_min']:8.1f} | "
               f"{r['share_of_ideal']:8.0%} | {r['overhead_per_run_s']:14.3f} | {r['worker_cpu_per_run_s']:16.3f} | "
               f"{r['db_cpu_per_run_s']:12.3f} | {r['cores_busy']:5.2f} ({r['db_cores_busy']:.2f}) | "
-              f"{r['duplicates']:>10} | {r['lost']:>4}", flush=True)
+              f"{r['duplicates']:>10} | {r['lost']:>4} | {r['connections']:>16}", flush=True)
     # Where the database becomes the limit: when it needs a whole core. Real students' runs take minutes, on
     # their own machines, so only the database's share is shared.
     per_run = r["db_cpu_per_run_s"]
     print(f"at {r['workers']} workers the database spent {per_run:.3f} CPU s per run: one database core serves about "
           f"{60 / per_run:,.0f} runs per minute: as many students, each finishing a run a minute, before the "
           f"database, not the students, sets the pace")
+    # PostgreSQL keeps superuser_reserved_connections (3 by default) of max_connections for administrators
+    print(f"at {r['workers']} workers the class held at most {r['connections']} sessions at once "
+          f"({r['connections'] / r['workers']:.1f} per worker): the server's max_connections must be at least "
+          f"{r['connections']} + the teacher's notebook (about 2) + superuser_reserved_connections (3 by default)")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Command line: `python -m freezelab sweep ...` to run (or resume) a sweep, `python -m freezelab export ...`,
-and `python -m freezelab class create|grant|status|work` for class mode.
+and `python -m freezelab class create|grant|status|work|export|requeue` for class mode.
 
 For: instructors precomputing the course's results (`--preset frontier`,
 `--preset data-size`: the runs behind `freezelab/precomputed/*.json`), anyone resuming
@@ -74,8 +74,10 @@ def main(argv=None) -> None:
     create.add_argument("--name", required=True)
     create.add_argument("--preset", choices=sorted(grids.PRESETS), required=True)
     create.add_argument("--seeds", type=_ints, default=[0, 1, 2])
-    grant = actions.add_parser("grant", help="let the students' role read and write the class's runs, nothing more")
-    grant.add_argument("--role", required=True)
+    grant = actions.add_parser("grant", help="let the students' role take and finish the class's queued runs, "
+                                             "nothing more (docs/class_mode.md: who may do what)")
+    grant.add_argument("--name", required=True)
+    grant.add_argument("--role", required=True, help="the students' group role (or a shared login role)")
     show = actions.add_parser("status", help="runs done / running / queued / re-issued, and runs per student")
     show.add_argument("--name", required=True)
     work = actions.add_parser("work", help="work through queued runs (what a student's notebook cell does)")
@@ -84,7 +86,12 @@ def main(argv=None) -> None:
     work.add_argument("--runs", type=int, default=None)
     work.add_argument("--rehearse", type=float, metavar="SECONDS",
                       help="stand-in runs that only wait SECONDS: try the database and roles before the lesson")
-    for action in (create, grant, show, work):
+    out = actions.add_parser("export", help="write the class's finished runs to a file notebooks 04-06 read")
+    out.add_argument("--name", required=True)
+    out.add_argument("--out", required=True)
+    again = actions.add_parser("requeue", help="queue again the runs that failed past their retries (status names them)")
+    again.add_argument("--name", required=True)
+    for action in (create, grant, show, work, out, again):
         action.add_argument("--url", help="the class database's address (default: FREEZELAB_CLASS_DB, or a prompt)")
     args = parser.parse_args(argv)
     try:
@@ -197,21 +204,38 @@ def _class(args, parser) -> None:
             make_points, settings = grids.PRESETS[args.preset]
             count = classroom.create_class(args.name, url, make_points(seeds=args.seeds), settings)
             print(f"class sweep {args.name!r}: {count} runs in {sweeps.masked(url)}. Next: "
-                  f"`python -m freezelab class grant --role <the students' role>`; students join with "
-                  f"fl.classroom.join({args.name!r}) after %env {classroom.ENV}=<their address>")
+                  f"`python -m freezelab class grant --name {args.name} --role <the students' group role>`; students join with "
+                  f"fl.classroom.join({args.name!r}) in notebook 04, which asks for their address in a hidden prompt")
         elif args.action == "grant":
-            classroom.grant_students(url, args.role)
-            print(f"role {args.role!r} may now read and write the class's runs in {sweeps.masked(url)}")
+            classroom.grant_students(args.name, url, args.role)
+            print(f"role {args.role!r} may now take and finish the queued runs of class {args.name!r} in "
+                  f"{sweeps.masked(url)}, and nothing more")
         elif args.action == "status":
             now = classroom.status(args.name, url)
             print(f"{args.name}: {now['done']}/{now['runs']} done, {now['running']} running, {now['queued']} queued, "
                   f"{now['reissued']} re-issued")
             print(now["per_student"].to_string())
+            for line in now["missing"]:
+                print(f"not done, and not queued (`class requeue` queues it again): {line}")
+        elif args.action == "requeue":
+            print(f"{classroom.requeue(args.name, url)} run(s) of class {args.name!r} queued again")
+        elif args.action == "export":
+            count = classroom.export(args.name, url, args.out)
+            print(f"wrote {count} runs of class {args.name!r} to {args.out}")
         else:
             run = None if args.rehearse is None else classroom.rehearsal(args.rehearse)
             classroom.join(args.name, url, minutes=args.minutes, runs=args.runs, progress=sys.stderr.isatty(), run=run)
-    except (classroom.ClassConnectionError, ValueError, KeyError) as error:
+    except (ConnectionError, ValueError, KeyError, OSError) as error:  # ClassConnectionError is a ConnectionError
         parser.exit(2, f"error: {error}\n")
+    except Exception as error:  # a database's refusal, however Optuna or SQLAlchemy wrapped it: one line, no traceback
+        import sqlalchemy
+
+        cause = error
+        while cause is not None and not isinstance(cause, sqlalchemy.exc.DBAPIError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        parser.exit(2, f"error: {classroom._refused(cause, getattr(args, 'url', None) or classroom.ENV, args.action)}\n")
 
 
 if __name__ == "__main__":

@@ -24,14 +24,134 @@ from .style import METRIC_NAMES
 
 
 def load(path) -> pd.DataFrame:
-    """An exported sweep (`sweeps.export`) as one row per run."""
+    """An exported sweep (`sweeps.export`) as one row per run; every run checked first (`check_run`), so a
+    file that a class filled cannot put markup or nonsense into a notebook: a bad run is an error naming it."""
     with open(path) as handle:
         data = json.load(handle)
-    if data.get("freezelab_sweep") != 1:
-        raise ValueError(f"{path} is not an exported freezelab sweep (missing 'freezelab_sweep': 1)")
-    frame = pd.DataFrame(data["runs"])
+    if not isinstance(data, dict) or data.get("freezelab_sweep") != 1 or not isinstance(data.get("runs"), list) \
+            or not isinstance(data.get("settings"), dict):
+        raise ValueError(f"{path} is not an exported freezelab sweep (missing 'freezelab_sweep': 1, 'settings' "
+                         "or 'runs')")
+    runs = []
+    for number, run in enumerate(data["runs"]):
+        try:
+            runs.append(check_run(run))
+        except ValueError as error:
+            raise ValueError(f"{path}: run {number} is refused: {error}") from None
+    frame = pd.DataFrame(runs)
     frame.attrs["settings"] = data["settings"]  # checkpoint, epochs, probes...: what every run shared
     return frame
+
+
+# What a run's record may hold (`experiment.RunRecord.to_dict`, and a rehearsal's stand-in): key -> (type,
+# lowest, highest). Records written by a class come from students' machines, so each is checked against this
+# before it is shown, exported or loaded: known keys only, the right types, values in range.
+_NUMBERS = {
+    "lr": (float, 0.0, 1.0), "train_size": (int, 1, 10**8), "seed": (int, 0, 2**32), "epochs": (int, 1, 10**4),
+    "warmup": (float, 0.0, 1.0), "layer_decay": (float, 0.0, 1.0), "num_blocks": (int, 0, 10**4),
+    "frozen_blocks": (int, 0, 10**4), "dev_metric": (float, -1.0, 1.0), "trainable_params": (int, 0, 10**13),
+    "total_params": (int, 0, 10**13), "train_time_s": (float, 0.0, 10**8), "examples_per_s": (float, 0.0, 10**10),
+    "peak_memory_mb": (float, 0.0, 10**9), "steps": (int, 0, 10**10),
+}
+_OPTIONAL = ("warmup", "layer_decay", "dev_metric")  # NaN or None: not set (a table's empty cell) or not measured
+_FLAGS = ("schedule", "cache_prefix", "rehearsal")
+_WORDS = {"metric": ("accuracy", "spearman"), "precision": ("fp32", "fp16", "bf16", "tf32"),
+          "pooling": ("cls", "mean")}
+_NAME = r"[A-Za-z0-9 _./()+-]{1,80}"  # a device, a probe's layer name, a task: plain words, never markup
+
+
+def _number(value, kind, low, high, where, optional=False):
+    if optional and (value is None or (isinstance(value, float) and math.isnan(value))):
+        return None if value is None else value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            (kind is int and math.isfinite(value) and value != int(value)):
+        raise ValueError(f"{where} must be {'a whole number' if kind is int else 'a number'}, got {value!r:.60}")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{where} must lie in [{low:g}, {high:g}], got {value!r:.60}")
+    return kind(value)
+
+
+def _name(value, where):
+    import re
+
+    if not isinstance(value, str) or not re.fullmatch(_NAME, value):
+        raise ValueError(f"{where} must be a plain name (letters, digits, space, _./()+-; up to 80), got {value!r:.60}")
+    return value
+
+
+def _measures(value, where, low=-1e6, high=1e6):
+    """A dict of named numbers (a probe's per-layer values)."""
+    if not isinstance(value, dict) or len(value) > 10_000:
+        raise ValueError(f"{where} must be a table of named numbers")
+    return {_name(k, f"{where} key"): _number(v, float, low, high, f"{where}[{k!r:.40}]", optional=True)
+            for k, v in value.items()}
+
+
+def check_run(run: dict) -> dict:
+    """`run` checked against what a run's record may hold, with its labels rebuilt from its point; a ValueError
+    that names the offending key otherwise. Unknown keys are refused, not dropped: a record that carries them was
+    not written by the kit."""
+    from .grids import OPTIONS, PLANS, describe
+
+    if not isinstance(run, dict):
+        raise ValueError(f"a run is a table of values, got {type(run).__name__}")
+    known = set(_NUMBERS) | set(_FLAGS) | set(_WORDS) | {"plan", "label", "plan_label", "device", "losses",
+                                                          "evaluations", "retention", "sequential"}
+    unknown = sorted(map(str, set(run) - known))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(repr(k[:40]) for k in unknown[:5])}")
+    if run.get("plan") not in PLANS:
+        raise ValueError(f"plan must be one of {', '.join(PLANS)}, got {run.get('plan')!r:.60}")
+    for key in ("lr", "train_size", "seed"):
+        if key not in run:
+            raise ValueError(f"{key} is missing")
+    clean = {"plan": run["plan"]}
+    for key, (kind, low, high) in _NUMBERS.items():
+        if key in run:
+            clean[key] = _number(run[key], kind, low, high, key, optional=key in _OPTIONAL)
+    if clean["lr"] <= 0:
+        raise ValueError(f"lr must be > 0, got {run['lr']!r}")
+    for key in _FLAGS:
+        if key in run:
+            if not isinstance(run[key], bool):
+                raise ValueError(f"{key} must be true or false, got {run[key]!r:.60}")
+            clean[key] = run[key]
+    for key, allowed in _WORDS.items():
+        if key in run:
+            if run[key] not in allowed:
+                raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {run[key]!r:.60}")
+            clean[key] = run[key]
+    if "device" in run:
+        clean["device"] = _name(run["device"], "device")
+    if "losses" in run:
+        if not isinstance(run["losses"], list) or len(run["losses"]) > 10**6:
+            raise ValueError("losses must be a list of numbers")
+        clean["losses"] = [_number(x, float, -1e6, 1e6, "a loss", optional=True) for x in run["losses"]]
+    if "evaluations" in run:
+        if not isinstance(run["evaluations"], list) or len(run["evaluations"]) > 10**5:
+            raise ValueError("evaluations must be a list of tables of numbers")
+        clean["evaluations"] = [_measures(e, "an evaluation", -1e12, 1e12) for e in run["evaluations"]]
+    retention = run.get("retention")
+    if retention is not None and not (isinstance(retention, float) and math.isnan(retention)):
+        if not isinstance(retention, dict) or set(retention) - {"sts_spearman", "mlm_accuracy", "cka", "weight_drift"}:
+            raise ValueError("retention must hold only sts_spearman, mlm_accuracy, cka and weight_drift")
+        clean["retention"] = {key: (_measures(value, f"retention {key}") if key in ("cka", "weight_drift")
+                                    else _number(value, float, -1.0, 1.0, f"retention {key}", optional=True))
+                              for key, value in retention.items()}
+    sequential = run.get("sequential")
+    if sequential is not None and not (isinstance(sequential, float) and math.isnan(sequential)):
+        if not isinstance(sequential, dict) or set(sequential) - {"first_task", "first_lr", "first_before",
+                                                                   "first_after", "cost"}:
+            raise ValueError("sequential must hold only first_task, first_lr, first_before, first_after and cost")
+        clean["sequential"] = {key: (_name(value, "sequential first_task") if key == "first_task" else
+                                     _number(value, float, -1.0, 1.0, f"sequential {key}", optional=True))
+                               for key, value in sequential.items()}
+    # Labels come from the point, never from the record: what a notebook or the teacher's view shows as a
+    # set-up's name is the kit's own text.
+    point = {key: clean[key] for key in ("plan", "lr", "train_size", "seed")}
+    point.update({o: clean[o] for o in OPTIONS if clean.get(o) is not None and clean[o] == clean[o]})
+    clean["label"], clean["plan_label"] = describe(point), PLANS[clean["plan"]][0]
+    return {**{key: clean[key] for key in run if key in clean}, **clean}  # the record's own key order first
 
 
 def shipped(name: str) -> pd.DataFrame:
@@ -95,6 +215,8 @@ def depth(run) -> str:
     """'6 of 6 blocks frozen', or 'schedule' for runs whose plan changed during training."""
     if run.get("schedule"):
         return "schedule"
+    if any(not isinstance(run.get(k), (int, float)) or run[k] != run[k] for k in ("frozen_blocks", "num_blocks")):
+        return "not recorded"  # a rehearsal's stand-in record
     return f"{int(run['frozen_blocks'])} of {int(run['num_blocks'])} blocks frozen"
 
 
@@ -269,4 +391,6 @@ def styled(table: pd.DataFrame):
         if f"{metric} mean" in table:
             shown[name] = [mean_std(row, metric) for row in table.to_dict(orient="records")]
     shown["seeds"] = table["seeds"]
-    return shown.style.hide(axis="index")
+    # escape: a Styler renders its cells as raw HTML otherwise; labels are the kit's own text (check_run), and
+    # escaping keeps it so for any frame a notebook passes in
+    return shown.style.hide(axis="index").format(escape="html")

@@ -120,11 +120,14 @@ def postgres_database():
         pytest.skip("no test PostgreSQL (source .ci/postgres to start one)")
     name = f"freezelab_test_{uuid.uuid4().hex[:10]}"
     admin = sqlalchemy.create_engine(teacher.replace("postgresql://", "postgresql+psycopg://"),
-                                     isolation_level="AUTOCOMMIT")
+                                     isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # a test may restart the server
     with admin.connect() as connection:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    other = os.environ.get("FREEZELAB_TEST_POSTGRES_STUDENT_B", student)
+    # role: the students' group role (.ci/postgres makes each student's login role a member of it)
     yield SimpleNamespace(name=name, teacher=f"{teacher.rsplit('/', 1)[0]}/{name}",
-                          student=f"{student.rsplit('/', 1)[0]}/{name}", role=student.split("//")[1].split(":")[0])
+                          student=f"{student.rsplit('/', 1)[0]}/{name}", student_b=f"{other.rsplit('/', 1)[0]}/{name}",
+                          role="freezelab_students")
     with admin.connect() as connection:
         connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
     admin.dispose()

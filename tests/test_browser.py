@@ -316,3 +316,54 @@ def test_dashboard_draws_the_loss_while_training_in_the_browser(browser, jupyter
     assert errors.count() == 0, f"error output on the page: {errors.first.text_content()[:500]}"
     print(f"dashboard: loss-trace lengths seen while training: {seen}")
     page.close()
+
+
+PWNED = "<img src=x onerror=\"window.__freezelab_pwned = 1\">"
+
+
+def put_notebook(jupyterlab, name, cells):
+    """A notebook written into the served folder through Jupyter's contents API."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    body = json.dumps({"type": "notebook", "format": "json", "content": json.loads(nbformat.writes(notebook))})
+    request = urllib.request.Request(f"{jupyterlab}/api/contents/{name}", data=body.encode(), method="PUT",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        assert answer.status in (200, 201)
+
+
+def test_a_hostile_record_runs_no_script_in_the_teachers_view(browser, jupyterlab, postgres_database):
+    """A student stores a run whose label and worker name are HTML with script; the teacher's live view
+    (classroom.watch, in a trusted notebook) shows the class and runs none of it."""
+    import optuna
+
+    from freezelab import classroom, grids
+
+    grid, settings = grids.grid(["head", "top2"], [1e-4, 1e-3], [100], [0]), grids.SweepSettings(probes=False)
+    classroom.create_class("lab", postgres_database.teacher, grid, settings)
+    classroom.grant_students("lab", postgres_database.teacher, postgres_database.role)
+    study = optuna.load_study(study_name="lab", storage=classroom.class_url(postgres_database.student, "lab"))
+    trial = study.ask()
+    point = study._storage.get_trial(trial._trial_id).system_attrs["fixed_params"]
+    trial.set_user_attr("worker", PWNED)
+    trial.set_user_attr("record", json.dumps({**point, "dev_metric": 0.9, "label": PWNED, "plan_label": PWNED}))
+    study.tell(trial, 0.9)
+    classroom.join("lab", postgres_database.student, minutes=None, student="ada", progress=False,
+                   run=lambda p, s: {**p, "dev_metric": 0.5})
+    # the teacher's address from the server's environment (.ci/postgres), never in the notebook's text
+    put_notebook(jupyterlab, "class_view_check.ipynb", [
+        "import os\nfrom freezelab import classroom",
+        f"url = os.environ['FREEZELAB_TEST_POSTGRES'].rsplit('/', 1)[0] + '/{postgres_database.name}'\n"
+        "now = classroom.watch('lab', url, every=0, rounds=1)"])
+    page = open_notebook(browser, jupyterlab, "class_view_check.ipynb")
+    run_all_cells(page)
+    page.locator(".jp-OutputArea-output", has_text="lab: 4/4 done").first.wait_for(timeout=120_000)
+    page.locator("td", has_text="head only, lr 0.0001").first.wait_for(timeout=60_000)  # the table was drawn
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "class_view_hostile.png", full_page=True)
+    assert page.evaluate("() => window.__freezelab_pwned") is None  # no script ran
+    assert page.locator(".jp-OutputArea img[src='x']").count() == 0  # and no such element was made
+    assert page.locator("text=(name not shown: not plain text)").count() >= 1
+    page.close()

@@ -30,7 +30,7 @@ SETTINGS = grids.SweepSettings(probes=False)
 def room(postgres_database):
     """A class sweep of 12 runs, created by the teacher; the students' role let in."""
     classroom.create_class("lab", postgres_database.teacher, GRID, SETTINGS)
-    classroom.grant_students(postgres_database.teacher, postgres_database.role)
+    classroom.grant_students("lab", postgres_database.teacher, postgres_database.role)
     return postgres_database
 
 
@@ -73,9 +73,11 @@ def test_four_students_share_the_queue_with_no_run_twice_and_none_lost(room):
 
 
 def test_a_killed_kernel_loses_nothing_finished_and_its_run_is_reissued(room):
-    sweeps.create_sweep("fast-beat", room.teacher, GRID, SETTINGS, heartbeat=1, grace=3)
+    classroom.create_class("fast-beat", room.teacher, GRID, SETTINGS, heartbeat=1, grace=3)
+    classroom.grant_students("fast-beat", room.teacher, room.role)
+    address = classroom.class_url(room.student, "fast-beat")
     code = ("from freezelab import classroom, sweeps; sweeps.run_sweep('fast-beat', "
-            f"{room.student!r}, run=classroom.rehearsal(1.0), progress=False, worker='killed', heartbeat=1, grace=3)")
+            f"{address!r}, run=classroom.rehearsal(1.0), progress=False, worker='killed', heartbeat=1, grace=3)")
     killed = subprocess.Popen([sys.executable, "-c", code])
     study = classroom._study("fast-beat", room.teacher)
     deadline = time.time() + 60
@@ -86,7 +88,7 @@ def test_a_killed_kernel_loses_nothing_finished_and_its_run_is_reissued(room):
     killed.wait()
     finished = {t.number: t.datetime_complete for t in study.get_trials() if t.state == TrialState.COMPLETE}
     time.sleep(4)  # past the grace period: the killed run is stale
-    sweeps.run_sweep("fast-beat", room.student, run=classroom.rehearsal(0), progress=False, worker="rescuer",
+    sweeps.run_sweep("fast-beat", address, run=classroom.rehearsal(0), progress=False, worker="rescuer",
                      heartbeat=1, grace=3)
     after = study.get_trials()
     assert sorted(sweeps._key(t.user_attrs["point"], SETTINGS) for t in after if t.state == TrialState.COMPLETE) == ALL
@@ -118,7 +120,7 @@ def test_a_time_limit_or_a_run_limit_ends_the_work(room):
 
 
 def test_the_students_role_cannot_drop_or_alter_the_class_tables(room):
-    engine = sqlalchemy.create_engine(classroom.normalize(room.student))
+    engine = sqlalchemy.create_engine(classroom.class_url(room.student, "lab"))
     try:
         for statement in ("DROP TABLE trials", "ALTER TABLE trials ADD COLUMN graffiti int",
                           "TRUNCATE trials CASCADE", "CREATE TABLE mine (x int)"):
@@ -133,7 +135,7 @@ def test_the_students_role_cannot_drop_or_alter_the_class_tables(room):
 def test_the_class_exports_into_the_shipped_results_format(room, tmp_path):
     classroom.join("lab", room.student, student="ada", progress=False, minutes=None, run=classroom.rehearsal(0))
     path = tmp_path / "class.json"
-    assert sweeps.export("lab", room.teacher, str(path)) == 12
+    assert classroom.export("lab", room.teacher, path) == 12
     frame = results.load(path)
     assert len(frame) == 12 and frame.attrs["settings"]["probes"] is False
 
@@ -201,7 +203,7 @@ def test_the_teachers_notebook_creates_grants_watches_and_exports(postgres_datab
         NotebookClient(notebook, timeout=300, kernel_name="python3",
                        resources={"metadata": {"path": str(tmp_path)}}).execute()
     text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
-    assert "runs queued; role 'freezelab_student' may take them" in text and "0/51 done" in text
+    assert "runs queued; role 'freezelab_students' may take them" in text and "0/51 done" in text
     assert "student-secret" not in text and "teacher-secret" not in text
     assert (tmp_path / "our-class.json").exists()
     assert classroom.join("nb-class", postgres_database.student, runs=1, student="ada", progress=False,

@@ -311,3 +311,23 @@ def test_a_sweep_gives_optunas_log_level_back(tmp_path):
         assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
     finally:
         optuna.logging.set_verbosity(optuna.logging.INFO)
+
+
+def test_several_workers_never_take_the_same_queued_run(db, tmp_path):
+    """Each queued run is handed to one worker only, even on SQLite (Optuna reads WAITING, then writes RUNNING;
+    without a write lock taken before the read, two workers on one SQLite file both ran a point: 38 runs for 36
+    points). Every call of the run function is counted, across four worker processes."""
+    points = grids.grid(["head", "top1", "top2", "full"], [1e-4, 1e-3, 1e-2], [16], [0, 1, 2])  # 36
+    sweeps.create_sweep("race", db, points, grids.SweepSettings(probes=False))
+    calls = tmp_path / "calls"
+    code = ("import json; from freezelab import sweeps\n"
+            "def run(point, settings):\n"
+            f"    with open({str(calls)!r}, 'a') as handle: handle.write(json.dumps(point) + '\\n')\n"
+            "    return {**point, 'dev_metric': 0.5}\n"
+            f"sweeps.run_sweep('race', {db!r}, run=run, progress=False, log=lambda *a: None)")
+    workers = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True) for _ in range(4)]
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0] * 4, outputs
+    ran = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert sorted(map(points.index, ran)) == list(range(len(points)))  # each point run once, by one worker
