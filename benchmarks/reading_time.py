@@ -19,6 +19,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 def contents(path: Path) -> dict:
     cells = json.loads(path.read_text())["cells"]
     prose = " ".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    prose = re.sub(r"<!--.*?-->", " ", prose, flags=re.DOTALL)  # ledger and test markers: hidden, not read
     code = [c for c in cells if c["cell_type"] == "code"]
     return {"notebook": path.stem,
             "words": len(re.findall(r"[A-Za-z0-9][\w'-]*", re.sub(r"\(https?://[^)]*\)", "", prose))),

@@ -451,3 +451,146 @@ def _no_credit():
     # The best static plan at 1e-4 on this frontier is top 2 (full fine-tuning keeps far less): the schedule
     # beats it on neither axis.
     return all(_outcome("frontier", GRADUAL, TOP2_1E4, m) != "higher" for m in ("dev_metric", "sts_spearman"))
+
+
+# ---- notebook 04: under-adaptation on word order, at full size -------------------------------------------------
+
+def _order(plan: str, pooling: str = "cls") -> str:
+    return results.pick(results.shipped("word-order"), plan, pooling=pooling)
+
+
+@cache
+def _layers() -> pd.DataFrame:
+    """The layer probes as a `summary`-like table: one row per vector, mean ± std over seeds."""
+    probes = results.shipped_probes("word-order")
+    table = probes.groupby("vector", sort=False)["dev accuracy"].agg(["mean", "std", "count"])
+    table.columns = ["dev_metric mean", "dev_metric std", "seeds"]
+    table.attrs["settings"] = {"task": probes.attrs["settings"]["task"], "dev_size": None}
+    return table
+
+
+@claim("04.word-order-frozen-trails",
+       "At full size the frozen head trails both *top 2* and *full* beyond the spread.", "word-order")
+def _order_trails():
+    frozen = _order("head", "mean")
+    return all(_outcome("word-order", _order(plan), frozen) == "higher" for plan in ("top2", "full"))
+
+
+@claim("04.word-order-not-the-vector",
+       "Reading the same mean vector as the frozen head, *top 2* and *full* still beat it beyond the spread: which "
+       "vector the head reads does not explain the gap.", "word-order")
+def _order_control():
+    frozen = _order("head", "mean")
+    return all(_outcome("word-order", _order(plan, "mean"), frozen) == "higher" for plan in ("top2", "full"))
+
+
+@claim("04.word-order-held-below",
+       "The frozen encoder does hold word order, lower down: a linear probe on the best layer's mean vector comes "
+       "within 0.02 of full fine-tuning, while on the top layer's mean vector, the one the frozen head reads, it "
+       "stays below the best layer beyond the spread.", "word-order")
+def _order_below():
+    layers = _layers()
+    blocks = [v for v in layers.index if v.startswith("block")]
+    best, top = layers.loc[blocks, "dev_metric mean"].idxmax(), blocks[-1]
+    full = _summary("word-order").loc[_order("full"), "dev_metric mean"]
+    return (best != top and full - layers.loc[best, "dev_metric mean"] < 0.02
+            and results.gap(layers, best, top).outcome == "higher")
+
+
+# ---- the same findings as the README and the teachers' guide word them -----------------------------------------
+
+@claim("readme.gradual-and-top2",
+       "Gradual unfreezing at 1e-4 matches full fine-tuning's accuracy with far more retention, and so does "
+       "training the top 2 blocks at the same rate: the two lie within each other's spread.", "frontier")
+def _readme_gradual():
+    return (_gradual_full() and _gradual()
+            and _outcome("frontier", TOP2_1E4, FULL["0.0001"], "sts_spearman") == "higher")
+
+
+@claim("guide.warm-up-2x2",
+       "At 5e-4 warm-up changes nothing beyond the seed spread; at 1e-3 without warm-up every seed collapses to the "
+       "majority class, with warm-up one seed of three still does, and retention is lost either way.", "frontier")
+def _guide_warmup():
+    return _warmup_5e4() and _collapse() and _summary("frontier").loc[
+        "full fine-tune, lr 0.001, no warm-up", "sts_spearman mean"] < 0.3
+
+
+@claim("guide.warm-up-decides",
+       "So warm-up decides whether a high rate converges (AdamW's first updates are about lr per weight, whatever "
+       "the gradient's size, before the new head has learned anything); the rate decides what is forgotten.",
+       "frontier")
+def _guide_decides():
+    return _warmup_vs_rate()
+
+
+@claim("precomputed.cpu-minilm-fp32",
+       "All were run on a CPU (no GPU), MiniLM-L6 (`minilm-l6`), fp32, and each record says its device, precision, "
+       "steps and times.", "frontier", "data-size", "methods", "methods-data-size", "sequential", "word-order",
+       "cola-depth")
+def _precomputed_cpu():
+    for name in ("frontier", "data-size", "methods", "methods-data-size", "sequential", "word-order", "cola-depth"):
+        runs = results.shipped(name)
+        if not ({"device", "precision", "steps", "train_time_s"} <= set(runs)
+                and (runs["device"] == "cpu").all() and (runs["precision"] == "fp32").all()
+                and results.shipped(name).attrs["settings"]["checkpoint"] == "minilm-l6"):
+            return False
+    return True
+
+
+@claim("04.sst2-frozen-cost",
+       "On the course model's shipped frontier (2,000 sentences), the frozen mean-pooled head scores below full "
+       "fine-tuning at 1e-4 beyond the spread, by less than 3 points.", "frontier")
+def _sst2_cost():
+    frozen = "head only (mean-pooled), lr 0.01"
+    gap = results.gap(_summary("frontier"), frozen, FULL["0.0001"])
+    return gap.outcome == "lower" and -gap.gap < 0.03
+
+
+@claim("04.sst2-gap-grows",
+       "In notebook 06's grid the gap between the frozen encoder and full fine-tuning grows from about equal at 300 "
+       "sentences to more than 5 points at 3,000.", "data-size")
+def _sst2_gap_grows():
+    gaps = [results.gap(_summary("data-size", DEPTH), (0, s), (6, s)) for s in (300, 1000, 3000)]
+    return (gaps[0].outcome == "about equal" and gaps[0].gap < gaps[1].gap < gaps[2].gap
+            and gaps[2].outcome == "higher" and gaps[2].gap > 0.05)
+
+
+@claim("guide.word-order",
+       "the frozen head trails *top 2* and *full* beyond the spread, also when those read the same mean vector as "
+       "the frozen head; yet a linear probe on a lower block of the frozen encoder comes within 0.02 of full "
+       "fine-tuning.", "word-order")
+def _guide_order():
+    return _order_trails() and _order_control() and _order_below()
+
+
+@claim("guide.sst2-few-points",
+       "A sentence encoder's frozen features already hold much of the sentiment, so a head on them comes within a "
+       "few points of full fine-tuning at 2,000 sentences; notebook 06 shows the gap growing with the data.",
+       "frontier", "data-size")
+def _guide_sst2():
+    return _sst2_cost() and _sst2_gap_grows()
+
+
+# ---- notebook 06: CoLA --------------------------------------------------------------------------------------------
+
+@claim("06.cola-nothing-learned",
+       "At this budget no depth learns CoLA: every set-up's mean Matthews correlation lies within 0.1 of 0, the score "
+       "of answering \"acceptable\" every time.", "cola-depth")
+def _cola_nothing():
+    runs = results.shipped("cola-depth")
+    means = runs.groupby("frozen_blocks")["dev_metric"].mean()
+    return (runs["metric"] == "matthews").all() and len(means) == 4 and bool((means.abs() < 0.1).all())
+
+
+@claim("06.natural-task",
+       "The natural task where freezing costs accuracy beyond the spread is SST-2 itself, given enough data: at "
+       "3,000 sentences every depth that trains blocks beats the frozen encoder (section 3).", "data-size")
+def _natural_task():
+    return all(_depths(3000, depth, 6) == "higher" for depth in (0, 2, 4))
+
+
+@claim("guide.cola",
+       "The shipped CoLA grid cannot tell: at 2,000 sentences and 2 epochs no depth learns CoLA (Matthews "
+       "correlation near 0).", "cola-depth")
+def _guide_cola():
+    return _cola_nothing()

@@ -55,7 +55,7 @@ _NUMBERS = {
 }
 _OPTIONAL = ("warmup", "layer_decay", "dev_metric")  # NaN or None: not set (a table's empty cell) or not measured
 _FLAGS = ("schedule", "cache_prefix", "rehearsal")
-_WORDS = {"metric": ("accuracy", "spearman"), "precision": ("fp32", "fp16", "bf16", "tf32"),
+_WORDS = {"metric": ("accuracy", "spearman", "matthews"), "precision": ("fp32", "fp16", "bf16", "tf32"),
           "pooling": ("cls", "mean")}
 _NAME = r"[A-Za-z0-9 _./()+-]{1,80}"  # a device, a probe's layer name, a task: plain words, never markup
 

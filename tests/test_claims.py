@@ -27,6 +27,10 @@ NOT_A_CLAIM = re.compile(r"\?\s*$|hypothes|do(es)? not test|cannot say|do(es)? n
                          r"^\s*(predict|ask|try|compare|check|read)\b", re.IGNORECASE)
 
 
+# A sentence about the kit's behaviour (not about results) is held by a test instead: `<!-- test: FILE::NAME -->`.
+TEST_MARKER = re.compile(r"<!--\s*test:\s*(tests/[\w/.-]+\.py)::(\w+)\s*-->")
+
+
 def prose(path: Path) -> str:
     """A document's prose: markdown cells of a notebook, or a markdown file; code blocks left out."""
     if path.suffix == ".ipynb":
@@ -39,14 +43,19 @@ def prose(path: Path) -> str:
 
 def sentences(text: str) -> list[str]:
     """Sentences, each with the ledger marker that ends it (markers are glued to the sentence before them)."""
-    text = re.sub(r"\s*(<!--\s*claim:\s*[\w.-]+\s*-->)", r"\1", text)
-    text = re.sub(r"<!--(?!\s*claim:).*?-->", " ", text, flags=re.DOTALL)
+    text = re.sub(r"\s*(<!--\s*(claim|test):\s*[\w/.:-]+\s*-->)", r"\1", text)
+    text = re.sub(r"<!--(?!\s*(claim|test):).*?-->", " ", text, flags=re.DOTALL)
     return [claims.normalized(s) for s in re.split(r"(?<=[.!?>])\s+(?=[A-Z*(\"'`|#-])", text) if s.strip()]
 
 
 def unlinked(path: Path) -> list[str]:
-    return [s for s in sentences(prose(path))
-            if CLAIM_WORDS.search(s) and not claims.MARKER.search(s) and not NOT_A_CLAIM.search(s)]
+    return [s for s in sentences(prose(path)) if CLAIM_WORDS.search(s) and not claims.MARKER.search(s)
+            and not TEST_MARKER.search(s) and not NOT_A_CLAIM.search(s) and not quotes_the_rule(s)]
+
+
+def quotes_the_rule(sentence: str) -> bool:
+    """A sentence of results.SPREAD_RULE quoted word for word: the rule itself, held by the test below."""
+    return claims.normalized(sentence.replace(">", " ")) in claims.normalized(results.SPREAD_RULE)
 
 
 def unchecked_list() -> set[tuple[str, str]]:
@@ -74,6 +83,15 @@ def test_every_marked_sentence_reads_as_the_ledger_says_and_every_claim_is_marke
                 f"{path.name}: the sentence before {claim_id}'s marker is not the ledger's: {claim.text!r}")
             marked[claim_id] = path.name
     assert set(marked) == set(claims.LEDGER), f"claims no document states: {sorted(set(claims.LEDGER) - set(marked))}"
+
+
+def test_every_test_marker_names_a_test_that_exists():
+    """A sentence held by a test names it; the test must be there (renamed or deleted: the link breaks here)."""
+    named = [(path.name, *m) for path in DOCUMENTS for m in TEST_MARKER.findall(prose(path))]
+    assert named, "no document links a sentence to a test"
+    for document, file, name in named:
+        source = (ROOT / file).read_text() if (ROOT / file).exists() else ""
+        assert re.search(rf"^def {name}\(", source, flags=re.MULTILINE), f"{document} names {file}::{name}: not found"
 
 
 def test_no_comparative_sentence_enters_the_course_without_a_ledger_id():
@@ -126,3 +144,9 @@ def test_the_guides_student_time_table_is_what_the_estimate_computes():
         estimate = row["words"] / 150 + row["code lines"] / 10 + row["checked"] * 4 + row["open"] * 10
         assert (int(words.replace(",", "")), int(checked), int(open_), int(minutes)) == (
             row["words"], row["checked"], row["open"], round(estimate)), path.name
+
+
+def test_the_spread_rule_is_stated_once_in_the_words_the_code_applies():
+    """The site's front page quotes results.SPREAD_RULE verbatim (the guide and notebooks point to it)."""
+    page = claims.normalized((ROOT / "docs" / "site" / "index.md").read_text().replace("> ", " "))
+    assert claims.normalized(results.SPREAD_RULE) in page

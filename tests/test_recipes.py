@@ -32,6 +32,8 @@ def test_freeze_first_8_leaves_the_embeddings_training(bert_base):
     fixed = RECIPES["freeze-first-8"].fixed(bert_base)
     assert fixed.frozen_names(bert_base) - plan.frozen_names(bert_base) == set(
         fl.anatomy(bert_base).names_in(row="embeddings"))
+    sizes = fl.trainable_summary(bert_base)["total"]  # notebook 02: "23.8 million parameters, more than three blocks"
+    assert round(sizes["embeddings"] / 1e6, 1) == 23.8 and 3 * sizes["block 0"] < sizes["embeddings"] < 4 * sizes["block 0"]
 
 
 def test_freeze_first_8_silently_freezes_every_block_of_a_small_model(minilm):

@@ -56,7 +56,7 @@ def test_shipped_sweeps_load_and_cover_their_grids():
     assert {"sts_spearman", "cka_top"} <= set(results.flatten(frontier).columns)
     sizes = results.shipped("data-size")
     assert len(sizes) == 48 and sorted(sizes["train_size"].unique()) == [100, 300, 1000, 3000]
-    with pytest.raises(ValueError, match="no shipped results named 'nope'; shipped: data-size, frontier, methods"):
+    with pytest.raises(ValueError, match="no shipped results named 'nope'; shipped: cola-depth, data-size, frontier"):
         results.shipped("nope")
 
 
