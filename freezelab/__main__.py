@@ -92,7 +92,9 @@ def main(argv=None) -> None:
     again = actions.add_parser("requeue", help="queue again the runs that failed past their retries (status names them)")
     again.add_argument("--name", required=True)
     for action in (create, grant, show, work, out, again):
-        action.add_argument("--url", help="the class database's address (default: FREEZELAB_CLASS_DB, or a prompt)")
+        action.add_argument("--url", help="the class database's address (default: FREEZELAB_CLASS_DB, or a hidden "
+                                          "prompt; an address with a password here shows in the process list and "
+                                          "the shell's history, so prefer those)")
     args = parser.parse_args(argv)
     try:
         _run(args, parser)
