@@ -18,15 +18,13 @@ def _table(frame):
 
 
 def _most_accurate_if_it_forgets_more(frame, probe):
-    """The most accurate set-up, retention ignored: a mistake only where its retention is beyond the seed spread
-    below the best's (on a random-weight model every run may keep the same)."""
+    """The most accurate set-up, retention ignored: a mistake only where the spread rule puts its retention below
+    the best's (on a random-weight model every run may keep the same)."""
     table = _table(frame).sort_values("dev_metric mean")
     close = table[table["dev_metric mean"] >= table["dev_metric mean"].max() - 0.02]
-    most_accurate = table.iloc[-1]
-    best = close.loc[close[f"{probe} mean"].idxmax()]
-    spread = max(best[f"{probe} std"], most_accurate[f"{probe} std"])
-    spread = 0.0 if spread != spread else spread  # one seed: no spread
-    return [str(most_accurate["label"])] if most_accurate[f"{probe} mean"] < best[f"{probe} mean"] - spread else []
+    most_accurate = str(table.iloc[-1]["label"])
+    best = str(close.loc[close[f"{probe} mean"].idxmax(), "label"])
+    return [most_accurate] if results.gap(table, best, most_accurate, probe).outcome == "higher" else []
 
 
 def _most_retentive_if_it_learned_less(frame, probe):
@@ -47,11 +45,11 @@ def _tied_wrong(frame, size):
 
 
 def _lowest_wrong(frame):
-    """Every plan the seeds can tell from the lowest one (none, when all runs tie, as on random weights)."""
-    stats = frame.groupby("plan")["dev_metric"].agg(["mean", "std"]).fillna(0)
-    low = stats["mean"].idxmin()
-    return [plan for plan, row in stats.iterrows()
-            if row["mean"] > stats.loc[low, "mean"] + max(row["std"], stats.loc[low, "std"])] + ["random"]
+    """Every plan the spread rule tells from the lowest one (none, when all runs tie, as on random weights)."""
+    table = results.summary(frame, by=("plan",), metrics=("dev_metric",)).set_index("plan")
+    table.attrs = frame.attrs
+    low = table["dev_metric mean"].idxmin()
+    return [plan for plan in table.index if results.gap(table, plan, low).outcome == "higher"] + ["random"]
 
 
 def _not_within(tolerance, right, answers):
