@@ -594,3 +594,34 @@ def _natural_task():
        "correlation near 0).", "cola-depth")
 def _guide_cola():
     return _cola_nothing()
+
+
+@claim("readme.cls-head",
+       "A head on the untrained [CLS] pooler sits at the majority class at lr 1e-3 and reaches only 0.59 at 1e-2, "
+       "while the same frozen encoder read through mean pooling reaches 0.79.", "frontier")
+def _readme_cls():
+    table = _summary("frontier")
+    return (_cls_majority() and round(table.loc["head only, lr 0.01", "dev_metric mean"], 2) == 0.59
+            and round(table.loc["head only (mean-pooled), lr 0.01", "dev_metric mean"], 2) == 0.79)
+
+
+@claim("readme.forgetting-ladder",
+       "From 2e-5 to 1e-4 to 5e-4 full fine-tuning's retention falls, each step beyond the seed spread, while the "
+       "accuracy of 1e-4 and 5e-4 is about equal.", "frontier")
+def _readme_ladder():
+    return _ladder()
+
+
+@claim("readme.warm-up",
+       "Warm-up makes no difference at 5e-4; at 1e-3 it saves two seeds of three from collapsing to the majority "
+       "class, but not the retention.", "frontier")
+def _readme_warmup():
+    return _warmup_5e4() and _collapse()
+
+
+@claim("readme.data-size",
+       "With 100 sentences every two depths are about equal; from 300 sentences on, training the top 4 blocks beats "
+       "the frozen encoder beyond the spread, full fine-tuning from 1,000 and the top 2 blocks only at 3,000; at "
+       "3,000 full fine-tuning and the top 4 blocks are about equal.", "data-size")
+def _readme_data_size():
+    return _small_equal() and _unfreezing_pays() and _large_no_best()
