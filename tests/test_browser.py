@@ -331,8 +331,10 @@ def test_dashboard_draws_the_loss_while_training_in_the_browser(browser, jupyter
 FOCUSED = """() => { const e = document.activeElement;
                      if (!e || e === document.body) return null;
                      const s = getComputedStyle(e);
-                     return {inside: !!e.closest('.freezelab-picker'), tag: e.tagName.toLowerCase(),
-                             role: e.getAttribute('role'), name: (e.getAttribute('aria-label') || e.textContent || '').trim(),
+                     const label = e.labels && e.labels.length ? e.labels[0].textContent : null;  // <select>: its <label>
+                     return {inside: !!e.closest('.freezelab-picker'), row: !!e.closest('.freezelab-rows'),
+                             tag: e.tagName.toLowerCase(), role: e.getAttribute('role'),
+                             name: (e.getAttribute('aria-label') || label || e.textContent || '').trim(),
                              pressed: e.getAttribute('aria-pressed'),
                              ring: (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 1) || s.boxShadow !== 'none'}; }"""
 DESCRIPTION = """() => { const d = document.querySelector('.freezelab-picker .freezelab-figure-text');
@@ -355,17 +357,20 @@ def tab_through(page, limit=60):
 def test_picker_works_from_the_keyboard_alone(page, picker):
     """Every control is reached with Tab, shows where the focus is, and is named by what it controls; Space and
     Enter toggle a row, the arrow keys move the slider, and the description under the heatmap follows."""
-    rows = page.evaluate("() => [...document.querySelectorAll('.freezelab-picker .freezelab-rows button')]"
-                         ".map(b => b.getAttribute('aria-label'))")
-    assert rows and rows[0].startswith("head") and rows[-1].startswith("embeddings"), rows
     # Into the picker as Tab from the cell above would bring you: focus its first control, then keys only.
     picker.locator("button", has_text="freeze layers").first.focus()
     page.keyboard.press("Space")  # the first test left it in LoRA mode, where the row controls rest
     page.wait_for_function(f"() => !(({SUMMARY})() || '').includes('LoRA')", timeout=30_000)
+    page.wait_for_function("() => [...document.querySelectorAll('.freezelab-picker .freezelab-rows button')]"
+                           ".every(b => !b.disabled && !(b.getAttribute('aria-label') || 'LoRA').includes('LoRA'))",
+                           timeout=30_000)  # the names follow the buttons' text a frame later
+    rows = page.evaluate("() => [...document.querySelectorAll('.freezelab-picker .freezelab-rows button')]"
+                         ".map(b => b.getAttribute('aria-label'))")
+    assert rows and rows[0].startswith("head:") and rows[-1].startswith("embeddings:"), rows
     stops = tab_through(page)
     names = [s["name"] for s in stops]
     assert all(s["ring"] for s in stops), f"a control shows no focus ring: {[s for s in stops if not s['ring']]}"
-    toggles = [s for s in stops if s["pressed"] is not None]
+    toggles = [s for s in stops if s["row"] and s["pressed"] in ("true", "false")]
     assert [s["name"] for s in toggles] == rows, f"Tab reached the row toggles as {names}, not one per row in order"
     slider = [s for s in stops if s["role"] == "slider"]
     assert len(slider) == 1 and slider[0]["name"].startswith("bottom k"), f"the slider is unnamed or unreached: {stops}"
