@@ -81,10 +81,20 @@ def _number(value) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
-def _axis_title(layout, axis: str) -> str:
-    """The title of a trace's axis ('x', 'x2', 'y', ...), or the axis letter when it has none."""
+def _axis_title(layout, axis: str, across: str | None = None) -> str:
+    """The title of a trace's axis ('x', 'x2', 'y', ...). A y axis without one, in a panel of a faceted figure
+    (plotly express's `facet_col`), takes the panel's title written above it; else the axis letter."""
     name = axis[0] + "axis" + axis[1:]
-    return _plain(layout[name].title.text) if name in layout and layout[name].title.text else axis[0]
+    if name in layout and layout[name].title.text:
+        return _plain(layout[name].title.text)
+    other = across and across[0] + "axis" + across[1:]
+    if other and other in layout and layout[other].domain:
+        low, high = layout[other].domain
+        above = [a.text for a in layout.annotations if a.text and a.xref == "paper" and a.yref == "paper"
+                 and a.y is not None and a.y >= 0.99 and a.x is not None and low <= a.x <= high]
+        if len(above) == 1:
+            return _plain(above[0])
+    return axis[0]
 
 
 def _values(seq) -> list:
@@ -123,7 +133,8 @@ def _point(name, x, y, xtitle, ytitle) -> str:
 
 def _xy_words(traces, layout) -> str:
     """Scatter, line and bar traces: the points with the highest and lowest values, per line where there are lines."""
-    xtitle, ytitle = _axis_title(layout, traces[0].xaxis or "x"), _axis_title(layout, traces[0].yaxis or "y")
+    xtitle = _axis_title(layout, traces[0].xaxis or "x")
+    ytitle = _axis_title(layout, traces[0].yaxis or "y", across=traces[0].xaxis or "x")
     points = [(_plain(t.name), x, y) for t in traces for x, y in zip(_values(t.x), _values(t.y)) if y is not None]
     if not points:
         return f"{ytitle} against {xtitle}: no points yet."
@@ -212,7 +223,7 @@ def data_table(figure: go.Figure, max_rows: int = 40) -> pd.DataFrame:
         keep = sorted({round(i * (len(xs) - 1) / (max_rows - 1)) for i in range(max_rows)}) if len(xs) > max_rows \
             else range(len(xs))
         xtitle = _axis_title(figure.layout, trace.xaxis or "x")
-        ytitle = _axis_title(figure.layout, trace.yaxis or "y")
+        ytitle = _axis_title(figure.layout, trace.yaxis or "y", across=trace.xaxis or "x")
         part = {"series": [_plain(trace.name)] * len(keep), "x: " + xtitle: [_number(xs[i]) for i in keep],
                 "y: " + ytitle: [_number(ys[i]) for i in keep]}
         for axis, error in (("x", trace.error_x), ("y", trace.error_y)):

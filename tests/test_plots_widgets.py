@@ -287,3 +287,19 @@ def test_the_picker_describes_its_heatmap_after_every_click(picker):
     picker.method.value = "LoRA"
     assert "in LoRA adapters" in picker.description.value
     assert "freezelab-picker" in picker.widget._dom_classes
+
+
+def test_a_faceted_express_figure_names_each_panel_s_values_by_the_panel_s_title():
+    """Notebook 03's chart: plotly express bars in two panels whose y axes have no title, only one above each."""
+    import pandas as pd
+    import plotly.express as px
+    from freezelab import plots
+
+    long = pd.DataFrame({"plan": ["top 2", "full"] * 2, "variable": ["dev accuracy"] * 2 + ["examples / s"] * 2,
+                         "value": [0.7, 0.8, 200, 100]})
+    figure = px.bar(long, x="plan", y="value", facet_col="variable", color="plan", title="speed and accuracy")
+    figure.update_yaxes(matches=None, title_text="")
+    figure.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+    words = plots.describe(plots.Figure(figure))
+    assert "Highest dev accuracy: full (plan full, dev accuracy 0.8)" in words
+    assert "Highest examples / s: top 2 (plan top 2, examples / s 200)" in words
