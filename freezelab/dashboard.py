@@ -2,7 +2,8 @@
 
 For: `fine_tune(..., dashboard="auto")`. In a notebook: a plotly figure
 (FigureWidget where it works, else redrawn in an `ipywidgets.Output`, the
-same choice as the FreezePicker) and an `ipywidgets.IntProgress`. Elsewhere:
+same choice as the FreezePicker) and an `ipywidgets.IntProgress`, with the status line and, under the
+curves, what they show in words (`plots.describe`), redrawn with them. Elsewhere:
 plain log lines. It is a `TrainerCallback`, so it only reads the Trainer's state.
 
 Not for: storing the history (the result record in `freezelab.training` does).
@@ -56,14 +57,21 @@ class Dashboard(TrainerCallback):
         self.figure = go.FigureWidget(figure) if self.live else figure
         self.progress = W.IntProgress(min=0, max=total_steps, description="step 0", layout=W.Layout(width="600px"))
         self.status = W.HTML()
+        self.description = W.HTML()  # the curves in words, for a reader who cannot see them
         self.output = None if self.live else W.Output()
-        display(W.VBox([W.HBox([self.progress, self.status]), self.figure if self.live else self.output]))
+        display(W.VBox([W.HBox([self.progress, self.status]), self.figure if self.live else self.output,
+                        self.description]))
         self._redraw()
 
     def _redraw(self):
         with self.figure.batch_update():
             self.figure.data[0].x, self.figure.data[0].y = self.steps, self.losses
             self.figure.data[1].x, self.figure.data[1].y = self.eval_steps, self.metrics
+        from html import escape
+
+        from .plots import describe
+
+        self.description.value = f"<p><b>In words:</b> {escape(describe(self.figure))}</p>"
         if self.output is not None:
             from IPython.display import display
 

@@ -9,6 +9,11 @@ against retention, notebooks 04-05), `data_size_heatmap` / `data_size_lines`
 (notebook 06), `cka_plot` and `loss_plot`. Colours and names come from
 `freezelab.style`.
 
+Every figure has a text alternative computed from its own data, never typed: `describe(figure)` says in
+words what it shows (title, axes with their units, the extremes and the labelled values) and `data_table`
+gives its numbers as a table. The figures here are `Figure`s, which show both right under the drawing
+wherever they are displayed (JupyterLab, Colab, the course site); `text_alternative_html` is that block.
+
 Not for: widgets and their wiring (`freezelab.widgets`), computing the values
 (`freezelab.anatomy`, `freezelab.probes`) or tables (`freezelab.results`).
 
@@ -18,7 +23,9 @@ most recent anatomies (`plots._static_parts.cache_clear()`, or `freezelab.clear_
 
 from __future__ import annotations
 
+import html
 import math
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -28,7 +35,8 @@ from plotly.colors import sample_colorscale
 from torch import nn
 
 from .anatomy import Anatomy, anatomy, frozen_names
-from .grids import PLANS, describe, option
+from .grids import PLANS, option
+from .grids import describe as describe_setup  # a set-up in words; `describe` here is a figure in words
 from .results import flatten, summary
 from .style import BLACK as BLACK_MARK
 from .style import TASK_NAMES
@@ -53,6 +61,202 @@ def human(n: float) -> str:
         if abs(n) >= size:
             return f"{n / size:.1f}{unit}"
     return f"{n:.0f}"
+
+
+# --- text alternatives: every figure in words and as a table, from its own data ------------------
+
+def _plain(text) -> str:
+    """A plotly label as plain text: tags dropped, <br> a space, entities decoded, spaces collapsed."""
+    text = re.sub(r"<br\s*/?>", " ", str(text or ""))
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", text)).split())
+
+
+def _number(value) -> str:
+    """3 significant digits; thousands with separators (counts of parameters, steps, sentences)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "blank"
+    if isinstance(value, str):
+        return value
+    value = float(value)
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def _axis_title(layout, axis: str, across: str | None = None) -> str:
+    """The title of a trace's axis ('x', 'x2', 'y', ...). A y axis without one, in a panel of a faceted figure
+    (plotly express's `facet_col`), takes the panel's title written above it; else the axis letter."""
+    name = axis[0] + "axis" + axis[1:]
+    if name in layout and layout[name].title.text:
+        return _plain(layout[name].title.text)
+    other = across and across[0] + "axis" + across[1:]
+    if other and other in layout and layout[other].domain:
+        low, high = layout[other].domain
+        above = [a.text for a in layout.annotations if a.text and a.xref == "paper" and a.yref == "paper"
+                 and a.y is not None and a.y >= 0.99 and a.x is not None and low <= a.x <= high]
+        if len(above) == 1:
+            return _plain(above[0])
+    return axis[0]
+
+
+def _values(seq) -> list:
+    return [] if seq is None else list(seq)
+
+
+def _heatmap_words(trace, layout) -> str:
+    xs, ys = _values(trace.x), _values(trace.y)
+    z = [[None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in row]
+         for row in _values(trace.z)]
+    cells = [(v, ys[i] if i < len(ys) else i, xs[j] if j < len(xs) else j)
+             for i, row in enumerate(z) for j, v in enumerate(row) if v is not None]
+    colour = _plain(trace.colorbar.title.text) if trace.colorbar and trace.colorbar.title.text else "value"
+    words = (f"A heatmap of {colour} (colour) with {len(ys)} rows, {_axis_title(layout, trace.yaxis or 'y')} "
+             f"({ys[0]} to {ys[-1]}), and {len(xs)} columns, {_axis_title(layout, trace.xaxis or 'x')} "
+             f"({xs[0]} to {xs[-1]}).")
+    if not cells:
+        return words + " No cell has a value."
+    low, high = min(cells, key=lambda c: c[0]), max(cells, key=lambda c: c[0])
+    at_low, at_high = sum(c[0] == low[0] for c in cells), sum(c[0] == high[0] for c in cells)
+    words += (f" {colour.capitalize()} runs from {_number(low[0])} ({low[1]}, {low[2]}"
+              + (f", and {at_low - 1} more cells" if at_low > 1 else "") + f") to {_number(high[0])} ({high[1]}, "
+              f"{high[2]}" + (f", and {at_high - 1} more cells" if at_high > 1 else "") + ").")
+    blank = sum(len(row) for row in z) - len(cells)
+    return words + (f" {blank} cells are blank: those parts do not exist." if blank else "")
+
+
+def _short(title: str) -> str:
+    """An axis title without its bracketed unit, for the sentences after the one that gives it whole."""
+    return title.split(" (")[0]
+
+
+def _point(name, x, y, xtitle, ytitle) -> str:
+    return f"{name} ({_short(xtitle)} {_number(x)}, {_short(ytitle)} {_number(y)})"
+
+
+def _xy_words(traces, layout) -> str:
+    """Scatter, line and bar traces: the points with the highest and lowest values, per line where there are lines."""
+    xtitle = _axis_title(layout, traces[0].xaxis or "x")
+    ytitle = _axis_title(layout, traces[0].yaxis or "y", across=traces[0].xaxis or "x")
+    points = [(_plain(t.name), x, y) for t in traces for x, y in zip(_values(t.x), _values(t.y)) if y is not None]
+    if not points:
+        return f"{ytitle} against {xtitle}: no points yet."
+    kind = "bars" if traces[0].type == "bar" else "points"
+    if all(len(_values(t.x)) <= 1 for t in traces):  # one point per trace: a scatter of set-ups
+        words = f"{len(points)} {kind}, one per set-up: {xtitle} on x, {ytitle} on y."
+        numeric = [p for p in points if not isinstance(p[1], str)]
+        if numeric:
+            words += (f" Highest {_short(xtitle)}: {_point(*max(numeric, key=lambda p: p[1]), xtitle, ytitle)}; lowest: "
+                      f"{_point(*min(numeric, key=lambda p: p[1]), xtitle, ytitle)}.")
+        return words + (f" Highest {_short(ytitle)}: {_point(*max(points, key=lambda p: p[2]), xtitle, ytitle)}; lowest: "
+                        f"{_point(*min(points, key=lambda p: p[2]), xtitle, ytitle)}.")
+    if traces[0].type == "bar" and len(traces) == 1:
+        bars = points
+        return (f"{len(bars)} bars of {ytitle}, one per {xtitle}. Largest: {bars and max(bars, key=lambda p: p[2])[1]} "
+                f"({_number(max(p[2] for p in bars))}); smallest: {min(bars, key=lambda p: p[2])[1]} "
+                f"({_number(min(p[2] for p in bars))}).")
+    lines = []
+    for t in traces:
+        xy = [(x, y) for x, y in zip(_values(t.x), _values(t.y)) if y is not None]
+        if not xy:
+            continue
+        low, high = min(xy, key=lambda p: p[1]), max(xy, key=lambda p: p[1])
+        lines.append(f"{_plain(t.name) or 'line'}: from {_number(xy[0][1])} at {_number(xy[0][0])} to "
+                     f"{_number(xy[-1][1])} at {_number(xy[-1][0])}, lowest {_number(low[1])} at {_number(low[0])}, "
+                     f"highest {_number(high[1])} at {_number(high[0])}")
+    return (f"{len(lines)} {'bar series' if traces[0].type == 'bar' else 'lines'} of {ytitle} against {xtitle}. "
+            + "; ".join(lines) + ".")
+
+
+def describe(figure: go.Figure) -> str:
+    """What a figure shows, in words, from its own data: title, each axis's title (with its unit), the lowest
+    and highest values and where they are, the reference lines and labels drawn on it, the notes beside rows.
+
+    Works on any plotly figure (a `FigureWidget` too), so it says what this checkpoint's numbers show; the
+    alt text of the course's figures and the live description under the FreezePicker's heatmap.
+    """
+    layout = figure.layout
+    parts = [f"Figure: {_plain(layout.title.text) or 'untitled'}."]
+    by_axes: dict[tuple[str, str], list] = {}
+    for trace in figure.data:
+        if trace.type == "heatmap":
+            parts.append(_heatmap_words(trace, layout))
+        elif trace.type in ("scatter", "scattergl", "bar") and trace.hoverinfo != "skip":
+            by_axes.setdefault((trace.xaxis or "x", trace.yaxis or "y"), []).append(trace)
+    for traces in by_axes.values():  # one sentence per panel: a dashboard has two
+        bars, others = [t for t in traces if t.type == "bar"], [t for t in traces if t.type != "bar"]
+        parts += [_xy_words(group, layout) for group in (bars, others) if group]
+    notes = _values(layout.yaxis2.ticktext) if "yaxis2" in layout and layout.yaxis2.tickmode == "array" else []
+    if notes:
+        rows = _values(layout.yaxis2.tickvals)
+        parts.append("Beside the rows: " + "; ".join(f"{r}: {_plain(n)}" for r, n in zip(rows, notes)) + ".")
+    labels = [_plain(a.text) for a in layout.annotations if a.text] + [
+        _plain(s.label.text) for s in layout.shapes if s.label and s.label.text]
+    if labels:
+        parts.append("Written on the figure: " + "; ".join(labels) + ".")
+    return " ".join(parts)
+
+
+def data_table(figure: go.Figure, max_rows: int = 40) -> pd.DataFrame:
+    """The numbers a figure draws, as a table: a heatmap's grid (rows x columns), else one row per point with
+    its series, x, y and error bars. A series longer than `max_rows` is sampled at even steps (first and
+    last kept): a loss curve of 600 steps reads as 40."""
+    frames = []
+    for trace in figure.data:
+        if trace.type == "heatmap":
+            xs, ys = _values(trace.x), _values(trace.y)
+            labels = _values(trace.text) if isinstance(trace.text, (list, tuple)) else []
+
+            def cell(i: int, j: int, v) -> str:  # the value, then what is written in the cell where that differs
+                if v is None or (isinstance(v, float) and math.isnan(v)):
+                    return ""
+                label = _plain(labels[i][j]) if i < len(labels) and j < len(labels[i]) else ""
+                return _number(float(v)) + (f" ({label})" if label and label != _number(float(v)) else "")
+
+            grid = pd.DataFrame([[cell(i, j, v) for j, v in enumerate(row)] for i, row in enumerate(_values(trace.z))],
+                                index=ys, columns=xs)
+            grid.index.name = _axis_title(figure.layout, trace.yaxis or "y")
+            notes = figure.layout.yaxis2.ticktext if "yaxis2" in figure.layout else None
+            if notes and len(notes) == len(grid):
+                grid["beside the row"] = [_plain(n) for n in notes]
+            return grid
+        if trace.type not in ("scatter", "scattergl", "bar") or trace.hoverinfo == "skip":
+            continue
+        xs, ys = _values(trace.x), _values(trace.y)
+        keep = sorted({round(i * (len(xs) - 1) / (max_rows - 1)) for i in range(max_rows)}) if len(xs) > max_rows \
+            else range(len(xs))
+        xtitle = _axis_title(figure.layout, trace.xaxis or "x")
+        ytitle = _axis_title(figure.layout, trace.yaxis or "y", across=trace.xaxis or "x")
+        part = {"series": [_plain(trace.name)] * len(keep), "x: " + xtitle: [_number(xs[i]) for i in keep],
+                "y: " + ytitle: [_number(ys[i]) for i in keep]}
+        for axis, error in (("x", trace.error_x), ("y", trace.error_y)):
+            if error is not None and error.array is not None and len(error.array) == len(xs):
+                part[f"± ({axis})"] = [_number(_values(error.array)[i]) for i in keep]
+        frames.append(pd.DataFrame(part))
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True).fillna("")  # panels with other axes: columns of their own
+
+
+def text_alternative_html(figure: go.Figure) -> str:
+    """The block shown under a figure: its description, then its numbers in a table a reader can open."""
+    table = data_table(figure)
+    caption = html.escape(f"The numbers of: {_plain(figure.layout.title.text) or 'the figure above'}" + (
+        "; each cell: its colour's value, then what is written in it" if any(t.type == "heatmap" for t in figure.data)
+        else ""))
+    body = table.to_html(escape=True, border=0, index=table.index.name is not None, classes="freezelab-data")
+    body = re.sub(r"<table[^>]*>", lambda tag: f"{tag.group(0)}<caption>{caption}</caption>", body, count=1)
+    return (f"<div class='freezelab-figure-text' role='note' aria-label='text alternative of the figure above'>"
+            f"<p><b>In words:</b> {html.escape(describe(figure))}</p>"
+            f"<details><summary>The figure as a table</summary>{body}</details></div>")
+
+
+class Figure(go.Figure):
+    """A plotly figure that shows its text alternative (`text_alternative_html`) right under the drawing, so a
+    screen-reader user, or anyone, reads what it shows; otherwise a plain `go.Figure`."""
+
+    def _ipython_display_(self):
+        from IPython.display import HTML, display
+
+        super()._ipython_display_()
+        display(HTML(text_alternative_html(self)))
 
 
 @lru_cache(maxsize=16)
@@ -123,7 +327,7 @@ def grid_heatmap(a: Anatomy, values: np.ndarray, *, title: str, hover: list[list
     # one property to update per redraw (an annotation per row would cost one each).
     anchor = go.Scatter(x=[a.columns[0]] * len(a.rows), y=list(a.rows), yaxis="y2", mode="markers",
                         marker={"opacity": 0}, hoverinfo="skip", showlegend=False)
-    figure = (go.FigureWidget if widget else go.Figure)([heatmap, anchor])
+    figure = (go.FigureWidget if widget else Figure)([heatmap, anchor])
     figure.update_layout(
         title={"text": title, "x": 0.01, "font": {"size": 15}},
         xaxis={"title": "sub-module kind", "tickangle": -40, "side": "bottom", "showgrid": False},
@@ -285,12 +489,12 @@ def frontier_plot(frame: pd.DataFrame, retention: str = "sts_spearman", untouche
     y_range = [y.min() - 0.1, max(y.max(), untouched or 0) + 0.16]  # room above for the corner labels
     rows = table.to_dict(orient="records")
     positions = _label_positions([(r["dev_metric mean"], r[f"{retention} mean"], np.nan_to_num(r["dev_metric std"]),
-                                   np.nan_to_num(r[f"{retention} std"]), describe(r, short=True)) for r in rows], x_range, y_range)
-    figure = go.Figure()
+                                   np.nan_to_num(r[f"{retention} std"]), describe_setup(r, short=True)) for r in rows], x_range, y_range)
+    figure = Figure()
     for row, position in zip(rows, positions):
         figure.add_trace(go.Scatter(
             x=[row["dev_metric mean"]], y=[row[f"{retention} mean"]], name=row["label"], mode="markers+text",
-            text=[describe(row, short=True)], textposition=position, textfont={"size": 9, "color": "#333"},
+            text=[describe_setup(row, short=True)], textposition=position, textfont={"size": 9, "color": "#333"},
             marker={"color": _colour(row), "size": 7 + 3 * math.log10(row["lr"] / 1e-5),
                     "symbol": _symbol(row),
                     "line": {"width": 1, "color": "white"}},
@@ -343,7 +547,7 @@ def data_size_heatmap(frame: pd.DataFrame) -> go.Figure:
     best = mean.idxmax(axis=0)
     text = [[(f"<b>{mean.loc[d, n]:.3f}</b>" if best[n] == d else f"{mean.loc[d, n]:.3f}") + f"<br>± {std.loc[d, n]:.3f}"
              for n in sizes] for d in depths]
-    figure = go.Figure(go.Heatmap(
+    figure = Figure(go.Heatmap(
         z=mean.values, x=[f"{n:,}" for n in sizes], y=depths, text=text, texttemplate="%{text}",
         colorscale="Blues", colorbar={"title": {"text": "dev accuracy<br>(fraction)"}}, xgap=2, ygap=2,
         hovertemplate="%{y}, %{x} training sentences<br>dev accuracy %{z:.3f}<extra></extra>",
@@ -363,7 +567,7 @@ def data_size_lines(frame: pd.DataFrame) -> go.Figure:
     frame = flatten(frame)
     frame["line"] = [PLANS[r["plan"]][0] if _family(r) else r["depth"] for r in frame.to_dict(orient="records")]
     table = summary(frame, by=("line", "train_size"), metrics=("dev_metric",)).sort_values("train_size")
-    figure = go.Figure()
+    figure = Figure()
     for name, part in table.groupby("line", sort=False):
         row = part.iloc[0]
         figure.add_trace(go.Scatter(
@@ -382,7 +586,7 @@ def data_size_lines(frame: pd.DataFrame) -> go.Figure:
 def cka_plot(frame: pd.DataFrame, labels: list[str] | None = None) -> go.Figure:
     """Linear CKA between the pre-trained and the fine-tuned model, per layer (mean over seeds); 1 = unchanged."""
     runs = frame if labels is None else frame[frame["label"].isin(labels)]
-    figure = go.Figure()
+    figure = Figure()
     for i, (label, part) in enumerate(runs.groupby("label", sort=False)):
         per_layer = pd.DataFrame(list(part["retention"].apply(lambda r: r["cka"])))
         figure.add_trace(go.Scatter(x=list(per_layer.columns), y=per_layer.mean(), name=label, mode="lines+markers",
@@ -421,7 +625,7 @@ def loss_plot(frame: pd.DataFrame, labels: list[str], smooth: int = 10, guessing
 
     `guessing` marks the loss of a model that gives every class the same probability (ln 2 for two classes).
     """
-    figure = go.Figure()
+    figure = Figure()
     for j, label in enumerate(labels):
         part = frame[frame["label"] == label]
         colour = LINE_COLOURS[j % len(LINE_COLOURS)]
@@ -449,9 +653,9 @@ def sequential_plot(frame: pd.DataFrame, title: str | None = None) -> go.Figure:
     settings = frame.attrs.get("settings", {})
     first, second = (TASK_NAMES.get(settings.get(key), settings.get(key) or default)
                      for key, default in (("first_task", "first task"), ("task", "second task")))
-    labels = [describe(r, short=False) for r in table.to_dict(orient="records")]
+    labels = [describe_setup(r, short=False) for r in table.to_dict(orient="records")]
     colours = [_colour(r) for r in table.to_dict(orient="records")]
-    figure = go.Figure()
+    figure = Figure()
     figure.add_trace(go.Bar(
         x=labels, y=100 * table["cost mean"], marker={"color": colours}, name=f"{first} accuracy lost",
         error_y={"array": 100 * table["cost std"].fillna(0), "thickness": 1, "width": 4},

@@ -12,6 +12,12 @@ works (JupyterLab 4, Binder); else, chosen automatically (Colab's
 ipywidgets 7, no anywidget), a plain figure redrawn inside an
 `ipywidgets.Output`. Only API shared by ipywidgets 7 and 8 is used.
 
+From the keyboard alone: Tab reaches every control in reading order (method, preset, slider, then the rows
+from head to embeddings), a visible ring marks the focus, Space or Enter toggles a row, the arrow keys move
+the slider. Each row's button says its state in words ("block 3: frozen ❄"); where anywidget renders,
+`KeyboardLabels` also gives the buttons `aria-pressed` and the slider handle the slider's name, which
+ipywidgets does not. Under the heatmap, its text alternative (`plots.text_alternative_html`) follows every click.
+
 Not for: training or plotting outside a notebook (`freezelab.plots`).
 """
 
@@ -19,8 +25,10 @@ from __future__ import annotations
 
 import html
 import sys
+from functools import lru_cache
 
 import ipywidgets as W
+import plotly.graph_objects as go
 from IPython.display import display
 
 from .frontend import figurewidget_works
@@ -28,11 +36,20 @@ from .anatomy import EMBEDDINGS, anatomy, format_counts
 from .models import structure_copy
 from .lora import TARGETS, LoRA
 from .plans import FreezePlan
-from .plots import trainable_heatmap, update_trainable
+from .plots import text_alternative_html, trainable_heatmap, update_trainable
 from .recipes import RECIPES
 
 CUSTOM = "(custom)"
 LAYERS, ADAPTERS = "freeze layers", "LoRA"
+# A focus ring that shows on every theme: ipywidgets' own is 1px in a pale blue, or none (the slider handle).
+FOCUS_STYLE = ("<style>.freezelab-picker :focus-visible {outline: 3px solid #0b5cad !important; "
+               "outline-offset: 1px;}</style>")
+
+
+def row_words(row: str, frozen: str, lora: bool = False) -> str:
+    """A row button's text: the row, then its state in words ('all', 'part' or 'none' of it frozen)."""
+    state = {"all": "frozen ❄", "part": "part frozen", "none": "trains"}[frozen]
+    return f"{row}: {state}" + (" + LoRA" if lora else "")
 
 
 class FreezePicker:
@@ -60,7 +77,7 @@ class FreezePicker:
 
         a = self.anatomy
         self.toggles = {row: W.ToggleButton(description=row, tooltip=f"freeze or unfreeze {row}",
-                                            layout=W.Layout(width="150px")) for row in reversed(a.rows)}
+                                            layout=W.Layout(width="190px")) for row in reversed(a.rows)}
         self.preset = W.Dropdown(options=[CUSTOM, *self.presets], description="preset",
                                  layout=W.Layout(width="460px"))
         self.slider = W.IntSlider(min=0, max=a.num_blocks, description="bottom k",
@@ -76,6 +93,7 @@ class FreezePicker:
         self.targets = W.Dropdown(options=list(TARGETS), value=lora.targets, description="on",
                                   layout=W.Layout(width="200px"))
         self.summary = W.HTML()
+        self.description = W.HTML()  # the heatmap in words and as a table, redrawn with it
         self.figure = trainable_heatmap(a, FreezePlan.from_names(a, self._frozen), widget=self.live == "figurewidget")
         self.figure.update_layout(width=900)  # leave room for the toggles beside it
         self.output = W.Output() if self.live == "output" else None
@@ -88,11 +106,14 @@ class FreezePicker:
             control.observe(lambda change: self._on_method(), names="value")
         self._refresh()
 
-        controls = W.VBox([W.HTML("<b>rows</b> (❄ = frozen)"), *self.toggles.values()],
-                          layout=W.Layout(min_width="160px"))
+        controls = W.VBox([W.HTML("<b>rows</b> (❄ = frozen), head at the top" + FOCUS_STYLE), *self.toggles.values()],
+                          layout=W.Layout(min_width="200px"))
+        controls.add_class("freezelab-rows")
         view = self.figure if self.output is None else self.output
+        # Reading order is tab order: method, preset and slider, then the rows beside the heatmap, then the words.
         self.widget = W.VBox([W.HBox([self.method, self.rank, self.targets]), W.VBox([self.preset, self.slider]),
-                              W.HBox([controls, view]), self.summary])
+                              W.HBox([controls, view]), self.summary, self.description, *keyboard_labels()])
+        self.widget.add_class("freezelab-picker")
 
     # --- state --------------------------------------------------------------------
     @property
@@ -174,7 +195,7 @@ class FreezePicker:
                 names = self._row_sets[row]
                 whole, some = names <= self._frozen, bool(names & self._frozen)
                 toggle.value = whole
-                toggle.description = f"{row} ❄" if whole else (f"{row} (part)" if some else row)
+                toggle.description = row_words(row, "all" if whole else ("part" if some else "none"))
                 # button_style, not style.button_color: ipywidgets 7 and 8 both have it for toggles.
                 toggle.button_style = "info" if whole else ("" if some else "warning")
             match = [label for label, frozen in self._preset_sets.items() if frozen == self._frozen]
@@ -185,6 +206,7 @@ class FreezePicker:
         update_trainable(self.figure, self.anatomy, frozenset(self._frozen))
         trainable = self.anatomy.total - sum(self._sizes[name] for name in self._frozen)
         self.summary.value = f"<code>{html.escape(format_counts(trainable, self.anatomy.total))}</code>"
+        self.description.value = text_alternative_html(self.figure)
         _redraw(self.output, self.figure)
 
     def _refresh_lora(self) -> None:
@@ -204,7 +226,7 @@ class FreezePicker:
             for row, toggle in self.toggles.items():  # what LoRA does to each row, while the row controls rest
                 trains = row == "head"
                 toggle.value = not trains
-                toggle.description = row if trains else (f"{row} ❄ + LoRA" if row in adapted else f"{row} ❄")
+                toggle.description = row_words(row, "none" if trains else "all", lora=row in adapted)
                 toggle.button_style = "warning" if trains else ("" if row in adapted else "info")
         finally:
             self._syncing = False
@@ -212,6 +234,7 @@ class FreezePicker:
         head = sum(p.numel for p in a.params if p.row == "head")
         text = format_counts(head + int(added.sum()), a.total + int(added.sum()))  # cells counted once per click
         self.summary.value = f"<code>{html.escape(text)}</code> · {html.escape(lora.name)}, scale alpha/r = {lora.scale:g}"
+        self.description.value = text_alternative_html(self.figure)
         _redraw(self.output, self.figure)
 
     def _ipython_display_(self):
@@ -223,7 +246,7 @@ def _redraw(output, figure) -> None:
     if output is not None:
         with output:
             output.clear_output(wait=True)
-            display(figure)
+            go.Figure._ipython_display_(figure)  # the drawing alone: its words are in the widget beside it
 
 
 def recipe_presets(model, a) -> dict[str, FreezePlan]:
@@ -254,8 +277,11 @@ class ScheduleReplay:
         self.slider = W.IntSlider(min=0, max=len(schedule.phases) - 1, description="phase",
                                   layout=W.Layout(width="460px"))
         self.label = W.HTML()
+        self.description = W.HTML()  # the phase's heatmap in words and as a table
         self.slider.observe(lambda change: self.show(change["new"]), names="value")
-        self.widget = W.VBox([W.HBox([self.slider, self.label]), self.figure if self.output is None else self.output])
+        self.widget = W.VBox([W.HBox([self.slider, self.label]), self.figure if self.output is None else self.output,
+                              self.description, *keyboard_labels()])
+        self.widget.add_class("freezelab-picker")
         self.show(0)
 
     def show(self, index: int) -> None:
@@ -265,7 +291,63 @@ class ScheduleReplay:
                 else "when the dev metric stops improving")
         self.label.value = f"<code>{phase.plan.name or 'phase ' + str(index)} · {when} · lr x {phase.lr_scale:g}</code>"
         update_trainable(self.figure, self.anatomy, self._frozen[index])
+        self.description.value = text_alternative_html(self.figure)
         _redraw(self.output, self.figure)
 
     def _ipython_display_(self):
         display(self.widget)
+
+
+# Names and states that ipywidgets leaves out, set in the browser: a row button's `aria-pressed` (ipywidgets
+# draws the pressed state as a colour only) and the slider handle's name (its label is not tied to it).
+_KEYBOARD_LABELS_ESM = """
+function label(root) {
+  for (const button of root.querySelectorAll("button.widget-toggle-button")) {
+    button.setAttribute("aria-pressed", button.classList.contains("mod-active") ? "true" : "false");
+    button.setAttribute("aria-label", button.textContent.trim());
+  }
+  for (const slider of root.querySelectorAll(".widget-slider")) {
+    const name = slider.querySelector(".widget-label");
+    const value = slider.querySelector(".widget-readout");
+    const handle = slider.querySelector("[role=slider]");
+    if (handle && name) handle.setAttribute("aria-label", name.textContent.trim() + (slider.title ? ": " + slider.title : ""));
+    if (value && name) value.setAttribute("aria-label", name.textContent.trim() + " value");
+  }
+}
+function render({ el }) {
+  let observer = null, tries = 0;
+  const attach = () => {  // a view is drawn before it is put in the page: wait until it is
+    const root = el.closest(".freezelab-picker");
+    if (!root) { if (tries++ < 200) setTimeout(attach, 100); return; }
+    let queued = false;
+    label(root);
+    observer = new MutationObserver(() => {
+      if (!queued) { queued = true; requestAnimationFrame(() => { queued = false; label(root); }); }
+    });
+    // Class and text changes of the controls only: aria-* writes do not trigger it again.
+    observer.observe(root, {subtree: true, childList: true, characterData: true, attributes: true,
+                            attributeFilter: ["class", "title", "disabled"]});
+  };
+  attach();
+  return () => observer && observer.disconnect();
+}
+export default { render };
+"""
+
+
+def keyboard_labels() -> list:
+    """`[KeyboardLabels()]` where anywidget renders (JupyterLab, Binder, VS Code), else `[]`: the buttons' words
+    still name each row there."""
+    return [_keyboard_labels_class()(layout=W.Layout(display="none"))] if figurewidget_works() else []
+
+
+@lru_cache(maxsize=1)
+def _keyboard_labels_class():
+    import anywidget
+
+    class KeyboardLabels(anywidget.AnyWidget):
+        """An empty view that names the picker's controls for screen readers and keeps their states current."""
+
+        _esm = _KEYBOARD_LABELS_ESM
+
+    return KeyboardLabels

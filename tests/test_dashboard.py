@@ -38,6 +38,8 @@ def test_the_widget_dashboard_follows_every_step_of_a_real_run(boards, capsys):
     assert list(board.figure.data[0].y) == [h["loss"] for h in result.history if "loss" in h]
     assert list(board.figure.data[1].x) == [4, 8] and len(board.figure.data[1].y) == 2  # one evaluation per epoch
     assert "step 8/8" in board.status.value and "ETA 0m00s" in board.status.value
+    last = [h["loss"] for h in result.history if "loss" in h][-1]
+    assert "loss: from " in board.description.value and f"{last:.3g} at 8" in board.description.value
 
 
 def test_outside_a_notebook_the_dashboard_logs_lines(boards, capsys):

@@ -114,9 +114,12 @@ def test_the_picker_touches_no_weights_until_apply(picker):
     assert fl.FreezePlan.from_model(picker.model) == FreezePlan.freeze_bottom(picker.model, 10)
 
 
-def test_partly_frozen_rows_are_labelled(picker):
-    picker.plan = FreezePlan(["block 2/query"])
-    assert picker.toggles["block 2"].description == "block 2 (part)" and not picker.toggles["block 2"].value
+def test_each_row_button_says_its_row_and_its_state_in_words(picker):
+    """The words, not only the colour: a screen reader reads the button's text as its name."""
+    picker.plan = FreezePlan(["block 2/query", "block 3"])
+    assert picker.toggles["block 2"].description == "block 2: part frozen" and not picker.toggles["block 2"].value
+    assert picker.toggles["block 3"].description == "block 3: frozen ❄" and picker.toggles["block 3"].value
+    assert picker.toggles["block 4"].description == "block 4: trains" and not picker.toggles["block 4"].value
 
 
 def test_switching_to_lora_redraws_adapters_in_the_cells_they_adapt_and_rests_the_row_controls(picker):
@@ -144,7 +147,7 @@ def test_a_lora_plan_set_from_code_moves_the_method_controls(picker):
     assert (picker.method.value, picker.rank.value, picker.targets.value) == ("LoRA", 32, "ffn")
     picker.plan = FreezePlan.bitfit(picker.model)
     assert picker.method.value == "freeze layers" and picker.preset.value == "BitFit (biases + head)"
-    assert all(t.description.endswith("(part)") for row, t in picker.toggles.items() if row != "head")
+    assert all(t.description.endswith("part frozen") for row, t in picker.toggles.items() if row != "head")
 
 
 def test_the_figurewidget_path_uses_a_live_figure(bert_base):
@@ -177,3 +180,126 @@ def test_schedule_replay_shows_each_phase(bert_base, live):
     assert titles[0].startswith("592,130 of") and len(set(titles)) == 3  # phase 0: pooler + head
     assert "train top 2 + head" in replay.label.value and "from epoch 2" in replay.label.value
     assert all(p.requires_grad for p in bert_base.parameters())
+
+
+# --- text alternatives: each figure says what it shows, from its own data ---------------------------------
+
+def test_the_heatmap_in_words_gives_title_axes_extremes_and_the_row_notes(bert_base):
+    from freezelab.plots import describe
+
+    a = fl.anatomy(bert_base)
+    words = describe(trainable_heatmap(a, FreezePlan.train_top(a, 2)))
+    assert words.startswith("Figure: 14,767,874 of 109,483,778 parameters trainable (13.49%).")
+    assert "trainable fraction (colour)" in words and "15 rows, layer (data flows upward) (embeddings to head)" in words
+    assert "runs from 0 (embeddings, word emb, and 83 more cells) to 1 (block 10, query, and 17 more cells)" in words
+    assert "block 9: 7.1M · 0% trainable; block 10: 7.1M · 100% trainable" in words
+    # Another plan, other words: nothing in them is fixed text.
+    assert "runs from 0 (embeddings, word emb, and 27 more cells)" in describe(trainable_heatmap(  # 4 + 3 x 8 cells
+        a, FreezePlan.freeze_bottom(a, 3)))
+
+
+def test_every_architecture_s_heatmap_is_described_row_by_row(any_tiny):
+    from freezelab.plots import data_table, describe
+
+    a = fl.anatomy(any_tiny)
+    figure = trainable_heatmap(any_tiny)
+    words, table = describe(figure), data_table(figure)
+    assert f"{a.total:,} of {a.total:,} parameters trainable" in words
+    assert list(table.index) == list(a.rows) and list(table.columns) == [*a.columns, "beside the row"]
+    assert all(f"{row}: " in words.split("Beside the rows: ")[1] for row in a.rows)
+
+
+def test_the_data_table_holds_the_values_the_cells_are_coloured_by(bert_base):
+    from freezelab.plots import data_table
+
+    a = fl.anatomy(bert_base)
+    table = data_table(trainable_heatmap(a, FreezePlan(patterns=[r"layer\.2\.attention\.self\.query\.bias"])))
+    assert table.loc["block 2", "query"] == "0.999 (590.6K)" and table.loc["block 1", "query"] == "1 (590.6K)"
+    assert table.loc["embeddings", "query"] == ""  # a cell that does not exist stays empty
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from freezelab import results
+
+    return {name: results.shipped(name) for name in ("frontier", "data-size", "sequential")}
+
+
+def test_the_frontier_in_words_names_the_set_ups_at_its_extremes(shipped):
+    from freezelab import plots, results
+
+    frame = shipped["frontier"]
+    table = results.summary(frame, metrics=("dev_metric", "sts_spearman"))
+    best, kept = table.loc[table["dev_metric mean"].idxmax()], table.loc[table["sts_spearman mean"].idxmax()]
+    words = plots.describe(plots.frontier_plot(frame, untouched=0.8, chance=0.5))
+    assert f"{len(table)} points, one per set-up: task dev accuracy (fraction correct) on x" in words
+    assert f"Highest task dev accuracy: {best['label']} (task dev accuracy {best['dev_metric mean']:.3g}" in words
+    assert f"Highest retention: STS-B Spearman ρ: {kept['label']}" in words
+    assert "untouched model, STS-B Spearman ρ: 0.800; majority class: 0.500" in words
+
+
+def test_the_data_size_figures_in_words_give_the_best_cell_and_each_line(shipped):
+    from freezelab import plots, results
+
+    frame = shipped["data-size"]
+    table = results.summary(frame, by=("depth", "train_size"), metrics=("dev_metric",))
+    top = table.loc[table["dev_metric mean"].idxmax()]
+    words = plots.describe(plots.data_size_heatmap(frame))
+    assert f"to {top['dev_metric mean']:.3g} ({top['depth']}, {top['train_size']:,})" in words
+    lines = plots.describe(plots.data_size_lines(frame))
+    assert f"{table['depth'].nunique()} lines of dev accuracy (fraction correct) against training sentences" in lines
+    assert all(f"{depth}: from " in lines for depth in table["depth"].unique())
+
+
+def test_the_sequential_plot_in_words_gives_the_largest_cost(shipped):
+    from freezelab import plots, results
+
+    frame = shipped["sequential"]
+    table = results.summary(frame, metrics=("cost",))
+    words = plots.describe(plots.sequential_plot(frame))
+    assert f"({100 * table['cost mean'].max():.3g})" in words and "SST-2 dev accuracy lost (percentage points)" in words
+
+
+def test_a_figure_shows_its_text_alternative_right_under_it(monkeypatch):
+    """What a notebook or the site shows: the drawing, then the words and the table, as the next output."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+    from freezelab import plots
+
+    InteractiveShell.instance()
+    monkeypatch.setattr(pio.renderers, "default", "plotly_mimetype")  # JupyterLab's; other tests may change it
+    monkeypatch.setattr(pio.renderers, "render_on_display", True)
+    figure = plots.Figure(go.Bar(x=["a", "b"], y=[3, 5]), layout={"title": "two bars", "yaxis_title": "height (m)"})
+    with capture_output() as shown:
+        figure._ipython_display_()
+    assert "application/vnd.plotly.v1+json" in shown.outputs[-2].data
+    words = shown.outputs[-1].data["text/html"]
+    assert "Figure: two bars. 2 bars of height (m), one per x. Largest: b (5); smallest: a (3)." in words
+    assert "<caption>The numbers of: two bars</caption>" in words
+
+
+def test_the_picker_describes_its_heatmap_after_every_click(picker):
+    picker.toggles["block 0"].value = True
+    assert "102,395,906 of 109,483,778 parameters trainable" in picker.description.value
+    assert "block 0: 7.1M · 0% trainable" in picker.description.value
+    picker.method.value = "LoRA"
+    assert "in LoRA adapters" in picker.description.value
+    assert "freezelab-picker" in picker.widget._dom_classes
+
+
+def test_a_faceted_express_figure_names_each_panel_s_values_by_the_panel_s_title():
+    """Notebook 03's chart: plotly express bars in two panels whose y axes have no title, only one above each."""
+    import pandas as pd
+    import plotly.express as px
+    from freezelab import plots
+
+    long = pd.DataFrame({"plan": ["top 2", "full"] * 2, "variable": ["dev accuracy"] * 2 + ["examples / s"] * 2,
+                         "value": [0.7, 0.8, 200, 100]})
+    figure = px.bar(long, x="plan", y="value", facet_col="variable", color="plan", title="speed and accuracy")
+    figure.update_yaxes(matches=None, title_text="")
+    figure.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+    words = plots.describe(plots.Figure(figure))
+    assert "Highest dev accuracy: full (plan full, dev accuracy 0.8)" in words
+    assert "Highest examples / s: top 2 (plan top 2, examples / s 200)" in words

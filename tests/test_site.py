@@ -4,7 +4,8 @@ Builds the site with `docs/build_site.py` into `artifacts/site`. The published s
 size; this check runs them at smoke size (the same code path, in a fraction of the time: nbval has already run
 every notebook at quick size). Then it opens each notebook's page in Debian's headless Chromium over file:// (no server,
 no network) and checks that every plotly figure drew, that no cell failed, and that every link inside the site
-leads to a file that exists. Skipped without Chromium unless FREEZELAB_REQUIRE_BROWSER=1 (CI).
+leads to a file that exists; that every figure is followed by its text alternative (words and a data table); and
+that axe-core finds nothing serious or critical on any page, the theme's chrome included. Skipped without Chromium unless FREEZELAB_REQUIRE_BROWSER=1 (CI).
 FREEZELAB_SITE=folder checks a site built before instead of building one.
 """
 
@@ -25,6 +26,7 @@ if not Path(CHROMIUM).exists() and os.environ.get("FREEZELAB_REQUIRE_BROWSER") !
 
 sys.path.insert(0, str(ROOT / "docs"))
 import build_site  # noqa: E402  (docs/build_site.py: a script, not part of the package)
+from a11y import blocking, counts, report, violations  # noqa: E402
 from conftest import SHARED_DATA  # noqa: E402
 from freezelab.data import DATA_DIR_VARIABLE  # noqa: E402
 
@@ -92,3 +94,34 @@ def test_page_in_chromium_figures_drawn_no_script_errors_links_whole(site, brows
         url = urlparse(href)
         if url.scheme == "file":
             assert Path(unquote(url.path)).exists(), f"{stem}: broken link {href}"
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_every_figure_on_the_page_is_followed_by_what_it_shows(site, browser, stem):
+    """In the figure's own cell output: the words ('In words: Figure: <its title>. ...') and a captioned table."""
+    page = browser.new_page()
+    page.goto((site / "notebooks" / f"{stem}.html").as_uri(), wait_until="load")
+    figures = page.evaluate("""() => [...document.querySelectorAll('.plotly-graph-div')].map(div => {
+        const output = div.closest('.cell_output');
+        const text = output && output.querySelector('.freezelab-figure-text');
+        return {title: div.layout && div.layout.title ? (div.layout.title.text || '') : '',
+                words: text ? text.querySelector('p').textContent : null,
+                caption: text && text.querySelector('table caption') ? text.querySelector('table caption').textContent : null,
+                cells: text ? text.querySelectorAll('td').length : 0}; })""")
+    page.close()
+    for figure in figures:
+        assert figure["words"], f"{stem}: a figure without its words: {figure['title']!r}"
+        assert figure["words"].startswith("In words: Figure: ") and figure["caption"].startswith("The numbers of"), figure
+        assert figure["cells"] > 0, f"{stem}: an empty data table under {figure['title']!r}"
+
+
+@pytest.mark.parametrize("stem", ["index", *NOTEBOOKS])
+def test_axe_finds_nothing_serious_or_critical_on_the_page(site, browser, stem):
+    page = browser.new_page()
+    path = site / "index.html" if stem == "index" else site / "notebooks" / f"{stem}.html"
+    page.goto(path.as_uri(), wait_until="load")
+    page.wait_for_timeout(500)  # the page's own load handlers (figures, keyboard.js) run first
+    found = violations(page)
+    page.close()
+    print(f"axe, site page {stem}: {counts(found)}\n{report(found)}")
+    assert not blocking(found), f"{stem}: serious or critical axe violations:\n{report(blocking(found))}"

@@ -13,4 +13,4 @@ nb_merge_streams = True
 
 # plotly.js comes with the site, so figures draw without a CDN (the build sets plotly's renderer to match).
 html_static_path = ["_static"]
-html_js_files = ["plotly.min.js"]
+html_js_files = ["plotly.min.js", "keyboard.js"]  # keyboard.js: docs/site/_static, scrolling from the keyboard
