@@ -6,6 +6,7 @@ follow from stated rates, printed with the table, so a teacher can change them (
 they are an estimate from the notebook's contents, not a measurement of students.
 
     python benchmarks/reading_time.py [--words-per-minute 150] [--checked 4] [--open 10]
+    python benchmarks/reading_time.py --write-guide   # refresh the table in docs/teachers_guide.md (default rates)
 """
 
 import argparse
@@ -14,6 +15,7 @@ import re
 from pathlib import Path
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+GUIDE = NOTEBOOKS.parent / "docs" / "teachers_guide.md"
 
 
 def contents(path: Path) -> dict:
@@ -34,24 +36,42 @@ def _open_exercises(markdown: str) -> int:
     return sum(under_open_heading or "(open)" in header for header in re.findall(r"\*\*Exercise \d+[^*]*\*\*", markdown))
 
 
+def minutes(row: dict, words_per_minute=150, code_lines_per_minute=10, checked=4, open=10) -> float:
+    return (row["words"] / words_per_minute + row["code lines"] / code_lines_per_minute
+            + row["checked"] * checked + row["open"] * open)
+
+
+def write_guide() -> None:
+    """Rewrite the words, exercises and minutes of the guide's lab-plan table (its rows start "| NN ")."""
+    text = GUIDE.read_text()
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        row = contents(path)
+        text = re.sub(rf"^(\| {path.stem[:2]} [^|]+\| )[\d,]+ \| \d+ / \d+ \| \d+ \|",
+                      rf"\g<1>{row['words']:,} | {row['checked']} / {row['open']} | {round(minutes(row))} |", text,
+                      flags=re.MULTILINE)
+    GUIDE.write_text(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--words-per-minute", type=float, default=150, help="reading technical prose")
     parser.add_argument("--code-lines-per-minute", type=float, default=10, help="reading code to follow it")
     parser.add_argument("--checked", type=float, default=4, help="minutes per checked exercise")
     parser.add_argument("--open", type=float, default=10, help="minutes per open exercise")
+    parser.add_argument("--write-guide", action="store_true", help="refresh docs/teachers_guide.md's table")
     args = parser.parse_args()
+    if args.write_guide:
+        write_guide()
     print(f"rates: {args.words_per_minute:g} words/min, {args.code_lines_per_minute:g} code lines/min, "
           f"{args.checked:g} min per checked exercise, {args.open:g} min per open one")
     print(f"{'notebook':36} {'words':>6} {'code':>5} {'checked':>7} {'open':>4} {'minutes':>7}")
     total = 0.0
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         row = contents(path)
-        minutes = (row["words"] / args.words_per_minute + row["code lines"] / args.code_lines_per_minute
-                   + row["checked"] * args.checked + row["open"] * args.open)
-        total += minutes
+        spent = minutes(row, args.words_per_minute, args.code_lines_per_minute, args.checked, args.open)
+        total += spent
         print(f"{row['notebook']:36} {row['words']:>6} {row['code lines']:>5} {row['checked']:>7} {row['open']:>4} "
-              f"{minutes:>7.0f}")
+              f"{spent:>7.0f}")
     print(f"{'all':36} {'':>6} {'':>5} {'':>7} {'':>4} {total:>7.0f}")
 
 
