@@ -604,8 +604,8 @@ def layer_probe_plot(probes: pd.DataFrame, runs: pd.DataFrame | None = None, tit
     """What a logistic regression reads from each vector of the frozen encoder (`probes.layer_probes`, one row
     per seed and vector: mean ± std over seeds), with trained set-ups of `runs` as dashed lines to compare."""
     stats = probes.groupby("vector", sort=False)["dev accuracy"].agg(["mean", "std"])
-    figure = go.Figure(go.Bar(x=list(stats.index), y=stats["mean"], error_y={"array": stats["std"].fillna(0)},
-                              marker_color=FROZEN_COLOUR, name="linear probe on the frozen encoder"))
+    figure = Figure(go.Bar(x=list(stats.index), y=stats["mean"], error_y={"array": stats["std"].fillna(0)},
+                           marker_color=FROZEN_COLOUR, name="linear probe on the frozen encoder"))
     if runs is not None:
         for i, (label, part) in enumerate(summary(runs).groupby("label", sort=False)):
             figure.add_hline(y=float(part["dev_metric mean"].iloc[0]), line_dash="dash",

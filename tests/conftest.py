@@ -24,6 +24,69 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "teacher"))  # the solutions: not in the package
 
 
+TIERS = {  # marker -> what it needs; everything else is `core` (docs/testing.md says how to run each tier)
+    "postgres": "the test PostgreSQL that .ci/postgres starts",
+    "browser": "a real browser (Playwright's Chromium)",
+    "notebooks": "notebook kernels: the course run top to bottom (nbval) or the teacher edition on another checkpoint",
+    "site": "the built site (Sphinx, executed notebooks)",
+    "core": "none of the above: the fast core",
+}
+NOTEBOOK_FILES = ("test_notebooks_any_checkpoint.py", "test_grading.py")
+
+
+def pytest_configure(config):
+    for marker, needs in TIERS.items():
+        config.addinivalue_line("markers", f"{marker}: needs {needs}")
+    config.addinivalue_line("markers", "restarts_postgres: restarts the test server; runs while no other test uses it")
+
+
+def pytest_collection_modifyitems(items):
+    """Each test's tier, read from what it uses (its fixtures, its file), so no list is kept by hand."""
+    for item in items:
+        names, path = set(getattr(item, "fixturenames", ())), Path(str(item.fspath))
+        tiers = {"postgres"} if any("postgres" in name for name in names) else set()
+        if "browser" in names:
+            tiers.add("browser")
+        if path.suffix == ".ipynb" or path.name in NOTEBOOK_FILES:
+            tiers.add("notebooks")
+        if path.name == "test_site.py":
+            tiers.add("site")
+        for tier in tiers or {"core"}:
+            item.add_marker(tier)
+
+
+def _server_lock(exclusive: bool):
+    """A lock on the test server shared by the xdist workers: held shared by every PostgreSQL test, alone by
+    one that restarts the server (another worker's test would otherwise meet a server shutting down)."""
+    import contextlib
+    import fcntl
+    import hashlib
+    import tempfile
+
+    url = os.environ.get("FREEZELAB_TEST_POSTGRES", "")
+    path = Path(tempfile.gettempdir()) / f"freezelab-test-postgres-{hashlib.sha1(url.encode()).hexdigest()[:12]}.lock"
+
+    @contextlib.contextmanager
+    def held():
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    return held()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Setup, call and teardown of a PostgreSQL test (a module's database included) under the server lock."""
+    if item.get_closest_marker("postgres") is None:
+        yield
+        return
+    with _server_lock(exclusive=item.get_closest_marker("restarts_postgres") is not None):
+        yield
+
+
 @pytest.hookimpl(optionalhook=True)  # .ci/lower-bounds runs without pytest-xdist
 def pytest_xdist_auto_num_workers(config):
     """`-n auto`: a worker per core, at most four (each holds its own models and runs notebook kernels)."""

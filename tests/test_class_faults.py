@@ -124,6 +124,7 @@ def test_two_teachers_creating_at_once_queue_each_point_once(postgres_database):
     assert sorted(sweeps._key(t.system_attrs["fixed_params"], SETTINGS) for t in trials) == KEYS
 
 
+@pytest.mark.restarts_postgres
 def test_a_database_restart_mid_class_loses_nothing_and_duplicates_nothing(postgres_database):
     restart = os.environ.get("FREEZELAB_TEST_POSTGRES_RESTART")
     if not restart:

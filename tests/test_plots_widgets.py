@@ -303,3 +303,15 @@ def test_a_faceted_express_figure_names_each_panel_s_values_by_the_panel_s_title
     words = plots.describe(plots.Figure(figure))
     assert "Highest dev accuracy: full (plan full, dev accuracy 0.8)" in words
     assert "Highest examples / s: top 2 (plan top 2, examples / s 200)" in words
+
+
+def test_the_layer_probe_figure_carries_its_words_and_its_table():
+    """Every run figure is a `plots.Figure`, so it shows its text alternative under it (notebook 04's probes)."""
+    from freezelab import plots, results
+
+    probes = results.shipped_probes("word-order")
+    figure = plots.layer_probe_plot(probes, results.shipped("word-order"))
+    assert isinstance(figure, plots.Figure)
+    words, table = plots.describe(figure), plots.data_table(figure)
+    assert words.startswith("Figure: Where the frozen encoder holds the task") and "dev accuracy (fraction correct)" in words
+    assert len(table) == probes["vector"].nunique()
