@@ -456,18 +456,50 @@ def run_sweep(name: str, url: str, run: Callable | None = None, log=print, progr
 
 
 def run_grid(points: list[dict], settings: SweepSettings, url: str, name: str | None = None,
-             progress: bool = True) -> pd.DataFrame:
-    """Create (or reopen) a sweep for these points and run what is left; return every finished run.
+             progress: bool = True, log=print, run: Callable | None = None) -> pd.DataFrame:
+    """Create (or reopen) a sweep for these points and train only what no earlier run holds; return every run.
 
-    The default name is a hash of the grid and settings, so re-running a notebook cell reuses the
-    finished runs instead of training them again, and a changed grid gets a study of its own.
+    Runs are reused point by point: a point that any finished sweep in this storage already ran with the same
+    settings (another grid, another notebook) is stored as finished, not trained again, so adding a point to a
+    grid trains that point only. The default name is a hash of the grid and settings, so re-running a cell
+    reopens the same sweep. The returned frame's `attrs["reused"]` and `attrs["trained"]` say how many runs
+    came from earlier sweeps and how many this call trained. run: as for `run_sweep`.
     """
     if name is None:
         key = json.dumps([points, asdict(settings)], sort_keys=True)
         name = "grid-" + hashlib.sha1(key.encode()).hexdigest()[:10]
-    create_sweep(name, url, points, settings)
-    run_sweep(name, url, progress=progress)
-    return results(name, url)
+    earlier = finished_runs(url, settings, exclude=name)
+    wanted = {_key(point, settings) for point in points}
+    reused = [run for key, run in earlier.items() if key in wanted]
+    study = create_sweep(name, url, points, settings, finished={"settings": asdict(settings), "runs": reused})
+    before = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    trained = run_sweep(name, url, run=run, progress=progress, log=log)
+    frame = results(name, url)
+    frame.attrs.update(reused=before, trained=trained)
+    if before:
+        log(f"{before} of {len(points)} runs reused from earlier runs with the same settings; {trained} trained now")
+    return frame
+
+
+def finished_runs(url: str, settings: SweepSettings, exclude: str | None = None) -> dict[str, dict]:
+    """Every checked finished run in this storage made with these settings, keyed by its point (`_key`):
+    the run store that `run_grid` reuses. Sweeps with other settings, and the sweep named `exclude`, are skipped."""
+    found = {}
+    rdb = storage(url)
+    with _optuna_quiet():
+        for summary in rdb.get_all_studies():
+            attrs = summary.user_attrs
+            if summary.study_name == exclude or "grid" not in attrs:
+                continue
+            try:
+                if SweepSettings.from_dict(attrs["settings"]) != settings:
+                    continue
+            except (TypeError, ValueError):  # settings of a sweep this version cannot read: not ours to reuse
+                continue
+            study = optuna.load_study(study_name=summary.study_name, storage=rdb)
+            for run in checked(study)["runs"]:
+                found.setdefault(_key(run, settings), run)
+    return found
 
 
 def results(name: str, url: str) -> pd.DataFrame:

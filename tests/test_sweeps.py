@@ -249,6 +249,37 @@ def test_run_grid_reuses_finished_runs(tmp_path):
     assert first.loc[0, "trainable_params"] == 770
 
 
+def test_a_run_is_reused_point_by_point_across_grids_and_notebooks(tmp_path):
+    """Notebook 04's exercise 4: add a set-up, then a second seed; 05 and 07 share 04's full fine-tuning."""
+    settings = grids.SweepSettings(epochs=1, dev_size=16, probes=False)
+    ran = []
+
+    def stand_in(point, settings):
+        ran.append((point["plan"], point["seed"]))
+        return {**point, "pooling": "cls", "epochs": settings.epochs, "label": grids.describe(point), "dev_metric": 0.5}
+
+    url = f"sqlite:///{tmp_path / 'notebooks.db'}"
+    grid = grids.grid(["head", "full"], [1e-3], [16], [0])
+    sweeps.run_grid(grid, settings, url, progress=False, run=stand_in)
+    assert ran == [("head", 0), ("full", 0)]
+    ran.clear()
+    grown = grid + grids.grid(["top4"], [1e-3], [16], [0])  # add a set-up: that one trains
+    frame = sweeps.run_grid(grown, settings, url, progress=False, run=stand_in)
+    assert ran == [("top4", 0)] and (frame.attrs["reused"], frame.attrs["trained"]) == (2, 1)
+    assert [r["plan"] for r in frame.to_dict(orient="records")] == ["head", "full", "top4"]  # grid order
+    ran.clear()
+    seeds = grids.grid(["head", "full", "top4"], [1e-3], [16], [0, 1])  # then a second seed: 3 new runs
+    sweeps.run_grid(seeds, settings, url, progress=False, run=stand_in)
+    assert sorted(ran) == [("full", 1), ("head", 1), ("top4", 1)]
+    ran.clear()
+    other_notebook = grids.grid(["full"], [1e-3], [16], [0]) + grids.grid(["gradual"], [1e-3], [16], [0])
+    sweeps.run_grid(other_notebook, settings, url, progress=False, run=stand_in)
+    assert ran == [("gradual", 0)]
+    ran.clear()
+    sweeps.run_grid(grid, dataclasses.replace(settings, epochs=2), url, progress=False, run=stand_in)
+    assert ran == [("head", 0), ("full", 0)]  # other settings: nothing to reuse
+
+
 def test_reopening_a_sweep_with_another_grid_or_settings_is_an_error_that_names_the_difference(tmp_path):
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     settings = grids.SweepSettings(probes=False)
