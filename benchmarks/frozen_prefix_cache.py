@@ -48,7 +48,7 @@ def ceiling(model, k: int, tokens: float) -> float:
 def run(make_plan, lr, train_size, seed=0, **options):
     model, tokenizer = fl.load_model("minilm-l6", seed=seed)
     return fl.fine_tune(model, tokenizer, "sst2", plan=make_plan(model), lr=lr, epochs=2, train_size=train_size,
-                        seed=seed, evals_per_epoch=0, dashboard="none", **options)
+                        seed=seed, evals_per_epoch=0, **options)
 
 
 def head_only_sweep(train_size, seeds=(0, 1, 2), lrs=(1e-3, 1e-2)):

@@ -29,7 +29,7 @@ def one_run(checkpoint: str, data, precision: str, micro_batch: int | None, size
     model, tokenizer = fl.load_model(checkpoint, random_weights=True, seed=0)
     config = TrainConfig(lr=1e-4, epochs=1, micro_batch_size=micro_batch, precision=precision, evals_per_epoch=0,
                          seed=0, train_size=size)
-    result = fl.fine_tune(model, tokenizer, data, config, dashboard="none")
+    result = fl.fine_tune(model, tokenizer, data, config)
     del model
     torch.cuda.empty_cache() if torch.cuda.is_available() else None
     return result

@@ -22,7 +22,7 @@ def run(plan, train_size, seed, grouped, lr):
     made = FreezePlan.full_finetune(model) if plan == "full" else FreezePlan.train_top(model, 2)
     return fl.fine_tune(model, tokenizer, "sst2", plan=made, lr=lr, epochs=2, train_size=train_size, seed=seed,
                         evals_per_epoch=0, frozen_eval_mode=True, cache_prefix=plan != "full",
-                        group_by_length=grouped, dashboard="none")
+                        group_by_length=grouped)
 
 
 def main():

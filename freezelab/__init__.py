@@ -54,7 +54,7 @@ _NAMES = {
     "DataNotAvailableError": "data", "load_task": "data",
     "TrainConfig": "config",
     "FineTuneResult": "training", "fine_tune": "training",
-    "retention": "probes",
+    "retention": "probes", "Dashboard": "dashboard",
     "clear_caches": "caches",
 }
 _MODULES = ("anatomy", "plans", "lora", "recipes", "schedules", "style", "plots", "widgets", "models", "heads", "data", "config",

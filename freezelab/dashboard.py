@@ -1,10 +1,12 @@
 """Live view of a fine-tune: loss and dev-metric curves that grow while training, a progress bar with ETA.
 
-For: `fine_tune(..., dashboard="auto")`. In a notebook: a plotly figure
+For: `fine_tune(..., callbacks=[Dashboard()])`. In a notebook: a plotly figure
 (FigureWidget where it works, else redrawn in an `ipywidgets.Output`, the
 same choice as the FreezePicker) and an `ipywidgets.IntProgress`, with the status line and, under the
 curves, what they show in words (`plots.describe`), redrawn with them. Elsewhere:
-plain log lines. It is a `TrainerCallback`, so it only reads the Trainer's state.
+plain log lines. It is a `TrainerCallback`, so it only reads the Trainer's state: the run's title from
+`args.run_name`, the metric it draws from `args.metric_for_best_model` (both set by `fine_tune`), and works
+with a plain `Trainer` too.
 
 Not for: storing the history (the result record in `freezelab.training` does).
 """
@@ -25,9 +27,18 @@ def _eta(seconds: float) -> str:
 
 
 class Dashboard(TrainerCallback):
-    """Loss per step and dev metric per evaluation, live; `mode` is "widget" or "log"."""
+    """Loss per step and dev metric per evaluation, live.
 
-    def __init__(self, title: str, metric_name: str, mode: str = "auto", log_every: int = 10):
+    mode: "auto" (a live figure in a notebook, log lines elsewhere), "widget" or "log".
+    title, metric_name: default to the Trainer's `args.run_name` and `args.metric_for_best_model` (else accuracy).
+    """
+
+    MODES = ("auto", "widget", "log")
+
+    def __init__(self, mode: str = "auto", *, title: str | None = None, metric_name: str | None = None,
+                 log_every: int = 10):
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {', '.join(map(repr, self.MODES))}, got {mode!r}")
         self.title, self.metric_name = title, metric_name
         self.mode = ("widget" if in_notebook() else "log") if mode == "auto" else mode
         self.log_every = log_every
@@ -81,6 +92,8 @@ class Dashboard(TrainerCallback):
 
     # --- Trainer events ----------------------------------------------------------------
     def on_train_begin(self, args, state, control, **kwargs):
+        self.title = self.title or args.run_name or "fine-tuning"
+        self.metric_name = (self.metric_name or (args.metric_for_best_model or "accuracy").removeprefix("eval_"))
         self.started = time.perf_counter()
         if self.mode == "widget":
             self._build(state.max_steps)

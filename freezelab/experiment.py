@@ -83,7 +83,7 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
             cache = False
     if not cache and is_lean():  # lean memory: this run needs the room more than later runs need the cache
         STORE.clear()
-    result = fine_tune(model, tokenizer, settings.task, config.replace(cache_prefix=cache), **how, dashboard="none")
+    result = fine_tune(model, tokenizer, settings.task, config.replace(cache_prefix=cache), **how)
     # Blocks that stayed whole and frozen from the start: read off the model as it trained its first phase
     # (a schedule's first plan; a LoRA model's adapters live inside its blocks, so those blocks count as training).
     a = anatomy(model)

@@ -108,8 +108,7 @@ def learn_first(settings, point: dict) -> tuple:
         if path.with_suffix(".json").exists():  # written last: its presence means the weights are whole
             model.load_state_dict(load_file(path.with_suffix(".safetensors")))
         else:
-            fine_tune(model, tokenizer, settings.first_task, config, plan=FreezePlan.full_finetune(model),
-                      dashboard="none")
+            fine_tune(model, tokenizer, settings.first_task, config, plan=FreezePlan.full_finetune(model))
             partial = path.with_suffix(".partial")
             save_file({k: v.contiguous() for k, v in model.state_dict().items()}, partial)
             os.replace(partial, path.with_suffix(".safetensors"))

@@ -10,8 +10,10 @@ metric, time, throughput, memory and the plans used. Interrupting (Ctrl-C /
 the kernel's stop button) keeps the history so far.
 
 Not for: the training loop itself (that is `Trainer`'s), data loading
-(`freezelab.data`), deciding phases (`freezelab.schedules`) or the meaning
-of each setting (`freezelab.config`).
+(`freezelab.data`), deciding phases (`freezelab.schedules`), the meaning
+of each setting (`freezelab.config`) or showing anything: a live view is a
+`TrainerCallback` the caller passes (`freezelab.dashboard`), so this module
+imports nothing from the notebook's side.
 """
 
 from __future__ import annotations
@@ -25,19 +27,19 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from datasets import DatasetDict
 from scipy.stats import spearmanr
-from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
+from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from .anatomy import anatomy
 from .caches import is_lean, release_memory
 from .cache import CachedSuffix, cached_datasets, collate, frozen_prefix_depth
 from .config import FIELDS, TrainConfig
-from .dashboard import Dashboard
 from .data import load_task, subset, tokenize
 from .models import pick_device
 from .plans import FreezePlan, NothingTrainableError
@@ -91,7 +93,6 @@ class FineTuneResult:
                 + (" · INTERRUPTED" if self.interrupted else ""))
 
 
-DASHBOARDS = ("auto", "widget", "log", "none")
 
 
 def _optimizer(model, lr: float, weight_decay: float, layer_decay: float | None):
@@ -286,8 +287,8 @@ def _metrics(regression: bool):
 
 
 def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, *, plan: FreezePlan | None = None,
-              schedule: Schedule | None = None, dashboard: str = "auto", output_dir: str | None = None,
-              **settings) -> FineTuneResult:
+              schedule: Schedule | None = None, callbacks: Sequence[TrainerCallback] = (),
+              output_dir: str | None = None, **settings) -> FineTuneResult:
     """Fine-tune `model` on `task` with a freezing plan (or a schedule) and return a `FineTuneResult`.
 
     task: "sst2", "subj", "cola", "stsb", "word-order", or a DatasetDict from `load_task`.
@@ -296,16 +297,24 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
     plan: a `FreezePlan` (`FreezePlan.bitfit(model)` among them) or a `LoRA`, applied before training
         (default: the model's current state).
     schedule: phases applied during training (instead of plan).
-    dashboard: "auto" (live plots in a notebook, log lines elsewhere), "widget", "log" or "none".
+    callbacks: Hugging Face `TrainerCallback`s that watch the run: `fl.Dashboard()` draws the loss and the dev
+        metric live in a notebook (log lines elsewhere). They read the run's title from `args.run_name` and its
+        metric from `args.metric_for_best_model`. Default: none; the run is silent.
     output_dir: a folder for Trainer's files; default: a scratch folder, removed afterwards.
 
     Every argument is checked before the model changes; interrupting keeps the history so far.
     """
+    if "dashboard" in settings:
+        raise TypeError("fine_tune no longer takes dashboard=...: pass the live view as a callback, "
+                        "callbacks=[fl.Dashboard()] (mode='log' for plain lines), or none for silence")
     device = pick_device()
     config = (config or TrainConfig()).replace(**settings).on(device)  # "auto" settings made concrete
     config.check_model(model)
-    if dashboard not in DASHBOARDS:
-        raise ValueError(f"dashboard must be one of {', '.join(map(repr, DASHBOARDS))}, got {dashboard!r}")
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        if not isinstance(callback, TrainerCallback):
+            raise TypeError(f"callbacks must be transformers.TrainerCallback instances (fl.Dashboard() is one), "
+                            f"got {type(callback).__name__}")
     schedule = _schedule(model, plan, schedule)
     task_name, data, regression = _data(model, task, config)
     train, dev = (tokenize(data[s], tokenizer, config.max_length) for s in ("train", "dev"))
@@ -317,7 +326,7 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
         schedule.phases[0].plan.apply(model)
     trained, train, dev, collator, cache_info = _inputs(model, tokenizer, schedule, train, dev, config)
     trainer, schedule_callback = _trainer(model, trained, train, dev, collator, schedule, config, regression,
-                                          task_name, dashboard, output_dir, device)
+                                          task_name, callbacks, output_dir, device)
     checkpointing = config.gradient_checkpointing or (is_lean() and _supports_checkpointing(model)
                                                       and _trains_a_block(model, schedule))
     with _checkpointing(model, checkpointing):
@@ -394,9 +403,10 @@ def _inputs(model, tokenizer, schedule: Schedule, train, dev, config: TrainConfi
 
 
 def _trainer(model, trained, train, dev, collator, schedule: Schedule, config: TrainConfig, regression: bool,
-             task_name: str, dashboard: str, output_dir: str | None, device: str):
+             task_name: str, watchers: list, output_dir: str | None, device: str):
     """Trainer with AdamW over every parameter, warm-up then linear decay (scaled by the schedule's lr changes),
-    the schedule's callback and the dashboard."""
+    the schedule's callback and the caller's callbacks (`watchers`), which find the run's title in
+    `args.run_name` and its metric in `args.metric_for_best_model`."""
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = round(config.warmup * total_steps)
@@ -414,14 +424,12 @@ def _trainer(model, trained, train, dev, collator, schedule: Schedule, config: T
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
         num_train_epochs=config.epochs, eval_strategy="steps" if config.evals_per_epoch else "no",
         eval_steps=max(1, steps_per_epoch // max(1, config.evals_per_epoch)), logging_steps=1, save_strategy="no",
-        report_to="none", seed=config.seed, data_seed=config.seed, max_grad_norm=config.max_grad_norm,
+        report_to="none", run_name=f"{task_name}: {schedule.name or 'custom plan'}, lr {config.lr:g}",
+        metric_for_best_model=metric_of(task_name, regression), seed=config.seed, data_seed=config.seed, max_grad_norm=config.max_grad_norm,
         use_cpu=device == "cpu", bf16=config.precision == "bf16", fp16=config.precision == "fp16", disable_tqdm=True,
         dataloader_num_workers=0, label_names=["labels"], remove_unused_columns=not config.cache_prefix,
     )
-    callbacks = [schedule_callback]
-    if dashboard != "none":
-        title = f"{task_name}: {schedule.name or 'custom plan'}, lr {config.lr:g}"
-        callbacks.append(Dashboard(title, metric_of(task_name, regression), mode=dashboard))
+    callbacks = [schedule_callback, *watchers]
     buckets = None
     if config.group_by_length:
         lengths = [len(row["input_ids"]) for row in train] if isinstance(train, list) else \
@@ -430,7 +438,7 @@ def _trainer(model, trained, train, dev, collator, schedule: Schedule, config: T
     trainer = _Trainer(model=trained, args=args, train_dataset=train, eval_dataset=dev, data_collator=collator,
                        compute_metrics=_metrics(regression), optimizers=(optimizer, scheduler), callbacks=callbacks,
                        length_buckets=buckets, micro_batch_size=config.micro_batch_size)
-    trainer.remove_callback(PrinterCallback)  # the dashboard reports instead of raw log dicts
+    trainer.remove_callback(PrinterCallback)  # no raw log dicts: a caller's callback reports, or nothing
     # Hugging Face classifiers take **kwargs, so Trainer would hand them the item count of a whole step and
     # expect a loss summed over it; their loss is a mean per batch. Treat them as any model.
     trainer.model_accepts_loss_kwargs = False

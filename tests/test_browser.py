@@ -43,7 +43,8 @@ DASHBOARD_CELLS = [
     "import freezelab as fl",
     "model, tokenizer = fl.load_model('minilm-l6', pooling='mean', seed=0)",
     "result = fl.fine_tune(model, tokenizer, 'sst2', plan=fl.FreezePlan.train_top(model, 2), lr=1e-4, epochs=2,\n"
-    "                      train_size=640, dev_size=128, evals_per_epoch=2, seed=0)\nprint(result)",
+    "                      train_size=640, dev_size=128, evals_per_epoch=2, seed=0, callbacks=[fl.Dashboard()])\n"
+    "print(result)",
 ]
 
 

@@ -53,7 +53,7 @@ def test_cached_fine_tune_trains_the_same_parameters(minilm):
     model, tokenizer = fl.load_model("minilm-l6", seed=0)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     result = fl.fine_tune(model, tokenizer, "sst2", plan=FreezePlan.freeze_bottom(model, 4), lr=1e-4,
-                          train_size=64, dev_size=32, epochs=1, batch_size=16, dashboard="none", cache_prefix=True)
+                          train_size=64, dev_size=32, epochs=1, batch_size=16, cache_prefix=True)
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and all(".layer.4." in n or ".layer.5." in n or "pooler" in n or "classifier" in n for n in changed)
     assert result.settings["cache_depth"] == 4 and result.settings["cache_build_s"] > 0
@@ -64,7 +64,7 @@ def test_cache_refuses_schedules_and_other_architectures(minilm):
     model, tokenizer = fl.load_model("minilm-l6", seed=0)
     with pytest.raises(ValueError, match="cache_prefix needs a fixed plan"):
         fl.fine_tune(model, tokenizer, "sst2", schedule=fl.Schedule.gradual_unfreezing(model, every_steps=2),
-                     train_size=32, dashboard="none", cache_prefix=True)
+                     train_size=32, cache_prefix=True)
     with pytest.raises(ValueError, match="supports BERT sequence classifiers .* got RobertaForSequenceClassification"):
         CachedSuffix(tiny_model("roberta"), 1)
 
@@ -120,7 +120,7 @@ def test_runs_of_a_grid_share_the_cache_and_score_as_a_cold_run_does():
     for _ in range(2):
         model, tokenizer = fl.load_model("minilm-l6", seed=0)
         result = fl.fine_tune(model, tokenizer, "sst2", plan=FreezePlan.feature_extractor(model), lr=1e-3, epochs=1,
-                              train_size=48, dev_size=32, cache_prefix=True, evals_per_epoch=0, dashboard="none")
+                              train_size=48, dev_size=32, cache_prefix=True, evals_per_epoch=0)
         scores.append((result.dev_metric, result.losses()["loss"].tolist()))
     assert cache.STORE.hits == 48 + 32 and scores[0] == scores[1]
     fl.clear_caches()

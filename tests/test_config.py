@@ -44,8 +44,7 @@ def test_every_field_is_checked_when_the_config_is_made(settings, message):
 def test_fine_tune_takes_a_config_and_single_settings_override_it():
     model, tokenizer = fl.load_model("minilm-l6", seed=0)  # its own model: training the shared one would leak
     config = TrainConfig(lr=1e-3, epochs=1, train_size=32, dev_size=16, batch_size=16, max_length=32)
-    result = fl.fine_tune(model, tokenizer, "sst2", config, plan=fl.FreezePlan.head_only(model), seed=3,
-                          dashboard="none")
+    result = fl.fine_tune(model, tokenizer, "sst2", config, plan=fl.FreezePlan.head_only(model), seed=3)
     assert result.config() == config.replace(seed=3, micro_batch_size=8)  # the record holds what ran: "auto" on a CPU
     assert result.settings["steps"] == 2 and result.settings["device"] == "cpu"
     assert result.settings["precision"] == "fp32"
@@ -80,7 +79,7 @@ def test_mixed_precision_is_asked_for_and_recorded():
 
     model, tokenizer = fl.load_model("tiny-random-bert", seed=0)
     result = fl.fine_tune(model, tokenizer, "sst2", precision="bf16", lr=1e-3, epochs=1, train_size=32, dev_size=16,
-                          batch_size=16, micro_batch_size=4, max_length=32, evals_per_epoch=0, dashboard="none")
+                          batch_size=16, micro_batch_size=4, max_length=32, evals_per_epoch=0)
     assert result.settings["precision"] == "bf16" and result.config().precision == "bf16"
     assert all(math.isfinite(h["loss"]) for h in result.history if "loss" in h)
     assert {p.dtype for p in model.parameters()} == {torch.float32}  # autocast computes in bf16, weights stay fp32
@@ -107,7 +106,7 @@ def test_micro_batches_take_the_same_steps_in_less_memory():
                 module.p = 0.0  # dropout draws differ between the two; the arithmetic must not
         result = fl.fine_tune(model, tokenizer, "sst2", plan=fl.FreezePlan.train_top(model, 1), lr=1e-3, epochs=1,
                               train_size=32, dev_size=16, batch_size=16, micro_batch_size=micro, max_length=32,
-                              group_by_length=False, evals_per_epoch=0, dashboard="none")
+                              group_by_length=False, evals_per_epoch=0)
         assert result.settings["steps"] == 2
         trained.append(model.classifier.weight.detach().clone())
     torch.testing.assert_close(trained[0], trained[1], rtol=1e-4, atol=1e-6)
@@ -147,8 +146,7 @@ def test_a_micro_batched_full_fine_tune_trains_the_embedding_table_and_leaves_it
     table = model.base_model.embeddings.word_embeddings
     before = table.weight.detach().clone()
     fl.fine_tune(model, tokenizer, "sst2", plan=fl.FreezePlan.full_finetune(model), lr=1e-3, epochs=1,
-                 train_size=32, dev_size=16, batch_size=16, micro_batch_size=4, max_length=32, evals_per_epoch=0,
-                 dashboard="none")
+                 train_size=32, dev_size=16, batch_size=16, micro_batch_size=4, max_length=32, evals_per_epoch=0)
     assert not table.sparse and table.weight.grad is None
     assert not torch.equal(table.weight, before)
 

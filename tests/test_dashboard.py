@@ -5,7 +5,7 @@ ipywidgets 7: `.ci/lower-bounds` runs this file there); outside a notebook it pr
 import pytest
 
 import freezelab as fl
-from freezelab import FreezePlan, training
+from freezelab import FreezePlan
 from freezelab.dashboard import Dashboard
 from freezelab.frontend import figurewidget_works
 
@@ -14,24 +14,11 @@ pytestmark = pytest.mark.usefixtures("offline_data")  # conftest: FREEZELAB_DATA
 SMALL = dict(train_size=64, dev_size=32, max_length=32, batch_size=16, epochs=2, evals_per_epoch=1, lr=1e-3)
 
 
-@pytest.fixture
-def boards(monkeypatch):
-    """Every Dashboard that fine_tune makes, kept for the test to read (fine_tune returns only its result)."""
-    made = []
-
-    class Kept(Dashboard):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(training, "Dashboard", Kept)
-    return made
-
-
-def test_the_widget_dashboard_follows_every_step_of_a_real_run(boards, capsys):
+def test_the_widget_dashboard_follows_every_step_of_a_real_run(capsys):
     model, tokenizer = fl.load_model("tiny-random-bert", seed=0)
-    result = fl.fine_tune(model, tokenizer, "sst2", plan=FreezePlan.head_only(model), dashboard="widget", **SMALL)
-    board = boards[0]
+    board = Dashboard("widget")
+    result = fl.fine_tune(model, tokenizer, "sst2", plan=FreezePlan.head_only(model), callbacks=[board], **SMALL)
+    assert board.title == "sst2: head only, lr 0.001" and board.metric_name == "accuracy"  # from the Trainer's args
     assert board.live == figurewidget_works()  # FigureWidget with ipywidgets 8, else the Output fallback
     assert (board.output is None) == board.live
     assert board.progress.value == board.progress.max == result.settings["steps"] == 8
@@ -42,8 +29,33 @@ def test_the_widget_dashboard_follows_every_step_of_a_real_run(boards, capsys):
     assert "loss: from " in board.description.value and f"{last:.3g} at 8" in board.description.value
 
 
-def test_outside_a_notebook_the_dashboard_logs_lines(boards, capsys):
+def test_outside_a_notebook_the_dashboard_logs_lines(capsys):
     model, tokenizer = fl.load_model("tiny-random-bert", seed=0)
-    fl.fine_tune(model, tokenizer, "sst2", plan=FreezePlan.head_only(model), dashboard="auto", **SMALL)
+    board = fl.Dashboard()
+    fl.fine_tune(model, tokenizer, "sst2", plan=FreezePlan.head_only(model), callbacks=[board], **SMALL)
     out = capsys.readouterr().out
-    assert boards[0].mode == "log" and "done: step 8/8" in out and "dev accuracy" in out
+    assert board.mode == "log" and "done: step 8/8" in out and "dev accuracy" in out
+
+
+def test_without_a_callback_a_run_is_silent_and_the_old_argument_says_what_replaced_it(capsys):
+    model, tokenizer = fl.load_model("tiny-random-bert", seed=0)
+    fl.fine_tune(model, tokenizer, "sst2", plan=FreezePlan.head_only(model), **SMALL)
+    assert capsys.readouterr().out == ""
+    with pytest.raises(TypeError, match=r"callbacks=\[fl.Dashboard\(\)\]"):
+        fl.fine_tune(model, tokenizer, "sst2", dashboard="log", **SMALL)
+    with pytest.raises(TypeError, match="TrainerCallback instances"):
+        fl.fine_tune(model, tokenizer, "sst2", callbacks=["log"], **SMALL)
+    with pytest.raises(ValueError, match="mode must be one of 'auto', 'widget', 'log'"):
+        Dashboard("none")
+
+
+def test_the_training_layer_imports_nothing_from_the_notebook_side():
+    import subprocess
+    import sys
+
+    code = ("import sys, freezelab.training, freezelab.experiment, freezelab.sweeps\n"
+            "ui = sorted(m for m in sys.modules if m.split('.')[0] in ('ipywidgets', 'IPython', 'plotly', 'anywidget')\n"
+            "            or m in ('freezelab.dashboard', 'freezelab.widgets', 'freezelab.plots', 'freezelab.frontend'))\n"
+            "print(ui)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

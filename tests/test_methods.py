@@ -188,9 +188,9 @@ def test_fine_tune_trains_only_adapters_and_head_and_the_probes_read_the_adapted
     model, tokenizer = fl.load_model("minilm-l6")
     original = copy.deepcopy(model)
     with pytest.raises(ValueError, match="cache_prefix needs a bottom prefix of whole frozen blocks"):
-        fl.fine_tune(model, tokenizer, "sst2", plan=LoRA(4), cache_prefix=True, train_size=32, dashboard="none")
+        fl.fine_tune(model, tokenizer, "sst2", plan=LoRA(4), cache_prefix=True, train_size=32)
     result = fl.fine_tune(model, tokenizer, "sst2", plan=LoRA(4), lr=1e-3, epochs=1, train_size=64, dev_size=64,
-                          dashboard="none", seed=3)
+                          seed=3)
     assert result.trainable_params == LoRA(4).trainable_count(original)
     assert result.plans == [LoRA(4).to_dict()]
     after = dict(model.named_parameters())
@@ -211,7 +211,7 @@ def test_lora_on_the_top_blocks_leaves_a_frozen_prefix_that_the_cache_skips_with
     for cache in (False, True):
         model, tokenizer = fl.load_model("minilm-l6", seed=0)
         result = fl.fine_tune(model, tokenizer, "sst2", plan=method, lr=2e-3, epochs=1, train_size=64, dev_size=64,
-                              dashboard="none", cache_prefix=cache, frozen_eval_mode=True, micro_batch_size=None)
+                              cache_prefix=cache, frozen_eval_mode=True, micro_batch_size=None)
         assert {n.split(".layer.")[1].split(".")[0] for n, p in model.named_parameters()
                 if p.requires_grad and ".layer." in n} == {"4", "5"}
         scores.append((result.dev_metric, [h["loss"] for h in result.history if "loss" in h][-1]))
@@ -230,7 +230,7 @@ def test_lora_adapters_start_from_the_runs_seed(offline_data):
     def first_adapter(seed):
         model, tokenizer = fl.load_model("minilm-l6")
         fl.fine_tune(model, tokenizer, "sst2", plan=LoRA(4), lr=1e-3, epochs=1, train_size=8, dev_size=8,
-                     dashboard="none", seed=seed, warmup=0.0)
+                     seed=seed, warmup=0.0)
         return next(p for n, p in model.named_parameters() if "lora_A" in n).detach().clone()
 
     assert torch.equal(first_adapter(1), first_adapter(1))
