@@ -67,15 +67,15 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import freezelab as fl
-    from freezelab import plots, probes, results
+    from freezelab import probes, results, run_plots
 
     IMAGES.mkdir(parents=True, exist_ok=True)
     model, tokenizer = fl.load_model("minilm-l6")
     chance = fl.data.majority_share(fl.load_task("sst2")["dev"])
-    figure = plots.frontier_plot(results.shipped("frontier"), untouched=probes.sts_retention(model, tokenizer),
+    figure = run_plots.frontier_plot(results.shipped("frontier"), untouched=probes.sts_retention(model, tokenizer),
                                    chance=chance)
     render(figure, IMAGES / "frontier.png")
-    render(plots.data_size_heatmap(results.shipped("data-size")), IMAGES / "data_size.png")
+    render(run_plots.data_size_heatmap(results.shipped("data-size")), IMAGES / "data_size.png")
 
     print_tables(results)
     if args.browser:

@@ -8,7 +8,8 @@ The package follows the course, one module per idea:
     recipes     popular tutorial recipes, as printed and as fixed
     schedules   plans that change during training (gradual unfreezing)
     style       one palette and one set of names
-    plots       every figure: the trainable-parameter heatmap, the frontier, ...
+    figure      a plotly figure that says what it shows, in words and as a table
+    plots       the anatomy grid's figures: the trainable-parameter heatmap, weight drift
     widgets     the FreezePicker and ScheduleReplay (ipywidgets)
     models      loading checkpoints (offline MiniLM-L6, bert-base, local folders)
     heads       which vector the classifier reads ([CLS] pooler or mean)
@@ -22,6 +23,7 @@ The package follows the course, one module per idea:
     experiment  one run of a grid point, as a typed record
     sweeps      the queue of runs on SQLite or PostgreSQL (Optuna)
     results     tables of runs: mean ± std over seeds, comparisons
+    run_plots   figures of runs: the frontier, data sizes, layer probes, sequences of tasks
     classroom   class mode: a class's kernels filling one sweep
     course      checkpoint, run size and device for the notebooks
     exercises   checks for the notebooks' exercises
@@ -57,11 +59,11 @@ _NAMES = {
     "retention": "probes", "Dashboard": "dashboard",
     "clear_caches": "caches",
 }
-_MODULES = ("anatomy", "plans", "lora", "recipes", "schedules", "style", "plots", "widgets", "models", "heads", "data", "config",
+_MODULES = ("anatomy", "plans", "lora", "recipes", "schedules", "style", "figure", "plots", "run_plots", "widgets", "models", "heads", "data", "config",
             "training", "cache", "dashboard", "probes", "grids", "experiment", "sweeps", "results", "classroom",
             "course", "exercises", "caches")
 
-__all__ = sorted([*_NAMES, "anatomy"]) + ["course", "data", "exercises", "grids", "models", "plots", "probes", "results", "sweeps"]
+__all__ = sorted([*_NAMES, "anatomy"]) + ["course", "data", "exercises", "grids", "models", "plots", "probes", "results", "run_plots", "sweeps"]
 
 
 def __getattr__(name: str):

@@ -581,7 +581,7 @@ def watch(name: str, url: str | None = None, every: float = 15, rounds: int | No
     import ipywidgets
     from IPython.display import display
 
-    from .plots import frontier_plot
+    from .run_plots import frontier_plot
     from .probes import retention_probe
     from .results import styled, summary
     from .sweeps import records

@@ -3,7 +3,7 @@
 For: `fine_tune(..., callbacks=[Dashboard()])`. In a notebook: a plotly figure
 (FigureWidget where it works, else redrawn in an `ipywidgets.Output`, the
 same choice as the FreezePicker) and an `ipywidgets.IntProgress`, with the status line and, under the
-curves, what they show in words (`plots.describe`), redrawn with them. Elsewhere:
+curves, what they show in words (`figure.describe`), redrawn with them. Elsewhere:
 plain log lines. It is a `TrainerCallback`, so it only reads the Trainer's state: the run's title from
 `args.run_name`, the metric it draws from `args.metric_for_best_model` (both set by `fine_tune`), and works
 with a plain `Trainer` too.
@@ -80,7 +80,7 @@ class Dashboard(TrainerCallback):
             self.figure.data[1].x, self.figure.data[1].y = self.eval_steps, self.metrics
         from html import escape
 
-        from .plots import describe
+        from .figure import describe
 
         self.description.value = f"<p><b>In words:</b> {escape(describe(self.figure))}</p>"
         if self.output is not None:

@@ -36,7 +36,8 @@ from .anatomy import EMBEDDINGS, anatomy, format_counts
 from .models import structure_copy
 from .lora import TARGETS, LoRA
 from .plans import FreezePlan
-from .plots import text_alternative_html, trainable_heatmap, update_trainable
+from .figure import text_alternative_html
+from .plots import trainable_heatmap, update_trainable
 from .recipes import RECIPES
 
 CUSTOM = "(custom)"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import freezelab as fl
-from freezelab import FreezePlan
+from freezelab import FreezePlan, run_plots
 from freezelab.plots import percent, trainable_heatmap
 from freezelab.widgets import FreezePicker
 from conftest import tiny_model
@@ -231,7 +231,7 @@ def test_the_frontier_in_words_names_the_set_ups_at_its_extremes(shipped):
     frame = shipped["frontier"]
     table = results.summary(frame, metrics=("dev_metric", "sts_spearman"))
     best, kept = table.loc[table["dev_metric mean"].idxmax()], table.loc[table["sts_spearman mean"].idxmax()]
-    words = plots.describe(plots.frontier_plot(frame, untouched=0.8, chance=0.5))
+    words = plots.describe(run_plots.frontier_plot(frame, untouched=0.8, chance=0.5))
     assert f"{len(table)} points, one per set-up: task dev accuracy (fraction correct) on x" in words
     assert f"Highest task dev accuracy: {best['label']} (task dev accuracy {best['dev_metric mean']:.3g}" in words
     assert f"Highest retention: STS-B Spearman ρ: {kept['label']}" in words
@@ -244,9 +244,9 @@ def test_the_data_size_figures_in_words_give_the_best_cell_and_each_line(shipped
     frame = shipped["data-size"]
     table = results.summary(frame, by=("depth", "train_size"), metrics=("dev_metric",))
     top = table.loc[table["dev_metric mean"].idxmax()]
-    words = plots.describe(plots.data_size_heatmap(frame))
+    words = plots.describe(run_plots.data_size_heatmap(frame))
     assert f"to {top['dev_metric mean']:.3g} ({top['depth']}, {top['train_size']:,})" in words
-    lines = plots.describe(plots.data_size_lines(frame))
+    lines = plots.describe(run_plots.data_size_lines(frame))
     assert f"{table['depth'].nunique()} lines of dev accuracy (fraction correct) against training sentences" in lines
     assert all(f"{depth}: from " in lines for depth in table["depth"].unique())
 
@@ -256,7 +256,7 @@ def test_the_sequential_plot_in_words_gives_the_largest_cost(shipped):
 
     frame = shipped["sequential"]
     table = results.summary(frame, metrics=("cost",))
-    words = plots.describe(plots.sequential_plot(frame))
+    words = plots.describe(run_plots.sequential_plot(frame))
     assert f"({100 * table['cost mean'].max():.3g})" in words and "SST-2 dev accuracy lost (percentage points)" in words
 
 
@@ -310,7 +310,7 @@ def test_the_layer_probe_figure_carries_its_words_and_its_table():
     from freezelab import plots, results
 
     probes = results.shipped_probes("word-order")
-    figure = plots.layer_probe_plot(probes, results.shipped("word-order"))
+    figure = run_plots.layer_probe_plot(probes, results.shipped("word-order"))
     assert isinstance(figure, plots.Figure)
     words, table = plots.describe(figure), plots.data_table(figure)
     assert words.startswith("Figure: Where the frozen encoder holds the task") and "dev accuracy (fraction correct)" in words

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from freezelab import plots, results
+from freezelab import results, run_plots
 from freezelab.grids import SweepSettings
 
 
@@ -30,7 +30,7 @@ def test_summary_is_mean_and_sample_std_over_seeds_in_sweep_order():
 
 
 def test_frontier_plot_draws_one_point_per_set_up_with_its_error_bars():
-    figure = plots.frontier_plot(RUNS, untouched=0.867, chance=0.509)
+    figure = run_plots.frontier_plot(RUNS, untouched=0.867, chance=0.509)
     assert [t.name for t in figure.data] == ["full, lr 1e-4", "top 2"]
     assert figure.data[0].x[0] == pytest.approx(0.82) and figure.data[0].error_x.array[0] == pytest.approx(0.02)
     texts = " ".join(a.text for a in figure.layout.annotations)
@@ -43,7 +43,7 @@ def test_frontier_plot_draws_one_point_per_set_up_with_its_error_bars():
 def test_data_size_heatmap_marks_the_best_depth_of_each_size():
     frame = pd.DataFrame([run("a", 0, 0.70, 0.8, frozen=6, size=100), run("b", 0, 0.60, 0.8, frozen=0, size=100),
                           run("c", 0, 0.75, 0.8, frozen=6, size=1000), run("d", 0, 0.85, 0.8, frozen=0, size=1000)])
-    figure = plots.data_size_heatmap(frame)
+    figure = run_plots.data_size_heatmap(frame)
     heat = figure.data[0]
     assert list(heat.y) == ["6 of 6 blocks frozen", "0 of 6 blocks frozen"] and list(heat.x) == ["100", "1,000"]
     assert heat.text[0][0].startswith("<b>0.700") and heat.text[1][1].startswith("<b>0.850")
@@ -86,7 +86,7 @@ def test_the_sequential_plot_shows_what_the_second_task_cost_the_first():
                          + [{**run("head only, lr 0.01", 0, 0.78, 0.9, plan="head", frozen=6),
                              "sequential": {"first_before": 0.80, "first_after": 0.80, "cost": 0.0}}])
     frame.attrs["settings"] = {"task": "subj", "first_task": "sst2"}
-    figure = plots.sequential_plot(frame)
+    figure = run_plots.sequential_plot(frame)
     bars, accuracy = figure.data
     assert list(bars.y) == pytest.approx([15.0, 0.0]) and bars.error_y.array[0] == pytest.approx(7.071, abs=1e-3)
     assert list(accuracy.y) == pytest.approx([0.91, 0.78])
@@ -135,7 +135,7 @@ def test_mean_std_leaves_out_the_spread_of_a_single_seed():
 
 def test_frontier_plot_names_the_probe_on_its_axis_and_baseline():
     frame = RUNS.assign(retention=[{**r, "mlm_accuracy": 0.4} for r in RUNS["retention"]])
-    figure = plots.frontier_plot(frame, retention="mlm_accuracy", untouched=0.5)
+    figure = run_plots.frontier_plot(frame, retention="mlm_accuracy", untouched=0.5)
     assert "masked-LM accuracy" in figure.layout.yaxis.title.text
     assert "untouched model, masked-LM accuracy: 0.500" in " ".join(a.text for a in figure.layout.annotations)
 
