@@ -48,14 +48,3 @@ def test_without_a_callback_a_run_is_silent_and_the_old_argument_says_what_repla
     with pytest.raises(ValueError, match="mode must be one of 'auto', 'widget', 'log'"):
         Dashboard("none")
 
-
-def test_the_training_layer_imports_nothing_from_the_notebook_side():
-    import subprocess
-    import sys
-
-    code = ("import sys, freezelab.training, freezelab.experiment, freezelab.sweeps\n"
-            "ui = sorted(m for m in sys.modules if m.split('.')[0] in ('ipywidgets', 'IPython', 'plotly', 'anywidget')\n"
-            "            or m in ('freezelab.dashboard', 'freezelab.widgets', 'freezelab.plots', 'freezelab.frontend'))\n"
-            "print(ui)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"

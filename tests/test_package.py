@@ -30,6 +30,22 @@ def test_a_headless_sweep_worker_never_loads_the_widget_layer():
     assert {"torch", "transformers", "optuna"} <= loaded and not loaded & {"ipywidgets", "IPython", "plotly"}
 
 
+def freezelab_modules_after(code: str) -> set[str]:
+    probe = f"import sys\n{code}\nprint(' '.join(m for m in sys.modules if m.startswith('freezelab.')))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    return set(out.stdout.split())
+
+
+def test_the_layers_import_downwards_only():
+    """Training knows no UI (a live view is a callback the caller passes); the picker knows no sweep code."""
+    ui = {"freezelab.dashboard", "freezelab.widgets", "freezelab.plots", "freezelab.run_plots", "freezelab.figure",
+          "freezelab.frontend"}
+    assert not freezelab_modules_after("import freezelab.training, freezelab.experiment, freezelab.sweeps") & ui
+    sweep_side = {"freezelab.grids", "freezelab.results", "freezelab.sweeps", "freezelab.training", "freezelab.run_plots"}
+    assert not freezelab_modules_after("import freezelab.widgets") & sweep_side
+    assert "optuna" not in loaded_after("import freezelab.widgets")
+
+
 def test_every_public_name_resolves_and_anatomy_stays_the_function():
     for name in fl.__all__:
         assert getattr(fl, name) is not None
