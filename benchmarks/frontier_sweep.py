@@ -71,6 +71,7 @@ def main():
     parser.add_argument("--dev-size", type=int, default=300, help="0: the whole SST-2 dev set, as shipped")
     parser.add_argument("--sts-dev-size", type=int, default=500, help="0: all 1,500 pairs, as shipped")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--setups", type=int, default=0, help="only the first N set-ups (0: all 17)")
     parser.add_argument("--group-by-length", action="store_true", help="after: batches grouped by length")
     parser.add_argument("--before", default="5fc92dc", help="git commit of the engine to compare with")
     args = parser.parse_args()
@@ -78,6 +79,7 @@ def main():
     from freezelab import grids
 
     points = grids.frontier_points(seeds=(args.seed,), train_size=args.train_size)
+    points = points[:args.setups] if args.setups else points
     settings = {"dev_size": args.dev_size or None, "sts_dev_size": args.sts_dev_size or None,
                 "group_by_length": args.group_by_length}
     with tempfile.TemporaryDirectory() as scratch:

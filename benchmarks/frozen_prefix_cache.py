@@ -13,7 +13,7 @@ Trainer, the median of 5 alternating pairs (target >= 0.95x: no overhead), then
 with fine_tune's default length-sorted micro-batches.
 
     FREEZELAB_DATA_DIR=../shared/data python benchmarks/frozen_prefix_cache.py [--train-size N]
-        [--only sweep|full|plans]
+        [--only sweep|full|plans] [--pairs 5] [--seeds 3]
 """
 
 import argparse
@@ -58,7 +58,9 @@ def head_only_sweep(train_size, seeds=(0, 1, 2), lrs=(1e-3, 1e-2)):
     from freezelab import cache
 
     times, accuracy = {}, {}
-    for name, options, keep in (("plain", {"micro_batch_size": None}, None),  # whole batches, as plain Trainer ("cache rebuilt per run", {"cache_prefix": True}, False),
+    # plain: whole batches, as plain Trainer does
+    for name, options, keep in (("plain", {"micro_batch_size": None}, None),
+                                ("cache rebuilt per run", {"cache_prefix": True}, False),
                                 ("cache kept across runs", {"cache_prefix": True}, True)):
         cache.STORE.clear()
         times[name], accuracy[name] = 0.0, []
@@ -91,6 +93,8 @@ def main():
     parser.add_argument("--train-size", type=int, default=2000)
     parser.add_argument("--full-size", type=int, default=1000, help="sentences for the no-overhead pairs")
     parser.add_argument("--only", choices=("plans", "sweep", "full"), help="run only one part")
+    parser.add_argument("--pairs", type=int, default=5, help="alternating pairs of the no-overhead comparison")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the head-only sweep")
     options = parser.parse_args()
     train_size, full_size = options.train_size, options.full_size
     model, tokenizer = fl.load_model("minilm-l6")
@@ -119,8 +123,8 @@ def main():
               f"mode {calm.dev_metric:.3f} ({100 * (cached.dev_metric - calm.dev_metric):+.1f} points)\n")
 
     if options.only in (None, "sweep"):
-        times, accuracy = head_only_sweep(train_size)
-        print("head-only sweep, 3 seeds x 2 learning rates (1e-3, 1e-2), pooler + classifier train, end to end "
+        times, accuracy = head_only_sweep(train_size, seeds=tuple(range(options.seeds)))
+        print(f"head-only sweep, {options.seeds} seeds x 2 learning rates (1e-3, 1e-2), pooler + classifier train, end to end "
               "(training + cache builds):")
         for name, seconds in times.items():
             print(f"  {name:24} {seconds:7.1f} s | {times['plain'] / seconds:5.2f}x plain | dev accuracy "
@@ -131,7 +135,7 @@ def main():
         return
     # This machine's speed drifts by 20% between minutes: alternate the two and compare pairs.
     ratios = []
-    for pair in range(5):
+    for pair in range(options.pairs):
         # whole batches: the same work as plain Trainer, so the ratio is fine_tune's overhead alone
         ours = run(FreezePlan.full_finetune, 2e-5, full_size, micro_batch_size=None).examples_per_s
         reference = plain_trainer(full_size)

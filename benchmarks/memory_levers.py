@@ -74,9 +74,9 @@ VARIANTS = {  # name: (micro-batch size, gradient checkpointing, extra environme
 }
 
 
-def run(task: str, variant: str) -> dict:
+def run(task: str, variant: str, size: str = "quick") -> dict:
     micro_batch, checkpointing, env, embeddings = VARIANTS[variant]
-    env = {**os.environ, "FREEZELAB_SIZE": "", "FREEZELAB_QUICK": "1", **env}  # quick size, as the notebooks in CI
+    env = {**os.environ, "FREEZELAB_SIZE": size, **env}  # quick size by default, as the notebooks in CI
     out = subprocess.run([sys.executable, "-c", CHILD, task, str(micro_batch), "1" if checkpointing else "0",
                           embeddings],
                          env=env, capture_output=True, text=True)
@@ -89,13 +89,14 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--task", default="word-order", choices=["word-order", "subj", "sst2"])
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--size", default="quick", choices=["quick", "smoke"], help="smoke: CI's check that it runs")
     args = parser.parse_args()
     seen = {name: [] for name in VARIANTS}
     for _ in range(args.rounds):  # round by round, so that every variant sees the same machine
         for name in VARIANTS:
-            seen[name].append(run(args.task, name))
+            seen[name].append(run(args.task, name, args.size))
     base = {key: median(r[key] for r in seen["as is"]) for key in ("peak_mb", "seconds")}
-    print(f"full fine-tune of MiniLM-L6 on {args.task}, quick size, median of {args.rounds} runs per variant; "
+    print(f"full fine-tune of MiniLM-L6 on {args.task}, {args.size} size, median of {args.rounds} runs per variant; "
           f"the process held {median(r['start_mb'] for r in seen['as is']):.0f} MB before the run")
     print(f"{'variant':20} {'peak MB':>8} {'x as is':>8} {'wall s':>7} {'x as is':>8} {'dev':>6}  last losses")
     for name, runs in seen.items():

@@ -29,6 +29,7 @@ TIERS = {  # marker -> what it needs; everything else is `core` (docs/testing.md
     "browser": "a real browser (Playwright's Chromium)",
     "notebooks": "notebook kernels: the course run top to bottom (nbval) or the teacher edition on another checkpoint",
     "site": "the built site (Sphinx, executed notebooks)",
+    "benchmarks": "minutes: every benchmark run once at its smallest size (tests/test_benchmarks.py)",
     "core": "none of the above: the fast core",
 }
 NOTEBOOK_FILES = ("test_notebooks_any_checkpoint.py", "test_grading.py")
@@ -51,6 +52,8 @@ def pytest_collection_modifyitems(items):
             tiers.add("notebooks")
         if path.name == "test_site.py":
             tiers.add("site")
+        if path.name == "test_benchmarks.py" and "test_every_benchmark" not in item.name:
+            tiers.add("benchmarks")
         for tier in tiers or {"core"}:
             item.add_marker(tier)
 
