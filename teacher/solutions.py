@@ -44,8 +44,9 @@ def _tied_depths(frame, size) -> list[int]:
     stats = frame[frame["train_size"] == size].groupby("frozen_blocks")["dev_metric"].agg(["mean", "std"])
     best = stats["mean"].idxmax()
     answer = one_answer(frame)
-    return [int(d) for d, row in stats.iterrows() if d == best or stats.loc[best, "mean"] - row["mean"]
-            < max(row["std"], stats.loc[best, "std"]) + answer]
+    top = stats.loc[best, "mean"]  # one seed: no spread, so only exact ties join the best
+    return [int(d) for d, row in stats.iterrows() if row["mean"] == top
+            or top - row["mean"] < max(row["std"], stats.loc[best, "std"]) + answer]
 
 
 def _lowest(frame) -> str:
