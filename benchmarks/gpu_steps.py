@@ -55,7 +55,7 @@ def main():
     for name, checkpoint in ARCHITECTURES.items():
         rows = {}
         for precision, micro_batch in VARIANTS:
-            one_run(checkpoint, data, precision, micro_batch, size=128)  # warm-up: kernels, allocator, caches
+            one_run(checkpoint, data, precision, micro_batch, size=min(128, args.train_size))  # warm-up: kernels, allocator, caches
             result = one_run(checkpoint, data, precision, micro_batch)
             rows[(precision, micro_batch)] = result
             print(f"  {name} {precision} micro-batch {micro_batch}: {result.train_time_s:.2f} s, "

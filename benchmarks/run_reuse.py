@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import freezelab as fl
 from freezelab import grids, sweeps
 
 
@@ -35,6 +36,7 @@ def timed_steps(steps, settings, store) -> list[tuple[int, float]]:
     """(runs trained, seconds) per step; `store(i)` is the storage URL of step i."""
     out = []
     for i, (_, points) in enumerate(steps):
+        fl.clear_caches()  # each step starts cold in this process: no frozen-prefix cache from the other phase
         started = time.perf_counter()
         frame = sweeps.run_grid(points, settings, store(i), progress=False, log=lambda line: None)
         out.append((frame.attrs["trained"], time.perf_counter() - started))

@@ -19,12 +19,12 @@ TINY = ["--train-size", "16"]
 # file -> (its smallest arguments, a line of its table that must be printed)
 SMOKE = {
     "class_mode.py": (["--workers", "1", "--runs-per-worker", "1", "--run-seconds", "0.2"], "duplicates"),
-    "course.py": (["--size", "smoke", "notebooks/00_start_here.ipynb"], "total"),
+    "course.py": (["--size", "smoke", "notebooks/00_start_here.ipynb"], "in all"),
     "frontier_sweep.py": ([*TINY, "--dev-size", "16", "--sts-dev-size", "16", "--setups", "2"], "total CPU time"),
     "frozen_prefix_cache.py": ([*TINY, "--full-size", "16", "--pairs", "1", "--seeds", "1"], "median ratio"),
     "gpu_path.py": (["--only", "minilm", *TINY, "--dev-size", "16", "--sts-dev-size", "16"], "variant"),
     "gpu_steps.py": (TINY, "ex/s"),
-    "length_grouping.py": ([*TINY, "--seeds", "0"], "ratio"),
+    "length_grouping.py": ([*TINY, "--seeds", "0"], "pairs"),
     "memory.py": (TINY, "peak"),
     "memory_levers.py": (["--rounds", "1", "--size", "smoke"], "x as is"),
     "picker_update.py": ([], "ratio toggle / build"),
