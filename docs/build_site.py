@@ -30,6 +30,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE_SOURCES = ROOT / "docs" / "site"
+GUIDE_EXCLUDED = {"teachers_guide.md"}  # the guide has the exercises' answers: teachers read it in the repository
 # In the kernels that run the notebooks: figures as plain HTML that calls the page's own plotly.js.
 PLOTLY_STARTUP = r"""import json
 import uuid
@@ -65,6 +66,14 @@ def assemble(work: Path) -> Path:
     shutil.copytree(SITE_SOURCES, source)
     shutil.copytree(ROOT / "notebooks", source / "notebooks",
                     ignore=shutil.ignore_patterns("runs", "naive-demo", ".ipynb_checkpoints"))
+    # The documentation pages beside the notebooks (every docs/*.md but the teachers' guide, which holds answers),
+    # in guide/: their links to ../notebooks/ and images/ then work on the site as they do on GitHub.
+    guide = source / "guide"
+    guide.mkdir()
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        if page.name not in GUIDE_EXCLUDED:
+            shutil.copy(page, guide / page.name)
+    shutil.copytree(ROOT / "docs" / "images", guide / "images")
     (source / "_static").mkdir(exist_ok=True)
     shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", source / "_static")
     startup = work / "ipython" / "profile_default" / "startup"

@@ -45,7 +45,9 @@ def pytest_collection_modifyitems(items):
     """Each test's tier, read from what it uses (its fixtures, its file), so no list is kept by hand."""
     for item in items:
         names, path = set(getattr(item, "fixturenames", ())), Path(str(item.fspath))
-        tiers = {"postgres"} if any("postgres" in name for name in names) else set()
+        params = getattr(getattr(item, "callspec", None), "params", {})  # a fixture that asks for the server itself
+        uses_postgres = any("postgres" in name for name in names) or any("postgres" in str(v) for v in params.values())
+        tiers = {"postgres"} if uses_postgres else set()
         if "browser" in names:
             tiers.add("browser")
         if path.suffix == ".ipynb" or path.name in NOTEBOOK_FILES:

@@ -75,3 +75,26 @@ def test_clear_caches_empties_every_cache(minilm):
     fl.clear_caches()
     assert not data.TOKENIZED and data._course_task.cache_info().currsize == 0
     assert plots._static_parts.cache_info().currsize == 0
+
+
+def test_each_test_has_a_tier_and_the_core_needs_no_service():
+    """docs/testing.md: every collected test is in a tier, and the fast core uses no server, browser or kernel."""
+    def collected(marks: str) -> list[str]:
+        out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:xdist", "-o", "addopts=",
+                              "-p", "no:cacheprovider", "-m", marks, "tests"], capture_output=True, text=True, cwd=ROOT)
+        return [line for line in out.stdout.splitlines() if "::" in line]
+
+    assert collected("not (core or notebooks or browser or postgres or site or benchmarks)") == []
+    core = collected("core")
+    assert len(core) > 300 and not [t for t in core if "postgres" in t or "browser" in t or "test_site" in t]
+
+
+def test_the_readme_is_a_two_minute_read_that_links_every_docs_page():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 130
+    assert "pip install -r requirements.txt -e . && jupyter lab notebooks/" in readme
+    assert "pip install -r requirements.txt -e . && python -m pytest" in readme
+    for page in (ROOT / "docs").glob("*.md"):
+        assert f"](docs/{page.name})" in readme, f"the README does not link docs/{page.name}"
+    for notebook in (ROOT / "notebooks").glob("*.ipynb"):
+        assert f"](notebooks/{notebook.name})" in readme, f"the course map lacks {notebook.name}"
