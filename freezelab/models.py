@@ -98,12 +98,12 @@ def random_checkpoint_path(name: str) -> Path:
         return folder
     from transformers import BertForMaskedLM
 
-    torch.manual_seed(0)  # the same weights on every machine and every call
     config = RANDOM_CHECKPOINTS[name]()
     config.freezelab_untrained = True
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
-    with _quiet_transformers():
+    with _quiet_transformers(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # the same weights on every machine and every call; the caller's state untouched
         AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(scratch)  # the uncased 30,522-token vocab
         BertForMaskedLM(config).save_pretrained(scratch, safe_serialization=True)
     try:
@@ -215,24 +215,27 @@ def load_model(checkpoint: str = OFFLINE_PRESET, num_labels: int = 2, *, random_
         raise ValueError(f"num_labels must be a positive whole number, got {num_labels!r}")
     if pooling not in ("cls", "mean"):
         raise ValueError(f"pooling must be 'cls' (the [CLS] pooler) or 'mean' (mean of the token vectors), got {pooling!r}")
-    torch.manual_seed(seed)
-    if random_weights:
-        config = _config(checkpoint, num_labels)
-        config.freezelab_untrained = True
-        model = AutoModelForSequenceClassification.from_config(config)
-        model.freezelab_new_weights = [n for n, _ in model.named_parameters()]
-        return _loaded(model, pooling), _tokenizer(checkpoint, config, local_only=True)
+    # A fork of torch's generator: the new head starts from `seed`, and the caller's random state is left
+    # as it was (a library that reseeds the global generator changes what the caller's code draws next).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if random_weights:
+            config = _config(checkpoint, num_labels)
+            config.freezelab_untrained = True
+            model = AutoModelForSequenceClassification.from_config(config)
+            model.freezelab_new_weights = [n for n, _ in model.named_parameters()]
+            return _loaded(model, pooling), _tokenizer(checkpoint, config, local_only=True)
 
-    source = resolve(checkpoint)
-    try:
-        with _quiet_transformers():
-            model, info = AutoModelForSequenceClassification.from_pretrained(
-                source, num_labels=num_labels, use_safetensors=True, trust_remote_code=False, output_loading_info=True
-            )
-    except OSError as error:
-        raise _not_available(checkpoint, error) from None
-    model.freezelab_new_weights = sorted(info["missing_keys"])
-    return _loaded(model, pooling), _tokenizer(checkpoint, model.config, local_only=is_offline())
+        source = resolve(checkpoint)
+        try:
+            with _quiet_transformers():
+                model, info = AutoModelForSequenceClassification.from_pretrained(
+                    source, num_labels=num_labels, use_safetensors=True, trust_remote_code=False, output_loading_info=True
+                )
+        except OSError as error:
+            raise _not_available(checkpoint, error) from None
+        model.freezelab_new_weights = sorted(info["missing_keys"])
+        return _loaded(model, pooling), _tokenizer(checkpoint, model.config, local_only=is_offline())
 
 
 def _loaded(model, pooling: str):

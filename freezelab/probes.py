@@ -351,8 +351,9 @@ def linear_probe(train_x: torch.Tensor, train_y, dev_x: torch.Tensor, dev_y, l2:
     """
     train_y, dev_y = torch.as_tensor(list(train_y)), torch.as_tensor(list(dev_y))
     classes = int(max(train_y.max(), dev_y.max())) + 1
-    torch.manual_seed(0)
-    head = torch.nn.Linear(train_x.shape[1], classes)
+    with torch.random.fork_rng(devices=[]):  # a fixed start, without touching the caller's random state
+        torch.manual_seed(0)
+        head = torch.nn.Linear(train_x.shape[1], classes)
     optimizer = torch.optim.LBFGS(head.parameters(), max_iter=500, line_search_fn="strong_wolfe")
 
     def loss():

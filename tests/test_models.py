@@ -139,3 +139,15 @@ def test_a_pooler_with_trained_weights_is_pre_trained(tmp_path, minilm):
     assert fl.models.pooler_status(fl.load_model(str(tmp_path))[0]) == "pre-trained"
     with torch.no_grad():
         model.bert.pooler.dense.bias.zero_()
+
+
+def test_loading_a_model_or_fitting_a_probe_leaves_the_callers_random_state_alone():
+    from freezelab.probes import linear_probe
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    fl.load_model("tiny-random-bert", seed=7)
+    linear_probe(torch.randn(8, 4, generator=torch.Generator().manual_seed(1)), [0, 1] * 4,
+                 torch.zeros(2, 4), [0, 1])
+    assert torch.equal(torch.rand(3), expected)
