@@ -49,10 +49,13 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--train-size", type=int, default=2000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--only", choices=sorted(ARCHITECTURES), help="one architecture (default: both)")
     args = parser.parse_args()
     data = fl.load_task("sst2", train_size=args.train_size, dev_size=64, seed=0)
     where = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     for name, checkpoint in ARCHITECTURES.items():
+        if args.only and name != args.only:
+            continue
         rows = {}
         for precision, micro_batch in VARIANTS:
             one_run(checkpoint, data, precision, micro_batch, size=min(128, args.train_size))  # warm-up: kernels, allocator, caches

@@ -5,8 +5,11 @@ pyproject.toml): the cores are shared out, so each worker, and every kernel or p
 cores / workers threads (torch's threads would otherwise fight over the cores).
 """
 
+import contextlib
 import os
 import sys
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,7 @@ if WORKERS > 1:  # inherited by notebook kernels and subprocesses; torch here re
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "teacher"))  # the solutions: not in the package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs"))  # build_site: the site's renderer
 
 
 TIERS = {  # marker -> what it needs; everything else is `core` (docs/testing.md says how to run each tier)
@@ -36,6 +40,8 @@ NOTEBOOK_FILES = ("test_notebooks_any_checkpoint.py", "test_grading.py")
 
 
 def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the controller, or a run without workers: one id for this run
+        config.freezelab_run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
     for marker, needs in TIERS.items():
         config.addinivalue_line("markers", f"{marker}: needs {needs}")
     config.addinivalue_line("markers", "restarts_postgres: restarts the test server; runs while no other test uses it")
@@ -58,6 +64,14 @@ def pytest_collection_modifyitems(items):
             tiers.add("benchmarks")
         for tier in tiers or {"core"}:
             item.add_marker(tier)
+    # The order workers take files in (pyproject.toml: --no-loadscope-reorder): the longest first, the site
+    # last, when every notebook has run under nbval and its outputs wait for the site (`executed_notebooks`).
+    items.sort(key=lambda item: _FILE_ORDER.get(Path(str(item.fspath)).name,
+                                                0 if Path(str(item.fspath)).suffix == ".ipynb" else 5))
+
+
+_FILE_ORDER = {"test_notebooks_any_checkpoint.py": 1, "test_benchmarks.py": 2, "test_browser.py": 3,
+               "test_grading.py": 4, "test_site.py": 9}
 
 
 def _server_lock(exclusive: bool):
@@ -84,12 +98,88 @@ def _server_lock(exclusive: bool):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    """Setup, call and teardown of a PostgreSQL test (a module's database included) under the server lock."""
-    if item.get_closest_marker("postgres") is None:
+    """Setup, call and teardown of a PostgreSQL test (a module's database included) under the server lock. A
+    notebook's cell under nbval: its kernel (started in the first cell's setup) draws figures as the site does,
+    and after the last cell the notebook is kept with its outputs, for the site. (This hook sees the notebooks'
+    items too: the per-item hooks of a conftest file only see items under its own folder.)"""
+    if _is_nbval_cell(item):
+        with _site_renderer(item.config):
+            yield
+        _keep_outputs(item, nextitem)
+    elif item.get_closest_marker("postgres") is None:
         yield
+    else:
+        with _server_lock(exclusive=item.get_closest_marker("restarts_postgres") is not None):
+            yield
+
+
+# --- each notebook is executed once per run: nbval's run is the one the course site is built from ---------------
+
+def executed_notebooks(config) -> Path:
+    """Where this run keeps the notebooks nbval executed, with their outputs (`<stem>.ipynb`), or why one failed
+    (`<stem>.failed`): a folder every xdist worker of the run shares."""
+    run = config.workerinput["testrunuid"] if hasattr(config, "workerinput") else config.freezelab_run
+    folder = Path(tempfile.gettempdir()) / f"freezelab-executed-{run}"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def _is_nbval_cell(item) -> bool:
+    return type(item).__name__ == "IPyNbCell"
+
+
+_CELLS: dict[str, dict] = {}  # notebook path -> {id(cell): its outputs, None where it did not run}
+
+
+@contextlib.contextmanager
+def _site_renderer(config):
+    """IPYTHONDIR with the site's plotly renderer (figures as HTML that the site's own plotly.js draws), for the
+    kernel nbval starts while this is set."""
+    import build_site
+
+    startup = executed_notebooks(config) / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True, exist_ok=True)
+    (startup / "00-plotly-for-the-site.py").write_text(build_site.PLOTLY_STARTUP)
+    old = os.environ.get("IPYTHONDIR")
+    os.environ["IPYTHONDIR"] = str(startup.parents[1])
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("IPYTHONDIR", None)
+        else:
+            os.environ["IPYTHONDIR"] = old
+
+
+def _keep_outputs(item, nextitem) -> None:
+    cells = _CELLS.setdefault(str(item.fspath), {})
+    cells[id(item.cell)] = getattr(item, "test_outputs", None)
+    if nextitem is None or nextitem.parent is not item.parent:
+        _write_executed(item, _CELLS.pop(str(item.fspath)))
+
+
+def _write_executed(item, outputs: dict) -> None:
+    import copy
+
+    import nbformat
+
+    path = Path(str(item.fspath))
+    folder = executed_notebooks(item.config)
+    notebook, count, failed = copy.deepcopy(item.parent.nb), 0, None
+    for source, cell in zip(item.parent.nb.cells, notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        count += 1
+        cell.outputs, cell.execution_count = outputs.get(id(source)), count
+        if cell.outputs is None or any(out.get("output_type") == "error" for out in cell.outputs):
+            failed = f"cell {count} (code cell) did not run or raised"
+            break
+    if failed:
+        (folder / f"{path.stem}.failed").write_text(failed)
         return
-    with _server_lock(exclusive=item.get_closest_marker("restarts_postgres") is not None):
-        yield
+    scratch = folder / f".{path.stem}.ipynb"
+    nbformat.write(notebook, scratch)
+    os.replace(scratch, folder / f"{path.stem}.ipynb")  # whole or absent: the site waits for it
 
 
 @pytest.hookimpl(optionalhook=True)  # .ci/lower-bounds runs without pytest-xdist

@@ -1,8 +1,8 @@
 """The course site: built from the student edition by one command, every page present and whole in Chromium.
 
-Builds the site with `docs/build_site.py` into `artifacts/site`. The published site runs the notebooks at quick
-size; this check runs them at smoke size (the same code path, in a fraction of the time: nbval has already run
-every notebook at quick size). Then it opens each notebook's page in Debian's headless Chromium over file:// (no server,
+Builds the site with `docs/build_site.py` into `artifacts/site`, from the notebooks as nbval ran them in this
+same test run (quick size, outputs kept by tests/conftest.py; this file runs last): each notebook is executed
+once per run. Run alone (no nbval in the run), it executes them itself at smoke size. Then it opens each notebook's page in Debian's headless Chromium over file:// (no server,
 no network) and checks that every plotly figure drew, that no cell failed, and that every link inside the site
 leads to a file that exists; that every figure is followed by its text alternative (words and a data table); and
 that axe-core finds nothing serious or critical on any page, the theme's chrome included. Skipped without Chromium unless FREEZELAB_REQUIRE_BROWSER=1 (CI).
@@ -11,6 +11,7 @@ FREEZELAB_SITE=folder checks a site built before instead of building one.
 
 import os
 import sys
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -27,14 +28,30 @@ if not Path(CHROMIUM).exists() and os.environ.get("FREEZELAB_REQUIRE_BROWSER") !
 sys.path.insert(0, str(ROOT / "docs"))
 import build_site  # noqa: E402  (docs/build_site.py: a script, not part of the package)
 from a11y import blocking, counts, report, violations  # noqa: E402
-from conftest import SHARED_DATA  # noqa: E402
+from conftest import SHARED_DATA, executed_notebooks  # noqa: E402
 from freezelab.data import DATA_DIR_VARIABLE  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def site():
+def site(request):
     if os.environ.get("FREEZELAB_SITE"):
         return Path(os.environ["FREEZELAB_SITE"]).resolve()
+    ran = {Path(str(item.fspath)).stem for item in request.session.items
+           if Path(str(item.fspath)).parent == ROOT / "notebooks"}
+    if set(NOTEBOOKS) <= ran:  # nbval runs every notebook in this run: build from its outputs (conftest.py)
+        folder = executed_notebooks(request.config)
+        waiting_since = time.monotonic()
+        while not all((folder / f"{stem}.ipynb").exists() or (folder / f"{stem}.failed").exists()
+                      for stem in NOTEBOOKS):  # this file runs last; another worker is finishing a notebook
+            assert time.monotonic() - waiting_since < 3600, "no notebook outputs after an hour of waiting"
+            time.sleep(5)
+        failed = {stem: (folder / f"{stem}.failed").read_text() for stem in NOTEBOOKS
+                  if (folder / f"{stem}.failed").exists()}
+        assert not failed, f"the site is built from nbval's run, where these notebooks failed: {failed}"
+        build_site.build(SITE, executed=folder)
+        print(f"site built from nbval's outputs ({len(NOTEBOOKS)} notebooks, waited "
+              f"{time.monotonic() - waiting_since:.0f} s for them)")
+        return SITE
     with pytest.MonkeyPatch.context() as patch:  # the notebooks read the offline data, as in conftest
         if not os.environ.get(DATA_DIR_VARIABLE) and SHARED_DATA.is_dir():
             patch.setenv(DATA_DIR_VARIABLE, str(SHARED_DATA))
