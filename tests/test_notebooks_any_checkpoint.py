@@ -1,8 +1,8 @@
 """The teacher edition runs, and tells the truth on a checkpoint it was not written for.
 
 CI's first pass (nbval, `python -m pytest`) runs the student edition (`notebooks/`) on the course model. This
-second pass runs the teacher edition (`teacher/notebooks/`, the sources, solutions included) of notebooks
-01-07 top to bottom on `tiny-random-bert`: 4 blocks instead of MiniLM-L6's 6, 64 wide instead of 384, a
+second pass runs the teacher edition (`teacher/notebooks/`, the sources, solutions included) of
+every notebook top to bottom on `tiny-random-bert`: 4 blocks instead of MiniLM-L6's 6, 64 wide instead of 384, a
 masked-LM head (so retention is probed the other way) and no pooler in its file, at the smoke size. Right after
 each exercise, in the same kernel, its check must accept the notebook's own solution (its `answer_N`,
 computed for that kernel's model and data), and the one in `teacher/solutions.py`, and reject each known
