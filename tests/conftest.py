@@ -138,8 +138,9 @@ def _site_renderer(config):
     import build_site
 
     startup = executed_notebooks(config) / "ipython" / "profile_default" / "startup"
-    startup.mkdir(parents=True, exist_ok=True)
-    (startup / "00-plotly-for-the-site.py").write_text(build_site.PLOTLY_STARTUP)
+    if not (startup / "00-plotly-for-the-site.py").exists():  # once per run, not once per cell
+        startup.mkdir(parents=True, exist_ok=True)
+        (startup / "00-plotly-for-the-site.py").write_text(build_site.PLOTLY_STARTUP)
     old = os.environ.get("IPYTHONDIR")
     os.environ["IPYTHONDIR"] = str(startup.parents[1])
     try:
