@@ -4,7 +4,9 @@ The package follows the course, one module per idea:
 
     anatomy     where a model's parameters live (the grid every picture uses)
     plans       what to freeze: FreezePlan and the common recipes (BitFit, LayerNorm-only among them)
-    lora        LoRA adapters through peft, as a plan on the same grid
+    methods     what every way of choosing what trains provides, and the registry of method families
+    lora        LoRA adapters through peft, a method on the same grid
+    ia3         (IA)³ vectors through peft, a method on the same grid (the walk for adding one)
     recipes     popular tutorial recipes, as printed and as fixed
     schedules   plans that change during training (gradual unfreezing)
     style       one palette and one set of names
@@ -47,7 +49,7 @@ __version__ = "0.1.0"
 _NAMES = {
     "Anatomy": "anatomy", "find_blocks": "anatomy", "frozen_names": "anatomy",
     "parameter_grid": "anatomy", "summary_line": "anatomy", "trainable_summary": "anatomy",
-    "FreezePlan": "plans", "NothingTrainableError": "plans", "LoRA": "lora",
+    "FreezePlan": "plans", "NothingTrainableError": "plans", "Method": "methods",
     "RECIPES": "recipes", "Recipe": "recipes",
     "Phase": "schedules", "Schedule": "schedules",
     "grid_heatmap": "plots", "trainable_heatmap": "plots",
@@ -59,7 +61,7 @@ _NAMES = {
     "retention": "probes", "Dashboard": "dashboard",
     "clear_caches": "caches",
 }
-_MODULES = ("anatomy", "plans", "lora", "recipes", "schedules", "style", "figure", "plots", "run_plots", "widgets", "models", "heads", "data", "config",
+_MODULES = ("anatomy", "plans", "methods", "lora", "ia3", "recipes", "schedules", "style", "figure", "plots", "run_plots", "widgets", "models", "heads", "data", "config",
             "training", "cache", "dashboard", "probes", "grids", "experiment", "sweeps", "results", "classroom",
             "course", "exercises", "caches")
 
@@ -71,11 +73,19 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
     elif name in _MODULES:
         value = importlib.import_module(f".{name}", __name__)
+    elif name in _method_classes():  # each registered method family's class: fl.LoRA, fl.IA3, ...
+        value = _method_classes()[name]
     else:
         raise AttributeError(f"module 'freezelab' has no attribute {name!r}")
     globals()[name] = value  # the next lookup is a plain attribute
     return value
 
 
+def _method_classes() -> dict:
+    from .methods import families
+
+    return {family.make.__name__: family.make for family in families()}
+
+
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_NAMES) | set(_MODULES))
+    return sorted(set(globals()) | set(_NAMES) | set(_MODULES) | set(_method_classes()))

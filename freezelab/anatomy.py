@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from typing import TYPE_CHECKING
@@ -66,11 +66,18 @@ class Param:
     column: str
     numel: int
     shape: tuple[int, ...] = ()
+    # An adapter's parameter (LoRA, (IA)³, ...: `freezelab.methods`): it belongs to the cell of the matrix it adapts.
+    adapter: bool = False
 
-    @property
-    def adapter(self) -> bool:
-        """A LoRA adapter's parameter (freezelab.lora): it belongs to the cell of the matrix it adapts."""
-        return ".lora_" in self.name
+
+def adapter_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """Where a model keeps adapter weights: "<module>.<holder>." for every peft tuner layer it holds.
+
+    Read from peft's own marker (a tuner layer lists its adapter holders in `adapter_layer_names`, such as
+    `lora_A` or `ia3_l`), so a method peft adds later is found without a name kept here.
+    """
+    return tuple(f"{name}.{holder}." for name, module in model.named_modules()
+                 for holder in getattr(module, "adapter_layer_names", ()) if hasattr(module, holder))
 
 
 def find_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
@@ -125,9 +132,11 @@ class Anatomy:
         self.num_blocks = len(blocks)
         self.blocks_name = blocks_name
         params = []
+        adapters = adapter_prefixes(model)
         # named_parameters() skips tied duplicates, as model.num_parameters() does.
         for name, p in model.named_parameters():
-            params.append(self._place(name, p.numel(), base, blocks_name, tuple(p.shape)))
+            param = self._place(name, p.numel(), base, blocks_name, tuple(p.shape))
+            params.append(replace(param, adapter=True) if name.startswith(adapters) else param)
         self.params: tuple[Param, ...] = tuple(params)
 
     def _place(self, name: str, numel: int, base: str, blocks_name: str, shape: tuple[int, ...]) -> Param:
@@ -207,7 +216,7 @@ class Anatomy:
         return total, trainable
 
     def adapter_matrix(self) -> np.ndarray:
-        """LoRA adapter parameters per cell (rows x columns; zeros for a model without adapters). A copy of
+        """Adapter parameters per cell (rows x columns; zeros for a model without adapters). A copy of
         the layout's one count, so a redraw does not walk the parameters again."""
         return self._adapters.copy()
 

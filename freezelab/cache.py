@@ -36,31 +36,26 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from .anatomy import EMBEDDINGS, anatomy
 from .caches import weights_digest
 from .heads import MeanPooler
-from .plans import FreezePlan
+from .methods import Method
 
 
-def frozen_prefix_depth(model, plan: FreezePlan) -> int:
-    """k such that the plan freezes the embeddings and blocks 0 ... k-1 entirely (and something above trains)."""
-    if not isinstance(plan, FreezePlan):  # a LoRA: its adapters sit in its top blocks, or in every block
-        k = plan.frozen_prefix(model)
-        if k == 0:
-            raise ValueError(f"cache_prefix needs a bottom prefix of whole frozen blocks, and {plan.name} trains "
-                             "adapters inside every block: train without cache_prefix, or adapt only the top blocks "
-                             "(LoRA(..., top=n))")
-        return k
+def frozen_prefix_depth(model, method: Method) -> int:
+    """k such that the method leaves the embeddings and blocks 0 ... k-1 whole and frozen, and something above
+    them trains (`Method.frozen_prefix`); an error that says why where there is no such k."""
     a = anatomy(model)
-    frozen = plan.frozen_names(a)
+    k = method.frozen_prefix(a)
+    if k > 0:
+        return k
+    frozen, name = method.frozen_names(a), method.name or "this plan"
     training = [n for n in a.names_in(row=EMBEDDINGS) if n not in frozen]
     if training:
         raise ValueError(f"cache_prefix needs the embeddings frozen (the cache starts after them); "
-                         f"{plan.name or 'this plan'} trains {', '.join(training)}")
-    k = 0
-    while k < a.num_blocks and set(a.names_in(row=f"block {k}")) <= frozen:
-        k += 1
-    prefix_rows = {EMBEDDINGS} | {f"block {i}" for i in range(k)}
-    if all(p.name in frozen for p in a.params if p.row not in prefix_rows):
+                         f"{name} trains {', '.join(training)}")
+    if method.added(a) is None and set(a.names_in(row="block 0")) <= frozen:
         raise ValueError("the plan leaves nothing trainable above the frozen prefix")
-    return k
+    raise ValueError(f"cache_prefix needs a bottom prefix of whole frozen blocks, and {name} trains inside "
+                     "block 0: train without cache_prefix, or leave the bottom blocks whole (a plan that freezes "
+                     "them; LoRA(..., top=n))")
 
 
 def _check_bert(model) -> None:

@@ -311,8 +311,8 @@ EXERCISES = {e.key: e for e in [
     Exercise("07.lora-added",
              "How many parameters does LoRA of rank 8 on the attention matrices (query, key, value, attn out) add?",
              "Each adapted matrix W (out x in) gets A (8 x in) and B (out x 8): 8 x (in + out) numbers. Four matrices "
-             "per block, every block; the head is not an adapter. LoRA(8).cells(model).sum() counts them for you.",
-             lambda model: int(LoRA(8).cells(model).sum()), _equal),
+             "per block, every block; the head is not an adapter. LoRA(8).added(model).sum() counts them for you.",
+             lambda model: int(LoRA(8).added(model).sum()), _equal),
     Exercise("07.best-kept-method",
              "Among the methods within 0.02 of the best mean dev accuracy, which keeps the most retention?",
              "As in notebook 04: in results.summary(methods), keep the rows whose 'dev_metric mean' is at least the "

@@ -59,7 +59,7 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
     """One grid point: load the checkpoint, fine-tune, probe retention (when the settings ask for it)."""
     from . import probes, sequential
     from .anatomy import anatomy, frozen_names
-    from .cache import STORE, frozen_prefix_depth
+    from .cache import STORE
     from .models import load_model
     from .schedules import Schedule
     from .caches import is_lean, release_memory
@@ -75,17 +75,13 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
     label, make = PLANS[point["plan"]]
     made = make(model, config.epochs)
     how = {"schedule": made} if isinstance(made, Schedule) else {"plan": made}
-    cache = False
-    if not isinstance(made, Schedule):
-        try:
-            cache = frozen_prefix_depth(model, made) > 0
-        except ValueError:  # embeddings train, or nothing above: no frozen prefix to cache
-            cache = False
+    # Whole frozen blocks at the bottom are computed once and cached (a schedule changes what is frozen).
+    cache = not isinstance(made, Schedule) and made.frozen_prefix(model) > 0
     if not cache and is_lean():  # lean memory: this run needs the room more than later runs need the cache
         STORE.clear()
     result = fine_tune(model, tokenizer, settings.task, config.replace(cache_prefix=cache), **how)
     # Blocks that stayed whole and frozen from the start: read off the model as it trained its first phase
-    # (a schedule's first plan; a LoRA model's adapters live inside its blocks, so those blocks count as training).
+    # (a schedule's first plan; an adapter lives inside its block, so that block counts as training).
     a = anatomy(model)
     first = made.phases[0].plan if isinstance(made, Schedule) else None
     frozen = first.frozen_names(a) if first is not None else frozen_names(model)

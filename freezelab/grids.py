@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .config import TrainConfig
-from .lora import LoRA
+from .methods import families
 from .plans import BITFIT, FEATURE_EXTRACTOR, FULL, HEAD_ONLY, LAYERNORM_ONLY, FreezePlan, train_top_name
 
 
@@ -49,12 +49,9 @@ PLANS: dict[str, tuple[str, Callable]] = {
     "bitfit": (BITFIT, lambda m, e: FreezePlan.bitfit(m)),
     "lnorm": (LAYERNORM_ONLY, lambda m, e: FreezePlan.layernorm_only(m)),
 }
-LORA_TARGETS = {"attn": "attention", "ffn": "ffn", "all": "all-linear"}  # a key's suffix -> LoRA targets
-
-for _rank in (4, 8, 16, 64):  # "lora16-attn": LoRA of rank 16 on the attention matrices (alpha = 2 x rank)
-    for _short, _targets in LORA_TARGETS.items():
-        _method = LoRA(_rank, targets=_targets)
-        PLANS[f"lora{_rank}-{_short}"] = (_method.label, lambda m, e, method=_method: method)
+# Each registered method family's own keys ("lora16-attn", "ia3", ...: `freezelab.methods`).
+PLANS.update({key: (method.label, lambda m, e, method=method: method)
+              for family in families() for key, method in family.grid.items()})
 OPTIONS = ("epochs", "warmup", "pooling", "layer_decay")  # what a point may set for itself
 
 

@@ -8,12 +8,11 @@ adapted matrix `W` becomes `....base_layer.weight`, beside `....lora_A` and
 task head train, as peft's own sequence-classification set-up does. The
 forward pass then computes `W x + (alpha / rank) B A x`.
 
-`cells(anatomy)` counts what would train in each grid cell before anything is
+`added(anatomy)` counts what would train in each grid cell before anything is
 applied (a rank-r adapter of an out x in matrix holds r (in + out) numbers):
-the picker redraws from it. `merged_state_dict(module)` folds each adapter into
-its matrix under the plain names, for probes that copy weights into another
-model (the masked-LM probe, weight drift); the probes that run the model read
-it through the adapters.
+the picker redraws from it. It provides `freezelab.methods.Method`; `FAMILY`
+tells the picker, the sweeps' grid keys ("lora16-attn") and the frontier
+about it.
 
 Not for: which layers to freeze (`freezelab.plans`; BitFit and LayerNorm-only
 are plans there) or training (`freezelab.training`).
@@ -28,6 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .anatomy import HEAD, Anatomy, anatomy
+from .methods import Family, apply_adapters, has_adapters
+from .style import ORANGE
 
 # Which matrices of each block an adapter sits beside, in the grid's column names.
 TARGETS = {
@@ -39,11 +40,6 @@ TARGETS = {
 
 def _as_anatomy(model_or_anatomy) -> Anatomy:
     return model_or_anatomy if isinstance(model_or_anatomy, Anatomy) else anatomy(model_or_anatomy)
-
-
-def has_adapters(model_or_anatomy) -> bool:
-    """Whether LoRA adapters were added to this model."""
-    return any(p.adapter for p in _as_anatomy(model_or_anatomy).params)
 
 
 @dataclass(frozen=True)
@@ -119,7 +115,7 @@ class LoRA:
         self.targeted(a)
         return frozenset(p.name for p in a.params if p.row != HEAD and not p.adapter)
 
-    def cells(self, model_or_anatomy) -> np.ndarray:
+    def added(self, model_or_anatomy) -> np.ndarray:
         """Adapter parameters per grid cell (rows x columns) that applying this would add."""
         a = _as_anatomy(model_or_anatomy)
         counts = np.zeros((len(a.rows), len(a.columns)))
@@ -131,7 +127,7 @@ class LoRA:
     def trainable_count(self, model_or_anatomy) -> int:
         a = _as_anatomy(model_or_anatomy)
         head = sum(p.numel for p in a.params if p.row == HEAD)
-        return head + int(a.adapter_matrix().sum() if has_adapters(a) else self.cells(a).sum())
+        return head + int(a.adapter_matrix().sum() if has_adapters(a) else self.added(a).sum())
 
     def leaves_nothing_trainable(self, model_or_anatomy) -> bool:
         return self.trainable_count(model_or_anatomy) == 0
@@ -142,22 +138,11 @@ class LoRA:
 
         A model that already holds other adapters is refused: load a fresh one.
         """
-        from peft import LoraConfig, inject_adapter_in_model
+        from peft import LoraConfig
 
-        modules = self.modules(model)
-        present = adapted_modules(model)
-        if present:
-            if present != {m: (self.rank, self.scale) for m in modules}:
-                raise ValueError(f"this model already holds other LoRA adapters ({len(present)} modules); "
-                                 f"load a fresh model to apply {self.label}")
-        else:
-            config = LoraConfig(r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout,
-                                target_modules=modules, bias="none")
-            inject_adapter_in_model(config, model)
-        a = anatomy(model)
-        for p_info, (_, p) in zip(a.params, model.named_parameters()):
-            p.requires_grad_(p_info.adapter or p_info.row == HEAD)
-        return model
+        config = LoraConfig(r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                            target_modules=self.modules(model), bias="none")
+        return apply_adapters(self, model, config)
 
     # --- JSON -------------------------------------------------------------------------------
     def frozen_prefix(self, model_or_anatomy) -> int:
@@ -200,23 +185,13 @@ def adapted_modules(model) -> dict[str, tuple[int, float]]:
             for name, module in model.named_modules() if isinstance(module, LoraLayer)}
 
 
-def merged_state_dict(module) -> dict:
-    """`module.state_dict()` with each adapter folded into its matrix, under the names the model had before."""
-    import torch
-    from peft.tuners.lora import LoraLayer
-
-    layers = {name: m for name, m in module.named_modules() if isinstance(m, LoraLayer)}
-    state = {}
-    with torch.no_grad():
-        for name, tensor in module.state_dict().items():
-            if ".lora_" in name:
-                continue
-            owner, base, rest = name.partition(".base_layer.")
-            if not base:
-                state[name] = tensor
-                continue
-            layer = layers[owner]
-            if rest == "weight" and not layer.merged:
-                tensor = tensor + sum(layer.get_delta_weight(adapter) for adapter in layer.active_adapters)
-            state[f"{owner}.{rest}"] = tensor
-    return state
+# What the picker, the sweeps and the frontier know of LoRA. Grid keys: "lora16-attn" is rank 16 on the
+# attention matrices (alpha = 2 x rank); "-ffn" the FFN matrices, "-all" both.
+_SHORT = {"attn": "attention", "ffn": "ffn", "all": "all-linear"}
+FAMILY = Family(
+    key="lora", title="LoRA", make=LoRA, tag="freezelab_lora",
+    mark=(ORANGE, "triangle-up", "orange ▲ LoRA (open: all linear)"),
+    choices={"rank": (4, 8, 16, 64), "targets": tuple(TARGETS)},
+    grid={f"lora{rank}-{short}": LoRA(rank, targets=targets) for rank in (4, 8, 16, 64)
+          for short, targets in _SHORT.items()},
+)

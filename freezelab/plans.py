@@ -150,6 +150,27 @@ class FreezePlan:
     def leaves_nothing_trainable(self, model_or_anatomy: nn.Module | Anatomy) -> bool:
         return self.trainable_count(model_or_anatomy) == 0
 
+    @property
+    def label(self) -> str:
+        return self.name or "freeze " + (", ".join(self.frozen + self.patterns) or "nothing")
+
+    def added(self, model_or_anatomy: nn.Module | Anatomy) -> None:
+        """A plan adds no parameters (`freezelab.methods.Method`)."""
+        return None
+
+    def frozen_prefix(self, model_or_anatomy: nn.Module | Anatomy) -> int:
+        """k where the plan freezes the embeddings and blocks 0 ... k-1 whole and something above them trains;
+        else 0 (`cache.frozen_prefix_depth` says why)."""
+        a = _as_anatomy(model_or_anatomy)
+        frozen = self.frozen_names(a)
+        if not set(a.names_in(row=EMBEDDINGS)) <= frozen:
+            return 0
+        k = 0
+        while k < a.num_blocks and set(a.names_in(row=f"block {k}")) <= frozen:
+            k += 1
+        prefix = {EMBEDDINGS} | {f"block {i}" for i in range(k)}
+        return k if any(p.name not in frozen for p in a.params if p.row not in prefix) else 0
+
     def apply(self, model: nn.Module) -> nn.Module:
         """Set `requires_grad` on every parameter: False where the plan freezes, True elsewhere.
 

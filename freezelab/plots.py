@@ -43,7 +43,7 @@ def _static_parts(a: Anatomy) -> tuple[np.ndarray, list[list[str]], list[list[st
 def _trainable_parts(a: Anatomy, frozen: frozenset[str], added: np.ndarray | None = None) -> dict:
     """Everything in the trainable heatmap that depends on the plan.
 
-    `added`: LoRA adapter parameters per cell that a method would add (a preview on a model without them);
+    `added`: adapter parameters per cell that a method would add (a preview on a model without them);
     adapters the model already holds are in the anatomy. A cell with adapters says base and adapter counts.
     """
     base_total, labels, names = _static_parts(a)
@@ -58,7 +58,7 @@ def _trainable_parts(a: Anatomy, frozen: frozenset[str], added: np.ndarray | Non
         t, tr, ad = total[i][j], trainable[i][j], adapters[i][j]
         text = f"<b>{a.rows[i]} / {a.columns[j]}</b><br>{tr:,.0f} of {t:,.0f} parameters trainable ({percent(tr, t, 0)})"
         if ad:
-            text += f"<br>base matrix {base[i][j]:,.0f} (frozen) + LoRA adapter {ad:,.0f} (trains)"
+            text += f"<br>base matrix {base[i][j]:,.0f} (frozen) + adapter {ad:,.0f} (trains)"
         return text + f"<br><span style='font-size:10px'>{names[i][j]}</span>"
 
     hover = [["" if np.isnan(total[i][j]) else cell_text(i, j) for j in range(len(a.columns))]
@@ -71,7 +71,7 @@ def _trainable_parts(a: Anatomy, frozen: frozenset[str], added: np.ndarray | Non
     all_total, all_trainable = row_total.sum(), row_trainable.sum()
     title = f"{all_trainable:,.0f} of {all_total:,.0f} parameters trainable ({percent(all_trainable, all_total)})"
     if adapters.sum():
-        title += f" · {adapters.sum():,.0f} in LoRA adapters"
+        title += f" · {adapters.sum():,.0f} in adapters"
     if all_trainable == 0:
         title += " · nothing trains"
     return {"z": fraction, "hover": hover, "notes": notes, "title": title, "text": text}
@@ -114,8 +114,8 @@ def trainable_heatmap(model_or_anatomy: nn.Module | Anatomy, plan=None,
     """The anatomy grid coloured by trainable fraction: blue frozen, orange trainable, grey in between.
 
     Pass a model (its current `requires_grad` is drawn) or an anatomy with a
-    plan, a `FreezePlan` or a `LoRA` (nothing is applied to any model; a LoRA
-    plan's adapters are counted in the cells of the matrices they adapt). Hover shows exact counts and the
+    plan, any `freezelab.methods.Method` (a `FreezePlan`, a `LoRA`, ...: nothing is applied to any model;
+    a method's adapters are counted in the cells of the matrices they adapt). Hover shows exact counts and the
     parameter names; each row's total is written beside it; the title gives
     the overall count.
     """
@@ -136,15 +136,15 @@ def trainable_heatmap(model_or_anatomy: nn.Module | Anatomy, plan=None,
 
 
 def _added(a: Anatomy, plan) -> np.ndarray | None:
-    """The adapter counts a LoRA plan would add to a model that does not hold them yet (None for other plans)."""
-    from .lora import LoRA, has_adapters
+    """The parameters a method would add to a model that does not hold adapters yet (None: it adds none)."""
+    from .methods import has_adapters
 
-    return plan.cells(a) if isinstance(plan, LoRA) and not has_adapters(a) else None
+    return None if plan is None or has_adapters(a) else plan.added(a)
 
 
 def update_trainable(figure: go.Figure, a: Anatomy, frozen: frozenset[str], added: np.ndarray | None = None) -> None:
     """Redraw a `trainable_heatmap` figure in place for another frozen set (one batched message to the browser);
-    `added`: the adapter parameters per cell a LoRA plan would add (`LoRA.cells`)."""
+    `added`: the adapter parameters per cell a method would add (`Method.added`)."""
     parts = _trainable_parts(a, frozen, added)
     with figure.batch_update():
         figure.data[0].z = parts["z"]

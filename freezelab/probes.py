@@ -20,9 +20,9 @@ Probe scores are remembered per process (`SCORES`, the 256 most recent), keyed b
 each probe reads and of its inputs: a grid's head-only runs leave the encoder as it was loaded, so their
 probes are computed once and then read back, the same numbers. `freezelab.clear_caches()` empties it.
 
-A model holding LoRA adapters (`freezelab.lora`) is read through them by the
-probes that run it (STS-B, CKA) and with each adapter folded into its matrix
-by the probes that copy weights (masked-LM, drift): the same function.
+A model holding adapters (LoRA, (IA)³: `freezelab.methods`) is read through
+them by the probes that run it (STS-B, CKA) and with each adapter folded into
+its matrix by the probes that copy weights (masked-LM, drift): the same function.
 
 Not for: task accuracy (`freezelab.training` measures it) or plotting
 (`freezelab.plots` draws drift on the anatomy grid).
@@ -85,13 +85,12 @@ def _inputs_key(tokenizer, texts=()) -> tuple:
 
 
 def _weights(module) -> dict:
-    """The module's weights by their plain names; LoRA adapters folded into their matrices (`lora.merged_state_dict`).
+    """The module's weights by their plain names; adapters folded into their matrices (`methods.merged_state_dict`).
     Probes that copy weights read these; probes that run the model read it through its adapters."""
-    if not any(".lora_" in name for name, _ in module.named_parameters()):
-        return dict(module.state_dict(keep_vars=True))
-    from .lora import merged_state_dict
+    from .anatomy import adapter_prefixes
+    from .methods import merged_state_dict
 
-    return merged_state_dict(module)
+    return merged_state_dict(module) if adapter_prefixes(module) else dict(module.state_dict(keep_vars=True))
 
 
 @torch.no_grad()

@@ -21,6 +21,7 @@ from plotly.colors import sample_colorscale
 
 from .figure import Figure
 from .grids import PLANS, option
+from .methods import families
 from .grids import describe as describe_setup  # a set-up in words
 from .results import flatten, summary
 from .style import BLACK as BLACK_MARK
@@ -28,14 +29,20 @@ from .style import TASK_NAMES
 from .style import DEPTH_SCALE, FROZEN_COLOUR, LINE_COLOURS, METHOD_MARKS, METRIC_NAMES, SCHEDULE_COLOUR
 
 
+def _marks() -> dict[str, tuple[str, str, str]]:
+    """(colour, marker, legend words) by grid-key prefix: BitFit, LayerNorm-only and every method family."""
+    return {**METHOD_MARKS, **{family.key: family.mark for family in families()}}
+
+
 def _family(row) -> str | None:
-    """'bitfit', 'lnorm' or 'lora' for a method beyond freezing layers; None for a layer plan or schedule."""
-    return next((f for f in METHOD_MARKS if str(row["plan"]).startswith(f)), None)
+    """The grid-key prefix of a method beyond freezing layers ('bitfit', 'lora', ...); None for a layer plan
+    or a schedule."""
+    return next((f for f in _marks() if str(row["plan"]).startswith(f)), None)
 
 
 def _colour(row) -> str:
     if _family(row):
-        return METHOD_MARKS[_family(row)][0]
+        return _marks()[_family(row)][0]
     if row["schedule"]:
         return SCHEDULE_COLOUR
     return sample_colorscale(DEPTH_SCALE, [row["frozen_blocks"] / row["num_blocks"]])[0]
@@ -43,7 +50,7 @@ def _colour(row) -> str:
 
 def _symbol(row) -> str:
     if _family(row):
-        return METHOD_MARKS[_family(row)][1] + ("-open" if str(row["plan"]).endswith("-all") else "")
+        return _marks()[_family(row)][1] + ("-open" if str(row["plan"]).endswith("-all") else "")
     return "diamond" if row["schedule"] else ("square" if option(row, "layer_decay") else "circle")
 
 
@@ -95,8 +102,9 @@ def frontier_plot(frame: pd.DataFrame, retention: str = "sts_spearman", untouche
 
     Points are means over seeds with ± 1 std error bars; colour = frozen depth (blue all frozen,
     vermillion none, purple a schedule), size = learning rate, diamonds are schedules and squares
-    layer-wise lr decay; methods beyond freezing layers have their own marks (`style.METHOD_MARKS`:
-    BitFit green x, LayerNorm-only black cross, LoRA orange triangle, open on all linear matrices). `untouched` draws the pre-trained model's retention, `chance` the accuracy of
+    layer-wise lr decay; methods beyond freezing layers have their own marks (`style.METHOD_MARKS` and each
+    method family's `mark`: BitFit green x, LayerNorm-only black cross, LoRA orange triangle, open on all
+    linear matrices, ...). `untouched` draws the pre-trained model's retention, `chance` the accuracy of
     always answering the majority class. The corners are labelled with the failure each one shows.
     """
     table = summary(frame, metrics=("dev_metric", retention))
@@ -137,15 +145,15 @@ def frontier_plot(frame: pd.DataFrame, retention: str = "sts_spearman", untouche
     for cx, cy, xanchor, yanchor, text in corners:
         figure.add_annotation(x=cx, y=cy, xanchor=xanchor, yanchor=yanchor, text=text, showarrow=False,
                               font={"size": 11, "color": "#555"}, align=xanchor, bgcolor="rgba(255,255,255,0.85)")
+    shown = sorted({_family(r) for r in rows} - {None}, key=list(_marks()).index)  # the legend names marks drawn
+    legend = "".join(f"<br>{_marks()[key][2]}" for key in shown)
     name = METRIC_NAMES.get(retention, retention)
     figure.update_layout(
         title=title or "Adaptation versus retention (means over seeds, bars ± 1 std)",
         xaxis={"title": "task dev accuracy (fraction correct)", "range": x_range},
         yaxis={"title": f"retention: {name} (1 = perfect)", "range": y_range},
         legend={"title": {"text": "set-up<br><sup>colour: blue all frozen → vermillion none frozen;"
-                                  "<br>purple schedule; size: learning rate" + (
-                                      "<br>green x BitFit, black + LayerNorm only,<br>orange ▲ LoRA (open: all linear)"
-                                      if any(_family(r) for r in rows) else "") + "</sup>"}, "font": {"size": 10}},
+                                  "<br>purple schedule; size: learning rate" + legend + "</sup>"}, "font": {"size": 10}},
         height=560, width=1000, plot_bgcolor="white", margin={"t": 60, "l": 70, "r": 20, "b": 60},
     )
     figure.update_xaxes(gridcolor="#eee", zeroline=False)

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from transformers import TrainerCallback
 
 from .anatomy import EMBEDDINGS, HEAD, POOLER, Anatomy, anatomy
+from . import methods
+from .methods import Method
 from .plans import FreezePlan, NothingTrainableError
 
 GRADUAL = "gradual unfreezing"
@@ -37,7 +39,7 @@ class Phase:
     metric did not improve). The first phase begins at step 0.
     """
 
-    plan: FreezePlan
+    plan: Method  # a FreezePlan, or any method (`freezelab.methods`)
     lr_scale: float = 1.0
     start_step: int | None = None
     start_epoch: float | None = None
@@ -108,7 +110,7 @@ class Schedule:
         return cls(tuple(phases), name=GRADUAL)
 
     @classmethod
-    def static(cls, plan: FreezePlan) -> Schedule:
+    def static(cls, plan: Method) -> Schedule:
         return cls((Phase(plan),), name=plan.name)
 
     def to_json(self) -> str:
@@ -120,7 +122,7 @@ class Schedule:
         data = json.loads(text)
         if data.get("freezelab_schedule") != 1:
             raise ValueError("not a freezelab schedule (missing 'freezelab_schedule': 1)")
-        phases = [Phase(FreezePlan.from_dict(p["plan"]), p["lr_scale"], p["start_step"], p["start_epoch"],
+        phases = [Phase(methods.from_dict(p["plan"]), p["lr_scale"], p["start_step"], p["start_epoch"],
                         p["on_plateau"]) for p in data["phases"]]
         return cls(tuple(phases), name=data.get("name", ""))
 

@@ -21,8 +21,9 @@ DRIFT_SCALE = [[0.0, "#ffffff"], [1.0, VERMILLION]]
 # Runs by frozen depth: vermillion (nothing frozen) to blue (everything frozen); purple for schedules.
 DEPTH_SCALE = [[0.0, VERMILLION], [1.0, BLUE]]
 SCHEDULE_COLOUR = PURPLE
-# Methods beyond freezing layers on the frontier: (colour, marker) by family (a grid key's prefix).
-METHOD_MARKS = {"bitfit": (GREEN, "x"), "lnorm": (BLACK, "cross"), "lora": (ORANGE, "triangle-up")}
+# The plans beyond freezing whole layers on the frontier: (colour, marker, words for the legend) by grid key
+# prefix. Each method family (`freezelab.methods.Family.mark`) brings its own.
+METHOD_MARKS = {"bitfit": (GREEN, "x", "green x BitFit"), "lnorm": (BLACK, "cross", "black + LayerNorm only")}
 # Curves of several set-ups at once: one colour per set-up, in this order.
 LINE_COLOURS = [BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY_BLUE, YELLOW, BLACK]
 # The training dashboard: loss and dev metric.

@@ -42,6 +42,7 @@ from .cache import CachedSuffix, cached_datasets, collate, frozen_prefix_depth
 from .config import FIELDS, TrainConfig
 from .data import load_task, subset, tokenize
 from .models import pick_device
+from .methods import Method
 from .plans import FreezePlan, NothingTrainableError
 from .schedules import Schedule, ScheduleCallback, layer_distance
 
@@ -286,7 +287,7 @@ def _metrics(regression: bool):
     return compute
 
 
-def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, *, plan: FreezePlan | None = None,
+def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, *, plan: Method | None = None,
               schedule: Schedule | None = None, callbacks: Sequence[TrainerCallback] = (),
               output_dir: str | None = None, **settings) -> FineTuneResult:
     """Fine-tune `model` on `task` with a freezing plan (or a schedule) and return a `FineTuneResult`.
@@ -294,8 +295,8 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
     task: "sst2", "subj", "cola", "stsb", "word-order", or a DatasetDict from `load_task`.
     config: a `TrainConfig`; `settings` are its fields given one by one (`lr=1e-4, epochs=3`), and change
         `config` where both are given. Every field, and what it means: `help(freezelab.TrainConfig)`.
-    plan: a `FreezePlan` (`FreezePlan.bitfit(model)` among them) or a `LoRA`, applied before training
-        (default: the model's current state).
+    plan: any `freezelab.methods.Method`, applied before training: a `FreezePlan` (`FreezePlan.bitfit(model)`
+        among them), a `LoRA`, an `IA3` (default: the model's current state).
     schedule: phases applied during training (instead of plan).
     callbacks: Hugging Face `TrainerCallback`s that watch the run: `fl.Dashboard()` draws the loss and the dev
         metric live in a notebook (log lines elsewhere). They read the run's title from `args.run_name` and its
@@ -321,7 +322,7 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
     dev = _shortest_first(dev)
 
     model.to(device)
-    with torch.random.fork_rng(devices=[]):  # LoRA's adapters start from the run's seed, not the global state
+    with torch.random.fork_rng(devices=[]):  # added weights start from the run's seed, not the global state
         torch.manual_seed(config.seed)
         schedule.phases[0].plan.apply(model)
     trained, train, dev, collator, cache_info = _inputs(model, tokenizer, schedule, train, dev, config)
@@ -356,7 +357,7 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
 
 # --- the steps of fine_tune, in order ------------------------------------------------------
 
-def _schedule(model, plan: FreezePlan | None, schedule: Schedule | None) -> Schedule:
+def _schedule(model, plan: Method | None, schedule: Schedule | None) -> Schedule:
     """The phases to run: the schedule, or the plan (default: the model's current state) as one phase."""
     if plan is not None and schedule is not None:
         raise ValueError("give a plan or a schedule, not both")
@@ -450,7 +451,7 @@ def _supports_checkpointing(model) -> bool:
 
 
 def _trains_a_block(model, schedule: Schedule) -> bool:
-    """Whether a weight inside a transformer block trains (LoRA's adapters count): where checkpointing saves
+    """Whether a weight inside a transformer block trains (adapters count): where checkpointing saves
     memory. A schedule's later phases may unfreeze blocks, so any schedule of several phases counts."""
     if len(schedule.phases) > 1:
         return True

@@ -2,8 +2,9 @@
 
 For: notebooks. One toggle per row of the anatomy grid, a preset menu (the
 common plans, BitFit and LayerNorm-only among them, and the tutorial recipes
-as printed), a "freeze embeddings + bottom k" slider, a method switch to LoRA
-(rank and target matrices; the heatmap counts each adapter in the cell of the
+as printed), a "freeze embeddings + bottom k" slider, a method switch to every
+registered method family (`freezelab.methods`: LoRA with its rank and target
+matrices, (IA)³, ...; the heatmap counts each adapter in the cell of the
 matrix it adapts), the heatmap and a one-line summary, all kept in step.
 Nothing touches the model's weights or `requires_grad` until `.apply()`.
 
@@ -34,33 +35,35 @@ from IPython.display import display
 from .frontend import figurewidget_works
 from .anatomy import EMBEDDINGS, anatomy, format_counts
 from .models import structure_copy
-from .lora import TARGETS, LoRA
+from .methods import Method, families, family_of
 from .plans import FreezePlan
 from .figure import text_alternative_html
 from .plots import trainable_heatmap, update_trainable
 from .recipes import RECIPES
 
 CUSTOM = "(custom)"
-LAYERS, ADAPTERS = "freeze layers", "LoRA"
+LAYERS = "freeze layers"  # the method switch's first button; each method family adds its own
 # A focus ring that shows on every theme: ipywidgets' own is 1px in a pale blue, or none (the slider handle).
 FOCUS_STYLE = ("<style>.freezelab-picker :focus-visible {outline: 3px solid #0b5cad !important; "
                "outline-offset: 1px;}</style>")
 
 
-def row_words(row: str, frozen: str, lora: bool = False) -> str:
-    """A row button's text: the row, then its state in words ('all', 'part' or 'none' of it frozen)."""
+def row_words(row: str, frozen: str, adapter: str = "") -> str:
+    """A row button's text: the row, its state in words ('all', 'part' or 'none' of it frozen), and the method
+    whose adapters it holds, if any."""
     state = {"all": "frozen ❄", "part": "part frozen", "none": "trains"}[frozen]
-    return f"{row}: {state}" + (" + LoRA" if lora else "")
+    return f"{row}: {state}" + (f" + {adapter}" if adapter else "")
 
 
 class FreezePicker:
-    """Widget: choose a `FreezePlan` (or a `LoRA`) for `model`; `.plan` reads or sets it, `.apply()` applies it.
+    """Widget: choose a `FreezePlan` (or another method: a `LoRA`, ...) for `model`; `.plan` reads or sets it,
+    `.apply()` applies it. `.choices[title][field]` are a method family's controls (`choices["LoRA"]["rank"]`).
 
     live: "auto" (FigureWidget where it works, else redraw in an Output),
     "figurewidget" or "output".
     """
 
-    def __init__(self, model, plan: FreezePlan | None = None, live: str = "auto"):
+    def __init__(self, model, plan: Method | None = None, live: str = "auto"):
         self.model = model
         self.anatomy = anatomy(model)  # computed once; every click reuses it
         self.presets = {**FreezePlan.presets(self.anatomy), **recipe_presets(model, self.anatomy)}
@@ -68,8 +71,9 @@ class FreezePicker:
         self._preset_sets = {label: plan.frozen_names(self.anatomy) for label, plan in self.presets.items()}
         self._row_sets = {row: frozenset(self.anatomy.names_in(row=row)) for row in self.anatomy.rows}
         self._sizes = {p.name: p.numel for p in self.anatomy.params}
-        self._lora = plan if isinstance(plan, LoRA) else None
-        self._frozen = (plan if self._lora is None and plan is not None else FreezePlan.from_model(model)
+        self.families = {family.title: family for family in families()}
+        self._method = plan if family_of(plan) else None  # a method beyond freezing layers, or None
+        self._frozen = (plan if self._method is None and plan is not None else FreezePlan.from_model(model)
                         ).frozen_names(self.anatomy)
         self._syncing = False
         self.live = ("figurewidget" if figurewidget_works() else "output") if live == "auto" else live
@@ -86,13 +90,14 @@ class FreezePicker:
         # ipywidgets 8 calls it `tooltip`; ipywidgets 7 (Colab) only knows `description_tooltip` on sliders.
         hint = "tooltip" if self.slider.has_trait("tooltip") else "description_tooltip"
         setattr(self.slider, hint, "freeze the embeddings and blocks 0 ... k-1")
-        lora = self._lora or LoRA()
-        self.method = W.ToggleButtons(options=[LAYERS, ADAPTERS], value=ADAPTERS if self._lora else LAYERS,
-                                      description="method")
-        self.rank = W.Dropdown(options=sorted({4, 8, 16, 64, lora.rank}), value=lora.rank, description="rank",
-                               layout=W.Layout(width="150px"))
-        self.targets = W.Dropdown(options=list(TARGETS), value=lora.targets, description="on",
-                                  layout=W.Layout(width="200px"))
+        self.method = W.ToggleButtons(options=[LAYERS, *self.families], value=LAYERS, description="method")
+        # Each family's controls, one dropdown per setting, starting at the family's defaults; only the chosen
+        # family's show.
+        self.choices = {title: {name: W.Dropdown(options=list(options), value=getattr(family.make(), name),
+                                                 description=name, layout=W.Layout(width="200px"))
+                                for name, options in family.choices.items()}
+                        for title, family in self.families.items()}
+        self.method_controls = W.HBox([])
         self.summary = W.HTML()
         self.description = W.HTML()  # the heatmap in words and as a table, redrawn with it
         self.figure = trainable_heatmap(a, FreezePlan.from_names(a, self._frozen), widget=self.live == "figurewidget")
@@ -103,7 +108,7 @@ class FreezePicker:
             toggle.observe(lambda change, row=row: self._on_toggle(row, change["new"]), names="value")
         self.preset.observe(lambda change: self._on_preset(change["new"]), names="value")
         self.slider.observe(lambda change: self._on_slider(change["new"]), names="value")
-        for control in (self.method, self.rank, self.targets):
+        for control in (self.method, *(c for controls in self.choices.values() for c in controls.values())):
             control.observe(lambda change: self._on_method(), names="value")
         self._refresh()
 
@@ -112,26 +117,27 @@ class FreezePicker:
         controls.add_class("freezelab-rows")
         view = self.figure if self.output is None else self.output
         # Reading order is tab order: method, preset and slider, then the rows beside the heatmap, then the words.
-        self.widget = W.VBox([W.HBox([self.method, self.rank, self.targets]), W.VBox([self.preset, self.slider]),
+        self.widget = W.VBox([W.HBox([self.method, self.method_controls]), W.VBox([self.preset, self.slider]),
                               W.HBox([controls, view]), self.summary, self.description, *keyboard_labels()])
         self.widget.add_class("freezelab-picker")
 
     # --- state --------------------------------------------------------------------
     @property
-    def plan(self) -> FreezePlan | LoRA:
-        """The plan the controls show: a `LoRA` in LoRA mode, else a `FreezePlan` in canonical form (nothing is applied)."""
-        if self._lora is not None:
-            return self._lora
+    def plan(self) -> Method:
+        """The plan the controls show: the chosen family's method, else a `FreezePlan` in canonical form (nothing
+        is applied)."""
+        if self._method is not None:
+            return self._method
         label = self.preset.value
         return FreezePlan.from_names(self.anatomy, self._frozen, name="" if label == CUSTOM else label)
 
     @plan.setter
-    def plan(self, plan: FreezePlan | LoRA) -> None:
+    def plan(self, plan: Method) -> None:
         frozen = plan.frozen_names(self.anatomy)  # validates: a bad plan raises, state unchanged
-        if isinstance(plan, LoRA):
-            self._lora = plan
+        if family_of(plan):
+            self._method = plan
         else:
-            self._lora, self._frozen = None, frozen
+            self._method, self._frozen = None, frozen
         self._refresh()
 
     def apply(self):
@@ -154,15 +160,17 @@ class FreezePicker:
     def _on_method(self) -> None:
         if self._syncing:
             return
-        lora = LoRA(self.rank.value, targets=self.targets.value) if self.method.value == ADAPTERS else None
+        family = self.families.get(self.method.value)
+        method = None if family is None else family.make(**{name: control.value for name, control
+                                                            in self.choices[family.title].items()})
         try:
-            if lora is not None:
-                lora.targeted(self.anatomy)
+            if method is not None:
+                method.frozen_names(self.anatomy)  # checks it fits this model
         except ValueError as error:  # e.g. no FFN matrices in this model: say so, keep the state
             self._refresh()
             self.summary.value += f"<br><span style='color:#D55E00'>{html.escape(str(error))}</span>"
             return
-        self._lora = lora
+        self._method = method
         self._refresh()
 
     def _on_slider(self, k: int) -> None:
@@ -183,13 +191,12 @@ class FreezePicker:
 
     def _refresh(self) -> None:
         """Move every control to the current state and redraw: one batched figure update."""
-        if self._lora is not None:
-            return self._refresh_lora()
+        if self._method is not None:
+            return self._refresh_method()
         self._syncing = True
         try:
             self.method.value = LAYERS
-            for control in (self.rank, self.targets):
-                control.disabled = True
+            self.method_controls.children = ()
             for control in (*self.toggles.values(), self.preset, self.slider):
                 control.disabled = False
             for row, toggle in self.toggles.items():
@@ -210,31 +217,38 @@ class FreezePicker:
         self.description.value = text_alternative_html(self.figure)
         _redraw(self.output, self.figure)
 
-    def _refresh_lora(self) -> None:
-        """LoRA mode: every pre-trained weight frozen, adapters beside the target matrices; the row controls rest."""
-        lora, a = self._lora, self.anatomy
+    def _refresh_method(self) -> None:
+        """A method family's mode: its controls show, the row controls rest and say what it does to each row."""
+        method, a = self._method, self.anatomy
+        family = family_of(method)
+        controls = self.choices[family.title]
         self._syncing = True
         try:
-            if lora.rank not in self.rank.options:
-                self.rank.options = sorted({*self.rank.options, lora.rank})
-            self.method.value, self.rank.value, self.targets.value = ADAPTERS, lora.rank, lora.targets
-            for control in (self.rank, self.targets):
-                control.disabled = False
+            self.method.value = family.title
+            for name, control in controls.items():
+                value = getattr(method, name)
+                if value not in control.options:  # a setting made in code that the menu does not offer
+                    control.options = [*control.options, value]
+                control.value = value
+            self.method_controls.children = tuple(controls.values())
             for control in (*self.toggles.values(), self.preset, self.slider):
                 control.disabled = True
-            added = lora.cells(a)
-            adapted = {a.rows[i] for i in range(len(a.rows)) if added[i].any()}
-            for row, toggle in self.toggles.items():  # what LoRA does to each row, while the row controls rest
-                trains = row == "head"
-                toggle.value = not trains
-                toggle.description = row_words(row, "none" if trains else "all", lora=row in adapted)
-                toggle.button_style = "warning" if trains else ("" if row in adapted else "info")
+            frozen, added = method.frozen_names(a), method.added(a)
+            adapted = {a.rows[i] for i in range(len(a.rows)) if added is not None and added[i].any()}
+            for row, toggle in self.toggles.items():  # what the method does to each row, while the row controls rest
+                names = self._row_sets[row]
+                whole, some = names <= frozen, bool(names & frozen)
+                toggle.value = whole
+                toggle.description = row_words(row, "all" if whole else ("part" if some else "none"),
+                                               family.title if row in adapted else "")
+                toggle.button_style = "info" if whole and row not in adapted else ("warning" if not some else "")
         finally:
             self._syncing = False
-        update_trainable(self.figure, a, lora.frozen_names(a), added)
-        head = sum(p.numel for p in a.params if p.row == "head")
-        text = format_counts(head + int(added.sum()), a.total + int(added.sum()))  # cells counted once per click
-        self.summary.value = f"<code>{html.escape(text)}</code> · {html.escape(lora.name)}, scale alpha/r = {lora.scale:g}"
+        update_trainable(self.figure, a, frozen, added)
+        extra = 0 if added is None else int(added.sum())
+        trainable = a.total - sum(self._sizes[name] for name in frozen) + extra
+        text = format_counts(trainable, a.total + extra)  # cells counted once per click
+        self.summary.value = f"<code>{html.escape(text)}</code> · {html.escape(method.name)}"
         self.description.value = text_alternative_html(self.figure)
         _redraw(self.output, self.figure)
 

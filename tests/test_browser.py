@@ -284,7 +284,7 @@ def test_picker_updates_heatmap_and_summary_in_the_browser(page, picker):
     # (The slider's key presses may still be redrawing: wait for what the switch shows, not for any change.)
     picker.locator("button.widget-toggle-button", has_text="LoRA").first.click()
     page.wait_for_function(f"() => (({SUMMARY})() || '').includes('LoRA r=8 (attention)')", timeout=30_000)
-    assert "in LoRA adapters" in page.evaluate(PICKER_TITLE)
+    assert "in adapters" in page.evaluate(PICKER_TITLE)
     picker.screenshot(path=ARTIFACTS / "picker_lora.png")
 
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")

@@ -16,7 +16,8 @@ import freezelab as fl
 from freezelab import FreezePlan
 from freezelab.anatomy import anatomy
 from freezelab.grids import describe, grid
-from freezelab.lora import LoRA, adapted_modules, has_adapters, merged_state_dict
+from freezelab.lora import LoRA, adapted_modules
+from freezelab.methods import has_adapters, merged_state_dict
 from freezelab.plots import trainable_heatmap
 from conftest import tiny_model
 
@@ -65,7 +66,7 @@ def test_a_rank_r_adapter_of_an_out_by_in_matrix_holds_r_times_in_plus_out_numbe
 def test_applied_adapters_land_in_the_cells_the_preview_counted(any_tiny):
     method = LoRA(4, targets="all-linear")
     before = anatomy(any_tiny)
-    preview = method.cells(before)
+    preview = method.added(before)
     method.apply(any_tiny)
     after = anatomy(any_tiny)
     assert (after.rows, after.columns) == (before.rows, before.columns)
@@ -78,9 +79,9 @@ def test_applied_adapters_land_in_the_cells_the_preview_counted(any_tiny):
 def test_the_heatmap_previews_adapters_and_hover_splits_base_and_adapter(bert_base):
     figure = trainable_heatmap(anatomy(bert_base), LoRA(8))
     assert f"{LoRA(8).trainable_count(bert_base):,}" in figure.layout.title.text
-    assert "in LoRA adapters" in figure.layout.title.text
+    assert "in adapters" in figure.layout.title.text
     hover = figure.data[0].customdata[list(figure.data[0].y).index("block 3")][list(figure.data[0].x).index("query")]
-    assert f"base matrix {HIDDEN * HIDDEN + HIDDEN:,} (frozen) + LoRA adapter {8 * 2 * HIDDEN:,} (trains)" in hover
+    assert f"base matrix {HIDDEN * HIDDEN + HIDDEN:,} (frozen) + adapter {8 * 2 * HIDDEN:,} (trains)" in hover
     assert all(p.requires_grad for p in bert_base.parameters())  # a preview applies nothing
 
 
@@ -124,7 +125,7 @@ def test_applying_the_same_lora_again_changes_nothing_and_other_adapters_are_ref
     LoRA(4).apply(model)
     assert [n for n, _ in model.named_parameters()] == names and has_adapters(model)
     assert set(adapted_modules(model).values()) == {(4, 2.0)}
-    with pytest.raises(ValueError, match="already holds other LoRA adapters.*load a fresh model"):
+    with pytest.raises(ValueError, match=r"already holds other adapters \(LoRA r=4 \(attention\)\); load a fresh model to apply LoRA r=8"):
         LoRA(8).apply(model)
 
 
@@ -223,7 +224,7 @@ def test_lora_on_the_top_blocks_leaves_a_frozen_prefix_that_the_cache_skips_with
                                           (7, "this model has 6 blocks; top must be from 1 to 6")])
 def test_lora_top_out_of_range_is_refused(top, message):
     with pytest.raises(ValueError, match=message):
-        LoRA(4, top=top).cells(fl.load_model("minilm-l6")[0])
+        LoRA(4, top=top).added(fl.load_model("minilm-l6")[0])
 
 
 def test_lora_adapters_start_from_the_runs_seed(offline_data):
