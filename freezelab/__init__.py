@@ -6,7 +6,7 @@ The package follows the course, one module per idea:
     plans       what to freeze: FreezePlan and the common recipes (BitFit, LayerNorm-only among them)
     methods     what every way of choosing what trains provides, and the registry of method families
     lora        LoRA adapters through peft, a method on the same grid
-    ia3         (IA)³ vectors through peft, a method on the same grid (the walk for adding one)
+    ...         each further method family registered in methods.REGISTERED ((IA)³ is the worked example)
     recipes     popular tutorial recipes, as printed and as fixed
     schedules   plans that change during training (gradual unfreezing)
     style       one palette and one set of names
@@ -61,7 +61,7 @@ _NAMES = {
     "retention": "probes", "Dashboard": "dashboard",
     "clear_caches": "caches",
 }
-_MODULES = ("anatomy", "plans", "methods", "lora", "ia3", "recipes", "schedules", "style", "figure", "plots", "run_plots", "widgets", "models", "heads", "data", "config",
+_MODULES = ("anatomy", "plans", "methods", "lora", "recipes", "schedules", "style", "figure", "plots", "run_plots", "widgets", "models", "heads", "data", "config",
             "training", "cache", "dashboard", "probes", "grids", "experiment", "sweeps", "results", "classroom",
             "course", "exercises", "caches")
 

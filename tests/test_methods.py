@@ -236,3 +236,121 @@ def test_lora_adapters_start_from_the_runs_seed(offline_data):
 
     assert torch.equal(first_adapter(1), first_adapter(1))
     assert not torch.equal(first_adapter(1), first_adapter(2))
+
+
+# --- the method protocol: what every method provides, and (IA)³ added through it --------------------------
+
+def test_every_registered_method_provides_the_protocol_and_reads_back_from_its_json(bert_base):
+    from freezelab.methods import Method, families, from_dict
+
+    a = anatomy(bert_base)
+    for family in families():
+        defaults = family.make()
+        assert all(getattr(defaults, name) in options for name, options in family.choices.items()), family.title
+        for key, method in family.grid.items():
+            assert isinstance(method, Method) and key.startswith(family.key)
+            assert from_dict(method.to_dict()) == method
+            added = method.added(a)
+            assert method.trainable_count(a) == int(added.sum()) + HEAD  # its own weights and the head train
+            assert method.frozen_names(a) == frozenset(p.name for p in a.params if p.row != "head")
+    for plan in FreezePlan.presets(a).values():
+        assert isinstance(plan, Method) and plan.added(a) is None and from_dict(plan.to_dict()) == plan
+    with pytest.raises(ValueError, match="not a freezelab method: expected an object tagged with one of"):
+        from_dict({"rank": 4})
+
+
+def test_ia3_scales_keys_values_and_the_ffn_inner_activations_one_number_each(bert_base):
+    from freezelab.ia3 import IA3
+
+    assert IA3().trainable_count(bert_base) == BLOCKS * (HIDDEN + HIDDEN + FFN) + HEAD  # key, value outputs; FFN out's inputs
+    assert IA3("attention").trainable_count(bert_base) == BLOCKS * 2 * HIDDEN + HEAD
+    cells = IA3().added(bert_base)
+    a = anatomy(bert_base)
+    row = a.rows.index("block 3")
+    assert [cells[row][a.columns.index(c)] for c in ("query", "key", "value", "FFN in", "FFN out")] == [0, HIDDEN, HIDDEN, 0, FFN]
+    with pytest.raises(ValueError, match=r"unknown \(IA\)³ targets 'ffn'; valid: 'attention\+ffn' \(key, value, FFN out\)"):
+        IA3("ffn")
+
+
+def test_ia3_starts_as_the_pretrained_function_and_its_folded_weights_compute_the_adapted_one():
+    from freezelab.ia3 import IA3
+
+    model, plain = tiny_model("bert").eval(), tiny_model("bert").eval()
+    ids = torch.tensor([[2, 5, 7, 9, 3]])
+    IA3().apply(model)
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, plain(ids).logits)  # every vector starts at 1
+        for name, p in model.named_parameters():
+            if "ia3_l" in name:
+                p.normal_(1, 0.5)
+        adapted = model(ids).logits
+        before = {n: p.clone() for n, p in model.named_parameters()}
+        plain.load_state_dict(merged_state_dict(model))  # strict: every name is a plain one
+        assert torch.allclose(plain(ids).logits, adapted, atol=1e-5)
+        assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # folding left the model as it was
+    with pytest.raises(ValueError, match=r"already holds other adapters \(\(IA\)³ \(attention\+ffn\)\)"):
+        LoRA(4).apply(model)
+
+
+def test_ia3_is_on_the_picker_the_heatmap_the_grid_and_the_frontier(bert_base):
+    import pandas as pd
+
+    from freezelab import run_plots
+    from freezelab.ia3 import IA3
+    from freezelab.style import SKY_BLUE
+
+    picker = fl.FreezePicker(bert_base, live="output")
+    picker.method.value = "(IA)³"
+    assert picker.plan == IA3() and picker.method_controls.children == (picker.choices["(IA)³"]["targets"],)
+    assert f"{IA3().trainable_count(bert_base):,}" in picker.summary.value
+    z = picker.figure.data[0].z
+    a = picker.anatomy
+    assert z[a.rows.index("block 2")][a.columns.index("FFN out")] > 0 == z[a.rows.index("block 2")][a.columns.index("query")]
+    picker.choices["(IA)³"]["targets"].value = "attention"
+    assert picker.plan == IA3("attention") and all(p.requires_grad for p in bert_base.parameters())
+
+    assert [describe(p) for p in grid(["ia3", "ia3-attn"], [3e-3], [100], [0])] == [
+        "(IA)³ (attention+ffn), lr 0.003", "(IA)³ (attention), lr 0.003"]
+    runs = pd.DataFrame([{"label": "(IA)³ (attention+ffn), lr 0.003", "plan": "ia3", "lr": 3e-3, "seed": s,
+                          "train_size": 2000, "dev_metric": 0.8, "frozen_blocks": 0, "num_blocks": 6,
+                          "schedule": False, "pooling": "cls", "retention": {"sts_spearman": 0.7}} for s in (0, 1)])
+    figure = run_plots.frontier_plot(runs)
+    assert (figure.data[0].marker.symbol, figure.data[0].marker.color) == ("star", SKY_BLUE)
+    assert "sky-blue ★ (IA)³" in figure.layout.legend.title.text
+
+
+def test_fine_tune_trains_only_the_ia3_vectors_and_the_head(offline_data):
+    from freezelab.ia3 import IA3
+
+    model, tokenizer = fl.load_model("minilm-l6")
+    original = copy.deepcopy(model)
+    result = fl.fine_tune(model, tokenizer, "sst2", plan=IA3(), lr=1e-2, epochs=1, train_size=32, dev_size=32, seed=3)
+    assert result.plans == [IA3().to_dict()] and result.trainable_params == IA3().trainable_count(original)
+    after = dict(model.named_parameters())
+    for name, p in original.named_parameters():
+        owner, _, leaf = name.rpartition(".")
+        assert torch.equal(after.get(name, after.get(f"{owner}.base_layer.{leaf}")), p) or name.startswith("classifier")
+    drift = fl.probes.weight_drift(original, model)  # read with the vectors folded in
+    assert drift[("block 2", "value")] > 0 and drift[("block 2", "query")] == 0
+
+
+def test_adding_ia3_touched_no_code_outside_its_own_file_and_its_registration():
+    """The method protocol's promise: a new method is one file and one line in methods.REGISTERED."""
+    import ast
+    from pathlib import Path
+
+    package = Path(fl.__file__).parent
+    naming = {}
+    for path in package.glob("*.py"):
+        if path.name == "ia3.py":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body
+                      and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            text = node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else (
+                node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else "")
+            if id(node) not in docstrings and ("ia3" in text.lower() or "(IA)" in text):
+                naming.setdefault(path.name, []).append(text)
+    assert naming == {"methods.py": ["ia3"]}  # REGISTERED = ("lora", "ia3")
