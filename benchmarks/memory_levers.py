@@ -15,7 +15,7 @@ the kit as it is:
   (`fine_tune(..., gradient_checkpointing=True)`; the same dropout masks, so the same numbers);
 - micro-batches of 4: half the activations, but dropout is drawn per micro-batch, so the
   run is a different draw;
-- mmap + checkpointing: what lean memory does to one run (`caches.lean_memory`, on at the course's
+- mmap + checkpointing: what lean memory does to one run (`TrainConfig(memory="lean")`, the course's
   quick size), and all three together;
 - embeddings frozen: not a lever but another method (the word embeddings are half of
   MiniLM's weights): how much of the peak their gradient and AdamW moments take.
@@ -47,12 +47,9 @@ from freezelab import experiment, grids
 task, micro_batch, checkpointing, embeddings = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
 if embeddings == "frozen":  # not a lever but another method: where the embeddings' share of the peak shows
     grids.PLANS["full"] = ("embeddings frozen", lambda m, e: fl.FreezePlan.freeze_bottom(m, 0))
-if checkpointing:  # the kit's option, for every run of the sweep settings below
-    config = grids.SweepSettings.config
-    grids.SweepSettings.config = lambda self, point=None: config(self, point).replace(gradient_checkpointing=True)
 course = fl.course.setup(show=False)
 settings = grids.SweepSettings(task=task, checkpoint=course.checkpoint, dev_size=course.size.dev_size,
-                               probes=False, micro_batch_size=micro_batch)
+                               probes=False, micro_batch_size=micro_batch, gradient_checkpointing=checkpointing)
 point = grids.grid(["full"], [course.lr(1)], [course.size.train_size], [0])[0]
 fl.load_task(task)
 start, peak[0] = process.memory_info().rss, 0

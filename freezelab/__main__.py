@@ -9,7 +9,6 @@ on PostgreSQL. Not for: anything the notebooks do interactively (they call
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -42,8 +41,8 @@ def main(argv=None) -> None:
     sweep.add_argument("--pooling", choices=["cls", "mean"], default="cls")
     sweep.add_argument("--task", default="sst2")
     sweep.add_argument("--checkpoint", default="minilm-l6")
-    sweep.add_argument("--epochs", type=int, default=2)
-    sweep.add_argument("--dev-size", type=int, default=None)
+    sweep.add_argument("--epochs", type=int, help="passes over the training data (default: TrainConfig's)")
+    sweep.add_argument("--dev-size", type=int, help="dev sentences each run is scored on (default: the whole split)")
     sweep.add_argument("--no-probes", action="store_true", help="skip the retention probes")
     sweep.add_argument("--whole-batches", action="store_true",
                        help="run each batch at once, on a CPU too (the default, 'auto', cuts batches into length-"
@@ -133,12 +132,13 @@ def _run(args, parser) -> None:
                 points = grids.grid(args.plans.split(","), args.lrs, args.train_sizes, args.seeds, **options)
             except ValueError as error:
                 parser.error(str(error))
-            settings = grids.SweepSettings(task=args.task, checkpoint=args.checkpoint, epochs=args.epochs,
-                                            dev_size=args.dev_size, probes=not args.no_probes)
+            given = {k: v for k, v in (("epochs", args.epochs), ("dev_size", args.dev_size)) if v is not None}
+            settings = grids.SweepSettings(task=args.task, checkpoint=args.checkpoint, probes=not args.no_probes,
+                                           **given)
         if args.group_by_length:
-            settings = dataclasses.replace(settings, group_by_length=True)
+            settings = settings.replace(group_by_length=True)
         if args.whole_batches:
-            settings = dataclasses.replace(settings, micro_batch_size=None)
+            settings = settings.replace(micro_batch_size=None)
         options = {"heartbeat": args.heartbeat, "grace": args.grace}
         finished = None
         if args.finished:

@@ -4,8 +4,7 @@ one to hand freed memory back to the operating system.
 For: `freezelab.clear_caches()`, after changing a data file on disk, or to give memory back in a long
 notebook session; `release_memory()`, which training calls after it (its objects form cycles), and
 `trim_heap()`, which the probes call after their forward passes (no cycles: the heap only needs trimming);
-`lean_memory()`, the process's choice of less memory for more time (the course's quick size turns it on), and
-`return_large_blocks_at_once()`, one of the things it does.
+and `return_large_blocks_at_once()`, one of the things lean memory does (`TrainConfig.memory="lean"`).
 The caches, each bounded and described in its own module:
 
 - `data._course_task` / `data._word_order_task`: course tasks as read (8 and 2 most recent);
@@ -69,32 +68,6 @@ def trim_heap() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
         except OSError:  # not glibc (musl, ...): nothing to trim
             pass
-
-
-_LEAN = {"on": False}
-
-
-def lean_memory(on: bool = True) -> None:
-    """Trade time for memory in every fine-tune of this process from now on. The course turns it on at its
-    quick size, the one Binder's 2 GB runs (`course.setup()`; `FREEZELAB_LEAN=0` or `1` decides instead).
-
-    On: every fine-tune that trains weights inside the blocks uses gradient checkpointing where the model
-    offers it (the same numbers; a CPU full fine-tune takes about 1.3x the time), glibc hands freed blocks of
-    1 MiB or more back to the system (`return_large_blocks_at_once`, which stays for the process), and a sweep
-    run that does not use the frozen-prefix cache empties it before training (`experiment.run_point`).
-    `benchmarks/course.py` measures the course with and without it (`FREEZELAB_LEAN=0`), and
-    `benchmarks/memory_levers.py` each lever apart.
-    """
-    if on is not True and on is not False:
-        raise ValueError(f"lean_memory takes True or False, got {on!r}")
-    _LEAN["on"] = on
-    if on:
-        return_large_blocks_at_once()
-
-
-def is_lean() -> bool:
-    """Whether `lean_memory` is on in this process."""
-    return _LEAN["on"]
 
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)

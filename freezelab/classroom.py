@@ -442,12 +442,13 @@ def export(name: str, url: str, path) -> int:
 
 
 def join(name: str, url: str | None = None, *, minutes: float | None = 10, runs: int | None = None,
-         student: str | None = None, progress: bool = True, run=None) -> int:
+         student: str | None = None, progress: bool = True, run=None, memory: str = "fast") -> int:
     """Work through the class's queued runs for `minutes` (or `runs` runs); return how many this kernel finished.
 
     The address comes from `url`, FREEZELAB_CLASS_DB or a hidden prompt. The kernel's stop button ends the work
     cleanly: the run in progress goes back to the queue for someone else.
     run: what one run does (default: the real experiment, `experiment.run_point`); a stand-in for simulations.
+    memory: this kernel's `TrainConfig.memory` (a notebook passes `course.memory`).
     """
     from .sweeps import run_sweep
 
@@ -459,7 +460,7 @@ def join(name: str, url: str | None = None, *, minutes: float | None = 10, runs:
           f"{'until the queue is empty' if minutes is None else f'for up to {minutes:g} min'}")
     try:
         done = run_sweep(name, class_url(url, name), run=run, progress=progress, worker=student, max_runs=runs,
-                         minutes=minutes)
+                         minutes=minutes, memory=memory)
     except KeyboardInterrupt:
         print("stopped; the run in progress went back to the queue")
         return 0

@@ -9,7 +9,7 @@ training, inside a notebook cell or in a sweep grid, with the same message.
 
 Not for: what to freeze (`freezelab.plans`, `freezelab.schedules`), which
 model or task to load (`freezelab.models`, `freezelab.data`), or how a run
-reports (`fine_tune`'s `dashboard`).
+reports (`fine_tune`'s callbacks).
 """
 
 from __future__ import annotations
@@ -68,6 +68,13 @@ class TrainConfig:
         run's numbers are the same). Off by default: in `benchmarks/memory_levers.py` a full fine-tune of
         MiniLM-L6 on SUBJ at quick size peaked 54-83 MB lower (of about 1,150) and took 1.32-1.38x as long
         (two runs). Activations are a larger share with longer sentences, bigger batches and bigger models.
+    memory: "fast" (the default), or "lean": trade time for memory. Lean turns gradient checkpointing on
+        wherever a weight inside a block trains (the same numbers), has glibc hand freed blocks of 1 MiB or more
+        straight back to the system (`caches.return_large_blocks_at_once`; it stays for the process), and makes
+        a sweep run that does not use the frozen-prefix cache empty it first (`experiment.run_point`). The
+        course chooses lean at its quick size, the one Binder's 2 GB runs (`course.memory`).
+        `benchmarks/course.py` measures the course with and without it, `benchmarks/memory_levers.py` each
+        lever apart. It changes no number a run reports, so sweeps reuse runs made either way.
     """
 
     lr: float = 2e-5
@@ -88,6 +95,7 @@ class TrainConfig:
     group_by_length: bool = False
     gradient_checkpointing: bool = False
     precision: str = "fp32"
+    memory: str = "fast"
 
     def __post_init__(self):
         for name, valid, what in _CHECKS:
@@ -138,6 +146,7 @@ class TrainConfig:
 
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 PRECISIONS = ("fp32", "bf16", "fp16")
+MEMORY = ("fast", "lean")
 CPU_MICRO_BATCH = 8  # what micro_batch_size="auto" means on a CPU
 
 
@@ -168,4 +177,5 @@ _CHECKS = (
     ("group_by_length", lambda v: isinstance(v, bool), "True or False"),
     ("gradient_checkpointing", lambda v: isinstance(v, bool), "True or False"),
     ("precision", lambda v: v in PRECISIONS, "'fp32', 'bf16' or 'fp16'"),
+    ("memory", lambda v: v in MEMORY, "'fast' or 'lean' (less memory, more time)"),
 )

@@ -7,7 +7,8 @@ CPU and full size on a GPU. Environment variables change either choice:
 
 - `FREEZELAB_QUICK=1` or `0`: quick or full size, whatever the device (`FREEZELAB_SIZE=smoke` is the
   smallest size, for CI's pass over the notebooks);
-- `FREEZELAB_LEAN=1` or `0`: lean memory on or off (`caches.lean_memory`; default: on at the quick and
+- `FREEZELAB_LEAN=1` or `0`: lean memory or not (`course.memory`, which the notebooks pass to every
+  fine-tune and sweep as `memory=course.memory`, `TrainConfig.memory`; default: lean at the quick and
   smoke sizes, the ones Binder's 2 GB runs, so that a kernel stays under 1.3 GB);
 - `FREEZELAB_CHECKPOINT`: another BERT-family checkpoint (a hub id such as `bert-base-uncased`, a local
   folder, or a random-weight preset such as `tiny-random-bert`). It is an opt-in: the notebooks then
@@ -27,7 +28,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .caches import lean_memory
 from .config import TrainConfig
 from .models import OFFLINE_PRESET, PRESETS, RANDOM_CHECKPOINTS, pick_device
 
@@ -101,15 +101,15 @@ def _size(device: str) -> tuple[RunSize, str]:
     return SIZES["quick"], f"no GPU: quick, so a laptop finishes in minutes ({QUICK_VARIABLE}=0 for full size)"
 
 
-def _lean(size: RunSize) -> tuple[bool, str]:
+def _memory(size: RunSize) -> tuple[str, str]:
     chosen = os.environ.get(LEAN_VARIABLE, "").strip()
     if chosen:
         if chosen not in ("0", "1"):
             raise ValueError(f"{LEAN_VARIABLE}={chosen!r}: use 1 (lean memory) or 0 (faster, more memory)")
-        return chosen == "1", f"{LEAN_VARIABLE}={chosen}"
+        return ("lean" if chosen == "1" else "fast"), f"{LEAN_VARIABLE}={chosen}"
     if size.name == "full":
-        return False, f"full size: the fastest training ({LEAN_VARIABLE}=1 for lean)"
-    return True, (f"{size.name} size, so that a kernel fits Binder's 2 GB beside JupyterLab; MiniLM's full "
+        return "fast", f"full size: the fastest training ({LEAN_VARIABLE}=1 for lean)"
+    return "lean", (f"{size.name} size, so that a kernel fits Binder's 2 GB beside JupyterLab; MiniLM's full "
                   f"fine-tunes take about 1.3x the time on a CPU ({LEAN_VARIABLE}=0 for the faster way)")
 
 
@@ -127,14 +127,15 @@ def _checkpoint() -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Course:
-    """What a notebook runs with. `lr(k)` is k times the checkpoint's stable full fine-tuning rate."""
+    """What a notebook runs with. `lr(k)` is k times the checkpoint's stable full fine-tuning rate; `memory`
+    ("lean" or "fast", `TrainConfig.memory`) is what the notebooks pass to every fine-tune and sweep."""
 
     checkpoint: str
     device: str
     size: RunSize
     stable_lr: float
     why: dict
-    lean: bool = False
+    memory: str = "fast"
 
     @property
     def is_course_model(self) -> bool:
@@ -163,22 +164,21 @@ class Course:
             f"device:     {self.device} ({self.how_it_trains()})",
             f"run size:   {self.size.describe()} ({self.why['size']})",
             f"stable lr:  {self.stable_lr:g} for full fine-tuning ({self.why['lr']})",
-            f"memory:     {'lean' if self.lean else 'as fast as it goes'} ({self.why.get('memory', '')})",
+            f"memory:     {'lean' if self.memory == 'lean' else 'as fast as it goes'} ({self.why.get('memory', '')})",
             how,
         ])
 
 
 def setup(show: bool = True) -> Course:
-    """Choose checkpoint, device, run size and memory use from the runtime and the environment, turn lean memory
-    on or off for this process accordingly, and print the choices unless show=False."""
+    """Choose checkpoint, device, run size and memory use from the runtime and the environment, and print the
+    choices unless show=False. Nothing here changes how the process trains: the notebooks pass the choices."""
     checkpoint, why_checkpoint = _checkpoint()
     device = _device()
     size, why_size = _size(device)
     lr, why_lr = stable_lr(checkpoint)
-    lean, why_lean = _lean(size)
+    memory, why_memory = _memory(size)
     course = Course(checkpoint, device, size, lr,
-                    {"checkpoint": why_checkpoint, "size": why_size, "lr": why_lr, "memory": why_lean}, lean)
-    lean_memory(lean)  # for every fine-tune and sweep run of this kernel
+                    {"checkpoint": why_checkpoint, "size": why_size, "lr": why_lr, "memory": why_memory}, memory)
     if show:
         print(course)
     return course

@@ -4,8 +4,8 @@ For: `run_point(point, settings) -> RunRecord`, what every sweep worker runs
 for each queued point, and `RunRecord`, the JSON-able record of one run that
 result tables are made of (`record.to_dict()`; the shipped result files hold
 these dicts). Runs reuse the frozen-prefix cache (`freezelab.cache`) that
-earlier runs in the process built with the same frozen weights; with lean memory on
-(`caches.lean_memory`), a run that does not use it empties it first.
+earlier runs in the process built with the same frozen weights; with lean memory
+(`TrainConfig.memory`), a run that does not use it empties it first.
 
 Not for: choosing points (`freezelab.grids`), queueing them (`freezelab.sweeps`) or tables (`freezelab.results`).
 """
@@ -62,7 +62,7 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
     from .cache import STORE
     from .models import load_model
     from .schedules import Schedule
-    from .caches import is_lean, release_memory
+    from .caches import release_memory
     from .training import fine_tune
 
     num_labels = 1 if settings.task == "stsb" else 2
@@ -77,7 +77,7 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
     how = {"schedule": made} if isinstance(made, Schedule) else {"plan": made}
     # Whole frozen blocks at the bottom are computed once and cached (a schedule changes what is frozen).
     cache = not isinstance(made, Schedule) and made.frozen_prefix(model) > 0
-    if not cache and is_lean():  # lean memory: this run needs the room more than later runs need the cache
+    if not cache and config.memory == "lean":  # this run needs the room more than later runs need the cache
         STORE.clear()
     result = fine_tune(model, tokenizer, settings.task, config.replace(cache_prefix=cache), **how)
     # Blocks that stayed whole and frozen from the start: read off the model as it trained its first phase

@@ -20,11 +20,12 @@ Imports neither torch nor Optuna.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import dataclass
 from typing import Callable
 
-from .config import TrainConfig
+from .config import FIELDS, TrainConfig
 from .methods import families
 from .plans import BITFIT, FEATURE_EXTRACTOR, FULL, HEAD_ONLY, LAYERNORM_ONLY, FreezePlan, train_top_name
 
@@ -62,37 +63,83 @@ def option(point: dict, name: str):
 POOLINGS = ("cls", "mean")
 
 
-@dataclass(frozen=True)
+# What every run of a sweep trains with unless the sweep says otherwise: `fine_tune`'s defaults, but frozen
+# blocks scored without dropout (so runs with and without the frozen-prefix cache compute the same function)
+# and no evaluations during training (a sweep reads the final score).
+SWEEP_TRAINING = TrainConfig(frozen_eval_mode=True, evals_per_epoch=0)
+# Set per run, from the point (lr, size, seed) or by the run itself (the cache); memory changes no number.
+_PER_RUN = ("lr", "train_size", "seed", "cache_prefix", "memory")
+
+
+@dataclass(frozen=True, init=False, eq=False)
 class SweepSettings:
     """What every run of a sweep shares (stored with the study, so all workers agree).
 
-    epochs, dev_size, warmup, evals_per_epoch, group_by_length and micro_batch_size are the runs' `TrainConfig`
-    settings for this sweep; probes: measure retention after each run; sts_dev_size: STS-B pairs the retention probe reads;
+    training: the runs' `TrainConfig` before each point's lr, train size, seed and options; `TrainConfig`'s
+        fields may also be given one by one (`SweepSettings(epochs=1, dev_size=16)`) and read back the same way
+        (`settings.epochs`). Default: `SWEEP_TRAINING`.
+    probes: measure retention after each run; sts_dev_size: STS-B pairs the retention probe reads;
     first_task: learn this task first (the whole model, at first_lr), keep its head, then run the point on `task`,
     and record what it cost the first task (`freezelab.sequential`).
+    Two settings are equal when their runs are interchangeable: `memory` (lean or fast) is not compared or stored.
     `from_dict` reads stored settings; a setting added since they were stored takes the value they were made with.
     """
 
-    task: str = "sst2"
-    checkpoint: str = "minilm-l6"
-    epochs: int = TrainConfig.epochs
-    dev_size: int | None = TrainConfig.dev_size
-    warmup: float = TrainConfig.warmup
-    probes: bool = True
-    sts_dev_size: int | None = None
-    evals_per_epoch: int = 0
-    group_by_length: bool = TrainConfig.group_by_length
-    micro_batch_size: int | None | str = TrainConfig.micro_batch_size
-    first_task: str | None = None
-    first_lr: float = 1e-4
+    task: str
+    checkpoint: str
+    training: TrainConfig
+    probes: bool
+    sts_dev_size: int | None
+    first_task: str | None
+    first_lr: float
 
-    def __post_init__(self):
-        self.config()  # the same checks as fine_tune's
+    def __init__(self, task: str = "sst2", checkpoint: str = "minilm-l6", training: TrainConfig | None = None,
+                 probes: bool = True, sts_dev_size: int | None = None, first_task: str | None = None,
+                 first_lr: float = 1e-4, **train_settings):
+        per_run = [k for k in train_settings if k in _PER_RUN and k != "memory"]
+        if per_run:
+            raise TypeError(f"{per_run[0]} is set per run (by each point, or by the run), not for a whole sweep")
+        training = (training or SWEEP_TRAINING).replace(**train_settings)  # unknown names: TypeError, listing them
+        for name, value in (("task", task), ("checkpoint", checkpoint), ("training", training), ("probes", probes),
+                            ("sts_dev_size", sts_dev_size), ("first_task", first_task), ("first_lr", first_lr)):
+            object.__setattr__(self, name, value)
         TrainConfig(lr=self.first_lr)
         if self.first_task is not None and (self.first_task == self.task or self.task == "stsb" or
                                             self.first_task == "stsb"):
             raise ValueError(f"first_task must be a classification task other than the sweep's task ({self.task!r}), "
                              f"got {self.first_task!r}")
+
+    def __getattr__(self, name: str):
+        """A training setting read as the sweep's own: `settings.epochs` is `settings.training.epochs`."""
+        training = self.__dict__.get("training")
+        if training is not None and name in FIELDS:
+            return getattr(training, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def replace(self, **changes) -> "SweepSettings":
+        """A copy with some settings changed, sweep or training ones (checked like new settings)."""
+        own = {k: changes.pop(k) for k in list(changes) if k in ("task", "checkpoint", "training", "probes",
+                                                                  "sts_dev_size", "first_task", "first_lr")}
+        current = {k: getattr(self, k) for k in ("task", "checkpoint", "training", "probes", "sts_dev_size",
+                                                   "first_task", "first_lr")}
+        return SweepSettings(**{**current, **own}, **changes)
+
+    def to_dict(self) -> dict:
+        """Flat and JSON-ready, as a study stores it: the sweep's settings, then every shared training setting."""
+        training = {k: v for k, v in self.training.to_dict().items() if k not in _PER_RUN}
+        return {"task": self.task, "checkpoint": self.checkpoint, "probes": self.probes,
+                "sts_dev_size": self.sts_dev_size, "first_task": self.first_task, "first_lr": self.first_lr,
+                **training}
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, SweepSettings) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
+
+    def __repr__(self) -> str:
+        changed = {k: v for k, v in self.to_dict().items() if v != _DEFAULTS.get(k)}
+        return f"SweepSettings({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
     @classmethod
     def from_dict(cls, stored: dict) -> "SweepSettings":
@@ -101,18 +148,14 @@ class SweepSettings:
         return cls(**{"group_by_length": False, "micro_batch_size": None, "first_task": None, **stored})
 
     def config(self, point: dict | None = None) -> TrainConfig:
-        """The `TrainConfig` of one point's run: these settings, then the point's lr, size, seed and options.
-
-        Every run of a sweep scores its frozen blocks without dropout (`frozen_eval_mode`), so that runs with
-        and without the frozen-prefix cache compute the same function.
-        """
-        config = TrainConfig(epochs=self.epochs, dev_size=self.dev_size, warmup=self.warmup,
-                             evals_per_epoch=self.evals_per_epoch, group_by_length=self.group_by_length,
-                             micro_batch_size=self.micro_batch_size, frozen_eval_mode=True)
+        """The `TrainConfig` of one point's run: these settings, then the point's lr, size, seed and options."""
         if point is None:
-            return config
+            return self.training
         own = {k: option(point, k) for k in ("epochs", "warmup", "layer_decay") if option(point, k) is not None}
-        return config.replace(lr=point["lr"], train_size=point["train_size"], seed=point["seed"], **own)
+        return self.training.replace(lr=point["lr"], train_size=point["train_size"], seed=point["seed"], **own)
+
+
+_DEFAULTS = SweepSettings().to_dict()
 
 
 def grid(plans, lrs, train_sizes, seeds, **options) -> list[dict]:

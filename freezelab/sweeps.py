@@ -26,7 +26,6 @@ import json
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -273,8 +272,9 @@ def create_sweep(name: str, url: str, points: list[dict], settings: SweepSetting
             if attrs.get("grid", points) != points:
                 raise ValueError(f"sweep {name!r} already exists with another grid; use another name")
             if stored != settings:
-                differ = [f"{k} {v!r} there, {getattr(settings, k)!r} here" for k, v in asdict(stored).items()
-                          if getattr(settings, k) != v]
+                here = settings.to_dict()
+                differ = [f"{k} {v!r} there, {here.get(k)!r} here" for k, v in stored.to_dict().items()
+                          if here.get(k) != v]
                 raise ValueError(f"sweep {name!r} already exists with other settings ({'; '.join(differ)}); "
                                  "use those settings to go on with it, or another name")
             if "grid" in attrs:
@@ -283,9 +283,9 @@ def create_sweep(name: str, url: str, points: list[dict], settings: SweepSetting
         if finished is not None:
             if SweepSettings.from_dict(finished.get("settings", {})) != settings:
                 raise ValueError(f"the finished runs were made with other settings ({finished.get('settings')}) than "
-                                 f"this sweep's ({asdict(settings)}); they cannot stand in for its runs")
+                                 f"this sweep's ({settings.to_dict()}); they cannot stand in for its runs")
             known = {_key(run, settings): run for run in finished["runs"]}
-        study.set_user_attr("settings", asdict(settings))
+        study.set_user_attr("settings", settings.to_dict())
         queued = {_key(t.system_attrs["fixed_params"], settings) for t in study.get_trials(deepcopy=False)
                   if "fixed_params" in t.system_attrs}  # by an interrupted creation
         for point in points:  # in grid order, so that results come back in grid order
@@ -318,7 +318,8 @@ def _run_point(point: dict, settings: SweepSettings) -> dict:
 
 
 def run_sweep(name: str, url: str, run: Callable | None = None, log=print, progress: bool = True, *, worker: str | None = None,
-              max_runs: int | None = None, minutes: float | None = None, **storage_options) -> int:
+              max_runs: int | None = None, minutes: float | None = None, memory: str = "fast",
+              **storage_options) -> int:
     """Work through the queue until it is empty; return how many runs this worker finished.
 
     Safe to start several times, on several machines, and to kill at any time. Interrupted (the kernel's
@@ -326,6 +327,7 @@ def run_sweep(name: str, url: str, run: Callable | None = None, log=print, progr
     run: what one point does, `run(point, settings) -> dict` (default: `experiment.run_point`'s record).
     worker: a name stored with each run this worker finishes (class mode counts runs per student).
     max_runs / minutes: stop after that many finished runs, or start no new run after that many minutes.
+    memory: this worker's `TrainConfig.memory`, "fast" or "lean" (it changes no number, so it is not the sweep's).
     """
     if max_runs is not None and (isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1):
         raise ValueError(f"max_runs must be a whole number >= 1 (or None: until the queue is empty), got {max_runs!r}")
@@ -338,7 +340,7 @@ def run_sweep(name: str, url: str, run: Callable | None = None, log=print, progr
     if "grid" not in study.user_attrs:  # written last by create_sweep: the queue may still be filling
         raise ValueError(f"sweep {name!r} is not completely created yet (its creation is running, or was "
                          "interrupted): wait for it, or run the create command again, which completes it")
-    settings = SweepSettings.from_dict(study.user_attrs["settings"])
+    settings = SweepSettings.from_dict(study.user_attrs["settings"]).replace(memory=memory)
     with warnings.catch_warnings():  # Optuna marks fail_stale_trials experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         fail_stale_trials(study)  # runs whose worker died long enough ago go back to the queue
@@ -466,14 +468,14 @@ def run_grid(points: list[dict], settings: SweepSettings, url: str, name: str | 
     came from earlier sweeps and how many this call trained. run: as for `run_sweep`.
     """
     if name is None:
-        key = json.dumps([points, asdict(settings)], sort_keys=True)
+        key = json.dumps([points, settings.to_dict()], sort_keys=True)
         name = "grid-" + hashlib.sha1(key.encode()).hexdigest()[:10]
     earlier = finished_runs(url, settings, exclude=name)
     wanted = {_key(point, settings) for point in points}
     reused = [run for key, run in earlier.items() if key in wanted]
-    study = create_sweep(name, url, points, settings, finished={"settings": asdict(settings), "runs": reused})
+    study = create_sweep(name, url, points, settings, finished={"settings": settings.to_dict(), "runs": reused})
     before = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    trained = run_sweep(name, url, run=run, progress=progress, log=log)
+    trained = run_sweep(name, url, run=run, progress=progress, log=log, memory=settings.memory)
     frame = results(name, url)
     frame.attrs.update(reused=before, trained=trained)
     if before:

@@ -37,7 +37,7 @@ from scipy.stats import spearmanr
 from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from .anatomy import anatomy
-from .caches import is_lean, release_memory
+from .caches import release_memory, return_large_blocks_at_once
 from .cache import CachedSuffix, cached_datasets, collate, frozen_prefix_depth
 from .config import FIELDS, TrainConfig
 from .data import load_task, subset, tokenize
@@ -328,7 +328,10 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
     trained, train, dev, collator, cache_info = _inputs(model, tokenizer, schedule, train, dev, config)
     trainer, schedule_callback = _trainer(model, trained, train, dev, collator, schedule, config, regression,
                                           task_name, callbacks, output_dir, device)
-    checkpointing = config.gradient_checkpointing or (is_lean() and _supports_checkpointing(model)
+    lean = config.memory == "lean"
+    if lean:
+        return_large_blocks_at_once()
+    checkpointing = config.gradient_checkpointing or (lean and _supports_checkpointing(model)
                                                       and _trains_a_block(model, schedule))
     with _checkpointing(model, checkpointing):
         run = _train(trainer, model, config, metric_of(task_name, regression), device)

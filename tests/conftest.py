@@ -211,17 +211,6 @@ TINY_CONFIGS = {
 }
 
 
-@pytest.fixture
-def lean_setting():
-    """Lean memory is a setting of the process (`caches.lean_memory`): whatever a test sets, the next test gets
-    the setting back as it was."""
-    from freezelab import caches
-
-    was = caches.is_lean()
-    yield caches.lean_memory
-    caches.lean_memory(was)
-
-
 def tiny_model(kind: str, num_labels: int = 2):
     torch.manual_seed(0)
     config = TINY_CONFIGS[kind]()

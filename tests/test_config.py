@@ -94,6 +94,32 @@ def test_a_sweep_point_becomes_the_config_its_run_uses():
         grids.SweepSettings(epochs=0)
 
 
+def test_sweep_settings_hold_one_train_config_and_name_each_mistake():
+    settings = grids.SweepSettings(task="subj", max_length=32, precision="bf16")
+    assert settings.training == grids.SWEEP_TRAINING.replace(max_length=32, precision="bf16")
+    assert (settings.max_length, settings.epochs) == (32, TrainConfig().epochs)  # defaults live in TrainConfig only
+    assert grids.SweepSettings(training=TrainConfig(epochs=5)).epochs == 5
+    with pytest.raises(TypeError, match="unknown training setting 'epoch'; the settings are: lr, epochs"):
+        grids.SweepSettings(epoch=3)
+    with pytest.raises(TypeError, match="lr is set per run .by each point, or by the run., not for a whole sweep"):
+        grids.SweepSettings(lr=1e-3)
+    with pytest.raises(AttributeError, match="no attribute 'epoch'"):
+        settings.epoch
+
+
+def test_lean_memory_is_a_setting_that_changes_no_stored_number():
+    """Runs made lean and fast are interchangeable: memory is neither stored with a sweep nor compared."""
+    lean, fast = grids.SweepSettings(memory="lean"), grids.SweepSettings()
+    assert lean == fast and "memory" not in lean.to_dict()
+    point = grids.grid(["full"], [1e-4], [100], [0])[0]
+    assert lean.config(point).memory == "lean" and fast.config(point).memory == "fast"
+    assert grids.SweepSettings.from_dict(lean.to_dict()) == lean
+    # a sweep stored before settings held a TrainConfig (the shipped files): it reads as it was made
+    old = {"task": "sst2", "checkpoint": "minilm-l6", "epochs": 2, "dev_size": None, "warmup": 0.06, "probes": True,
+           "sts_dev_size": None, "evals_per_epoch": 0}
+    assert grids.SweepSettings.from_dict(old) == grids.SweepSettings(micro_batch_size=None)
+
+
 def test_micro_batches_take_the_same_steps_in_less_memory():
     """Batch 16 as 4 length-sorted passes of 4 sentences gives the weights one pass of 16 gives."""
     import torch

@@ -7,7 +7,7 @@ from freezelab import course, results
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch, lean_setting):  # setup() sets lean memory for the process: it is given back
+def clean_environment(monkeypatch):
     for variable in (course.CHECKPOINT_VARIABLE, course.QUICK_VARIABLE, course.SIZE_VARIABLE, course.LEAN_VARIABLE):
         monkeypatch.delenv(variable, raising=False)
 
@@ -44,26 +44,21 @@ def test_smoke_size_for_ci(monkeypatch):
     assert course.setup(show=False).size == course.SIZES["smoke"]
 
 
-@pytest.mark.parametrize("device, lean", [("cpu", True), ("cuda", False)])
-def test_lean_memory_comes_with_the_quick_size_binder_runs_and_is_turned_on_for_the_process(device, lean, monkeypatch):
-    from freezelab import caches
-
+@pytest.mark.parametrize("device, memory", [("cpu", "lean"), ("cuda", "fast")])
+def test_lean_memory_comes_with_the_quick_size_binder_runs(device, memory, monkeypatch):
     on(monkeypatch, device)
     chosen = course.setup(show=False)
-    assert chosen.lean is lean and caches.is_lean() is lean
-    assert ("Binder" in chosen.why["memory"]) is lean
+    assert chosen.memory == memory and ("Binder" in chosen.why["memory"]) is (memory == "lean")
 
 
-@pytest.mark.parametrize("value, lean", [("0", False), ("1", True)])
+@pytest.mark.parametrize("value, memory", [("0", "fast"), ("1", "lean")])
 @pytest.mark.parametrize("size", ["0", "1"])
-def test_freezelab_lean_overrides_either_way(value, lean, size, monkeypatch):
-    from freezelab import caches
-
+def test_freezelab_lean_overrides_either_way(value, memory, size, monkeypatch):
     on(monkeypatch, "cpu")
     monkeypatch.setenv("FREEZELAB_QUICK", size)
     monkeypatch.setenv("FREEZELAB_LEAN", value)
     chosen = course.setup(show=False)
-    assert chosen.lean is lean and caches.is_lean() is lean and "FREEZELAB_LEAN" in chosen.why["memory"]
+    assert chosen.memory == memory and "FREEZELAB_LEAN" in chosen.why["memory"]
 
 
 @pytest.mark.parametrize("variable, value, message", [

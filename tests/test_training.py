@@ -315,31 +315,31 @@ def test_gradient_checkpointing_gives_the_same_run_and_hands_the_model_back_as_i
     assert checkpointed[True][0] is True and checkpointed[True][-1] is False  # trained with it, scored without
 
 
-def test_lean_memory_checkpoints_every_fine_tune_that_trains_a_block_and_says_so_in_the_record(lean_setting, fresh):
-    lean_setting(True)
+def test_lean_memory_checkpoints_every_fine_tune_that_trains_a_block_and_says_so_in_the_record(fresh):
     model, tokenizer = fresh
-    run = fine_tune(model, tokenizer, "sst2", plan=FreezePlan.full_finetune(model), lr=1e-4, **QUICK)
+    run = fine_tune(model, tokenizer, "sst2", plan=FreezePlan.full_finetune(model), lr=1e-4, memory="lean", **QUICK)
     assert run.settings["gradient_checkpointing"] is True and run.config().gradient_checkpointing is True
-    head = fine_tune(model, tokenizer, "sst2", plan=FreezePlan.head_only(model), lr=1e-3, **QUICK)
+    assert run.settings["memory"] == "lean"
+    head = fine_tune(model, tokenizer, "sst2", plan=FreezePlan.head_only(model), lr=1e-3, memory="lean", **QUICK)
     assert head.settings["gradient_checkpointing"] is False  # no block trains: nothing to recompute
+    fast = fine_tune(model, tokenizer, "sst2", plan=FreezePlan.full_finetune(model), lr=1e-4, **QUICK)
+    assert fast.settings["gradient_checkpointing"] is False  # a setting of the run, not of the process
     model.supports_gradient_checkpointing = False  # lean memory skips what a model does not offer, unasked
-    assert fine_tune(model, tokenizer, "sst2", lr=1e-4, **QUICK).settings["gradient_checkpointing"] is False
+    assert fine_tune(model, tokenizer, "sst2", lr=1e-4, memory="lean", **QUICK).settings["gradient_checkpointing"] is False
 
 
-def test_lean_memory_takes_true_or_false():
-    from freezelab import caches
-
-    with pytest.raises(ValueError, match="lean_memory takes True or False, got 'yes'"):
-        caches.lean_memory("yes")
+def test_memory_is_fast_or_lean():
+    with pytest.raises(ValueError, match="memory must be 'fast' or 'lean' \\(less memory, more time\\), got True"):
+        fl.TrainConfig(memory=True)
 
 
 def test_lean_memory_has_glibc_return_large_freed_blocks_at_once():
-    """A process that turned lean memory on frees a 64 MiB tensor back to the system: the resident set drops."""
+    """A process that ran lean frees a 64 MiB tensor back to the system: the resident set drops."""
     script = """
 import sys, torch
 from freezelab import caches
-lean = sys.argv[1] == "1"
-caches.lean_memory(lean)
+if sys.argv[1] == "1":
+    caches.return_large_blocks_at_once()  # what a lean fine-tune does first
 def rss():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS")) // 1024
 warm = torch.ones(2**20)
