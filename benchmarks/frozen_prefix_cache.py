@@ -55,19 +55,19 @@ def head_only_sweep(train_size, seeds=(0, 1, 2), lrs=(1e-3, 1e-2)):
     """Seconds and dev accuracies of a head-only grid run three ways, one after the other: plain (no cache);
     cached, the store emptied before each run (each run builds its own cache, as before issue 13); cached,
     the store emptied once before the grid (runs share what they can)."""
-    from freezelab import cache
+    from freezelab import prefix_cache
 
     times, accuracy = {}, {}
     # plain: whole batches, as plain Trainer does
     for name, options, keep in (("plain", {"micro_batch_size": None}, None),
                                 ("cache rebuilt per run", {"cache_prefix": True}, False),
                                 ("cache kept across runs", {"cache_prefix": True}, True)):
-        cache.STORE.clear()
+        prefix_cache.STORE.clear()
         times[name], accuracy[name] = 0.0, []
         for seed in seeds:
             for lr in lrs:
                 if keep is False:
-                    cache.STORE.clear()
+                    prefix_cache.STORE.clear()
                 result = run(FreezePlan.feature_extractor, lr, train_size, seed=seed, **options)
                 times[name] += result.train_time_s + result.settings.get("cache_build_s", 0.0)
                 accuracy[name].append(round(result.dev_metric, 4))

@@ -128,7 +128,7 @@ def watch_training(sampler) -> list:
 
     from transformers import TrainerCallback
 
-    from freezelab import training
+    from freezelab import batching
 
     seen = []
 
@@ -148,12 +148,12 @@ def watch_training(sampler) -> list:
             steps = self.record.pop("steps")
             seen.append({**self.record, "between": median(steps[4:] or steps), "peak": self.peak[0] / MB})
 
-    make = training._Trainer.__init__
+    make = batching.BatchingTrainer.__init__
 
     def with_phases(self, *args, callbacks=None, **kwargs):
         make(self, *args, callbacks=[*(callbacks or []), Phases()], **kwargs)
 
-    training._Trainer.__init__ = with_phases
+    batching.BatchingTrainer.__init__ = with_phases
     return seen
 
 

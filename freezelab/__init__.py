@@ -62,8 +62,8 @@ _NAMES = {
     "clear_caches": "caches",
 }
 _MODULES = ("anatomy", "plans", "methods", "lora", "recipes", "schedules", "style", "figure", "plots", "run_plots", "widgets", "models", "heads", "data", "config",
-            "training", "cache", "dashboard", "probes", "grids", "experiment", "sweeps", "results", "classroom",
-            "course", "exercises", "caches")
+            "training", "prefix_cache", "dashboard", "probes", "grids", "experiment", "sweeps", "results", "classroom",
+            "course", "exercises", "caches", "memory", "batching")
 
 __all__ = sorted([*_NAMES, "anatomy"]) + ["course", "data", "exercises", "grids", "models", "plots", "probes", "results", "run_plots", "sweeps"]
 

@@ -32,7 +32,7 @@ def main(argv=None) -> None:
     sweep.add_argument("--name", required=True)
     sweep.add_argument("--storage", default="sqlite:///freezelab-sweep.db",
                        help="Optuna storage URL (SQLite file, or PostgreSQL to share across machines)")
-    sweep.add_argument("--preset", choices=sorted(grids.PRESETS),
+    sweep.add_argument("--preset", choices=sorted(grids.COURSE_SWEEPS),
                        help="the course's grid and settings (ignores --plans ... --no-probes)")
     sweep.add_argument("--plans", default="head,feature,top2,full", help=f"from: {','.join(grids.PLANS)}")
     sweep.add_argument("--lrs", type=_floats, default=[2e-5, 1e-4, 5e-4])
@@ -71,7 +71,7 @@ def main(argv=None) -> None:
     actions = room.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create the class's sweep (the teacher's address: it owns the tables)")
     create.add_argument("--name", required=True)
-    create.add_argument("--preset", choices=sorted(grids.PRESETS), required=True)
+    create.add_argument("--preset", choices=sorted(grids.COURSE_SWEEPS), required=True)
     create.add_argument("--seeds", type=_ints, default=[0, 1, 2])
     grant = actions.add_parser("grant", help="let the students' role take and finish the class's queued runs, "
                                              "nothing more (docs/class_mode.md: who may do what)")
@@ -124,7 +124,7 @@ def _run(args, parser) -> None:
         _class(args, parser)
     elif args.command == "sweep":
         if args.preset:
-            make_points, settings = grids.PRESETS[args.preset]
+            make_points, settings = grids.COURSE_SWEEPS[args.preset]
             points = make_points(seeds=args.seeds)
         else:
             options = {"pooling": "mean"} if args.pooling == "mean" else {}
@@ -203,7 +203,7 @@ def _class(args, parser) -> None:
     try:
         url = classroom.database_url(args.url)
         if args.action == "create":
-            make_points, settings = grids.PRESETS[args.preset]
+            make_points, settings = grids.COURSE_SWEEPS[args.preset]
             count = classroom.create_class(args.name, url, make_points(seeds=args.seeds), settings)
             print(f"class sweep {args.name!r}: {count} runs in {sweeps.masked(url)}. Next: "
                   f"`python -m freezelab class grant --name {args.name} --role <the students' group role>`; students join with "

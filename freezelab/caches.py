@@ -9,7 +9,7 @@ The caches, each bounded and described in its own module:
 
 - `data._course_task` / `data._word_order_task`: course tasks as read (8 and 2 most recent);
 - `data.TOKENIZED`: tokenized splits (16 most recent, keyed by their content);
-- `cache.STORE`: the frozen-prefix cache's hidden states (up to `cache.MAX_MB`);
+- `prefix_cache.STORE`: the frozen-prefix cache's hidden states (up to `cache.MAX_MB`);
 - `plots._static_parts`: the heatmap's fixed parts per anatomy (16 most recent);
 - `anatomy.ANATOMIES`: each live model's layout (weak: it goes with the model);
 - `probes.SCORES`: probe scores per (probe, hash of the weights probed) (256 most recent).
@@ -21,10 +21,10 @@ Not for: caching anything itself.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import hashlib
 import sys
+
+from .memory import release_memory
 
 
 def clear_caches() -> None:
@@ -35,8 +35,8 @@ def clear_caches() -> None:
         loaded["data"]._course_task.cache_clear()
         loaded["data"]._word_order_task.cache_clear()
         loaded["data"].TOKENIZED.clear()
-    if "cache" in loaded:
-        loaded["cache"].STORE.clear()
+    if "prefix_cache" in loaded:
+        loaded["prefix_cache"].STORE.clear()
     if "plots" in loaded:
         loaded["plots"]._static_parts.cache_clear()
     if "anatomy" in loaded:
@@ -44,47 +44,6 @@ def clear_caches() -> None:
     if "probes" in loaded:
         loaded["probes"].SCORES.clear()
     release_memory()
-
-
-def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS.
-
-    Trainer and its callbacks refer to each other, so the optimizer state lives until the garbage collector
-    runs; and glibc keeps freed pages unless asked. Without this, a notebook that trains several models in a
-    row creeps towards Binder's 2 GB.
-    """
-    gc.collect()
-    trim_heap()
-
-
-def trim_heap() -> None:
-    """Hand freed heap pages back to the OS (glibc's malloc_trim), without a garbage collection.
-
-    For memory freed by reference counting alone (a probe's activations): a full collection would walk every
-    object torch and transformers made, a pause each time, and find nothing more to free.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except OSError:  # not glibc (musl, ...): nothing to trim
-            pass
-
-
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
-
-
-def return_large_blocks_at_once(threshold_bytes: int = 2**20) -> bool:
-    """Have glibc serve every allocation of `threshold_bytes` or more from the OS and return it when freed
-    (mallopt M_MMAP_THRESHOLD; 1 MiB by default). Glibc otherwise raises that threshold as tensors come and go
-    (up to 32 MiB) and keeps the freed blocks below it for later, so a training's resident set grows by what it
-    freed. It stays set for the process (glibc cannot go back to its moving threshold). False where the C
-    library is not glibc."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, threshold_bytes))
-    except (OSError, AttributeError):  # not glibc
-        return False
 
 
 def weights_digest(*modules, skip: tuple[str, ...] = ()) -> str:

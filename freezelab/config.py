@@ -58,8 +58,8 @@ class TrainConfig:
     evals_per_epoch: dev evaluations during training (0: none; the final score is always computed).
     frozen_eval_mode: run fully frozen blocks without dropout (Trainer otherwise keeps dropout on everywhere).
     cache_prefix: compute the frozen embeddings + bottom blocks once per sentence and train the rest from the
-        cache (`freezelab.cache`; BERT classifiers, a fixed plan whose frozen part is a bottom prefix).
-    group_by_length: batches of sentences of similar length, in random order (`training.LengthBuckets`):
+        cache (`freezelab.prefix_cache`; BERT classifiers, a fixed plan whose frozen part is a bottom prefix).
+    group_by_length: batches of sentences of similar length, in random order (`batching.LengthBuckets`):
         less padding, about 2x faster on SST-2. Off by default: in `benchmarks/length_grouping.py` full
         fine-tuning at lr 1e-3 on 500 sentences scored lower with it on every seed (2 of 4 collapsed to one
         class), though at lr 1e-4 on 1,000 it made no difference beyond the seed spread.
@@ -70,7 +70,7 @@ class TrainConfig:
         (two runs). Activations are a larger share with longer sentences, bigger batches and bigger models.
     memory: "fast" (the default), or "lean": trade time for memory. Lean turns gradient checkpointing on
         wherever a weight inside a block trains (the same numbers), has glibc hand freed blocks of 1 MiB or more
-        straight back to the system (`caches.return_large_blocks_at_once`; it stays for the process), and makes
+        straight back to the system (`memory.return_large_blocks_at_once`; it stays for the process), and makes
         a sweep run that does not use the frozen-prefix cache empty it first (`experiment.run_point`). The
         course chooses lean at its quick size, the one Binder's 2 GB runs (`course.memory`).
         `benchmarks/course.py` measures the course with and without it, `benchmarks/memory_levers.py` each

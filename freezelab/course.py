@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import TrainConfig
-from .models import OFFLINE_PRESET, PRESETS, RANDOM_CHECKPOINTS, pick_device
+from .models import OFFLINE_PRESET, CHECKPOINT_NAMES, RANDOM_CHECKPOINTS, pick_device
 
 COURSE_MODEL = OFFLINE_PRESET
 CHECKPOINT_VARIABLE, QUICK_VARIABLE, SIZE_VARIABLE = "FREEZELAB_CHECKPOINT", "FREEZELAB_QUICK", "FREEZELAB_SIZE"
@@ -74,7 +74,7 @@ DEFAULT_STABLE_LR = (2e-5, "no calibration for this checkpoint: the low end of t
 
 def canonical(checkpoint: str) -> str:
     """The name a preset stands for ("bert-base" → "bert-base-uncased"); other names unchanged."""
-    return PRESETS.get(checkpoint, checkpoint)
+    return CHECKPOINT_NAMES.get(checkpoint, checkpoint)
 
 
 def stable_lr(checkpoint: str) -> tuple[float, str]:

@@ -3,7 +3,7 @@
 For: `run_point(point, settings) -> RunRecord`, what every sweep worker runs
 for each queued point, and `RunRecord`, the JSON-able record of one run that
 result tables are made of (`record.to_dict()`; the shipped result files hold
-these dicts). Runs reuse the frozen-prefix cache (`freezelab.cache`) that
+these dicts). Runs reuse the frozen-prefix cache (`freezelab.prefix_cache`) that
 earlier runs in the process built with the same frozen weights; with lean memory
 (`TrainConfig.memory`), a run that does not use it empties it first.
 
@@ -59,10 +59,10 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
     """One grid point: load the checkpoint, fine-tune, probe retention (when the settings ask for it)."""
     from . import probes, sequential
     from .anatomy import anatomy, frozen_names
-    from .cache import STORE
+    from .prefix_cache import STORE
     from .models import load_model
     from .schedules import Schedule
-    from .caches import release_memory
+    from .memory import release_memory
     from .training import fine_tune
 
     num_labels = 1 if settings.task == "stsb" else 2

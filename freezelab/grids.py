@@ -5,7 +5,7 @@ the points a sweep queues, each checked the way `fine_tune` checks its
 settings, so a bad value fails when the grid is made, not hours later in a
 worker), `describe(point)` (the one place a run's label is made), the
 `SweepSettings` every run of a sweep shares, and the course's precomputed
-grids (`PRESETS`: the frontier of notebooks 04-05, the data-size grid of 06).
+grids (`COURSE_SWEEPS`: the frontier of notebooks 04-05, the data-size grid of 06).
 
 A point is a dict: `plan` (a key of PLANS: layer plans, BitFit, LayerNorm-only,
 "lora16-attn" for LoRA of rank 16 on the attention matrices), `lr`, `train_size`, `seed`, and
@@ -279,7 +279,7 @@ def depth_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
                                                                     pooling="mean")
 
 
-PRESETS = {
+COURSE_SWEEPS = {
     "frontier": (frontier_points, SweepSettings()),
     "methods": (methods_points, SweepSettings()),
     "methods-data-size": (methods_data_size_points, SweepSettings(probes=False)),

@@ -40,7 +40,7 @@ from .heads import pooling_of, use_mean_pooling
 OFFLINE_PRESET = "minilm-l6"
 
 # Hub ids behind the short names; "minilm-l6" is resolved from site-packages.
-PRESETS = {
+CHECKPOINT_NAMES = {
     "bert-base": "bert-base-uncased",
     "bert-small": "google/bert_uncased_L-4_H-512_A-8",
 }
@@ -126,7 +126,7 @@ def resolve(checkpoint: str) -> str:
     if folder.is_absolute() or checkpoint.startswith((".", "~")):  # a path, not a hub id
         raise ModelNotAvailableError(f"no model folder {str(folder)!r}: it does not exist. A model folder holds "
                                      "config.json and model.safetensors (what save_pretrained writes)")
-    return PRESETS.get(checkpoint, checkpoint)
+    return CHECKPOINT_NAMES.get(checkpoint, checkpoint)
 
 
 def _check_folder(folder: Path) -> None:
@@ -171,8 +171,8 @@ def _quiet_transformers():
 
 
 def _config(checkpoint: str, num_labels: int) -> PretrainedConfig:
-    if checkpoint in ARCHITECTURES or PRESETS.get(checkpoint) in ARCHITECTURES:
-        config = ARCHITECTURES[PRESETS.get(checkpoint, checkpoint)]()
+    if checkpoint in ARCHITECTURES or CHECKPOINT_NAMES.get(checkpoint) in ARCHITECTURES:
+        config = ARCHITECTURES[CHECKPOINT_NAMES.get(checkpoint, checkpoint)]()
     else:
         try:
             config = AutoConfig.from_pretrained(resolve(checkpoint), trust_remote_code=False)

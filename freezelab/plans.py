@@ -160,7 +160,7 @@ class FreezePlan:
 
     def frozen_prefix(self, model_or_anatomy: nn.Module | Anatomy) -> int:
         """k where the plan freezes the embeddings and blocks 0 ... k-1 whole and something above them trains;
-        else 0 (`cache.frozen_prefix_depth` says why)."""
+        else 0 (`prefix_cache.frozen_prefix_depth` says why)."""
         a = _as_anatomy(model_or_anatomy)
         frozen = self.frozen_names(a)
         if not set(a.names_in(row=EMBEDDINGS)) <= frozen:

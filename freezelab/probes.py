@@ -41,7 +41,8 @@ from safetensors import safe_open
 from scipy.stats import spearmanr
 
 from .anatomy import anatomy
-from .caches import trim_heap, weights_digest
+from .caches import weights_digest
+from .memory import trim_heap
 from .style import PROBES
 from .data import load_task
 from .models import _quiet_transformers, resolve

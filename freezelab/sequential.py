@@ -68,7 +68,7 @@ def score(model, tokenizer, split, batch_size: int = 32, max_length: int = 128) 
     """Accuracy of `model` on a labelled split (sentences sorted by length, so batches carry little padding)."""
     from transformers import DataCollatorWithPadding
 
-    from .caches import trim_heap
+    from .memory import trim_heap
     from .data import tokenize
 
     encoded = tokenize(split, tokenizer, max_length)

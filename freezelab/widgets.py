@@ -25,7 +25,6 @@ Not for: training or plotting outside a notebook (`freezelab.plots`).
 from __future__ import annotations
 
 import html
-import sys
 from functools import lru_cache
 
 import ipywidgets as W

@@ -144,7 +144,7 @@ def test_micro_batches_gather_the_embedding_gradient_sparse_and_hand_the_optimiz
     dense: the gradient dense accumulation gives, to float rounding, and the table handed back as it came."""
     import torch
 
-    from freezelab.training import _sparse_embedding_grads
+    from freezelab.batching import _sparse_embedding_grads
 
     model, tokenizer = fl.load_model("minilm-l6", seed=0)
     model.eval()  # no dropout: the two passes must compute the same function
@@ -180,7 +180,7 @@ def test_a_micro_batched_full_fine_tune_trains_the_embedding_table_and_leaves_it
 def test_length_buckets_hold_similar_lengths_in_random_order_and_every_sentence_once_per_epoch():
     import random
 
-    from freezelab.training import LengthBuckets
+    from freezelab.batching import LengthBuckets
 
     lengths = [random.Random(i).randint(3, 60) for i in range(500)]
     sampler = LengthBuckets(lengths, batch_size=32, seed=0, pool=4)

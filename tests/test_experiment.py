@@ -32,7 +32,7 @@ def test_without_probes_the_record_has_no_retention():
 @pytest.mark.parametrize("lean", [False, True])
 def test_with_lean_memory_a_run_without_the_frozen_prefix_cache_empties_it_first(lean):
     """Lean memory gives a full fine-tune the cache's room; otherwise the cache stays for later runs."""
-    from freezelab.cache import STORE
+    from freezelab.prefix_cache import STORE
 
     settings = grids.SweepSettings(checkpoint="tiny-random-bert", dev_size=16, probes=False, epochs=1,
                                    memory="lean" if lean else "fast")

@@ -6,7 +6,7 @@ from transformers import DataCollatorWithPadding
 
 import freezelab as fl
 from freezelab import FreezePlan
-from freezelab.cache import CachedSuffix, build_cache, collate
+from freezelab.prefix_cache import CachedSuffix, build_cache, collate
 from freezelab.data import load_task, tokenize
 from freezelab.heads import MeanPooler, pooling_of, use_mean_pooling
 from conftest import tiny_model

@@ -7,7 +7,7 @@ the whole body on B must move it. A is trained once per seed and reused. Setting
 import pytest
 
 from freezelab.experiment import run_point
-from freezelab.grids import PRESETS, SweepSettings, grid
+from freezelab.grids import COURSE_SWEEPS, SweepSettings, grid
 from freezelab.sequential import cache_dir
 
 
@@ -44,7 +44,7 @@ def test_settings_that_make_no_sequence_are_refused(settings, message):
 
 
 def test_the_shipped_sequence_learns_sst2_then_subj_with_every_remedy_three_times():
-    make, settings = PRESETS["sequential"]
+    make, settings = COURSE_SWEEPS["sequential"]
     points = make()
     assert (settings.first_task, settings.task) == ("sst2", "subj")
     assert {p["plan"] for p in points} == {"full", "top4", "top2", "head", "bitfit", "lora16-attn"}

@@ -325,9 +325,9 @@ def test_a_grown_grid_trains_only_its_new_points(tmp_path):
 def test_the_shipped_files_read_as_whole_batches_and_refuse_to_mix_with_other_runs(tmp_path):
     shipped = json.loads((Path(results.__file__).parent / "precomputed" / "frontier.json").read_text())
     assert "group_by_length" not in shipped["settings"]  # stored before the setting existed
-    as_made = dataclasses.replace(grids.PRESETS["frontier"][1], micro_batch_size=None)  # `--whole-batches`
+    as_made = dataclasses.replace(grids.COURSE_SWEEPS["frontier"][1], micro_batch_size=None)  # `--whole-batches`
     assert grids.SweepSettings.from_dict(shipped["settings"]) == as_made
-    for other in (grids.PRESETS["frontier"][1], dataclasses.replace(as_made, group_by_length=True)):
+    for other in (grids.COURSE_SWEEPS["frontier"][1], dataclasses.replace(as_made, group_by_length=True)):
         with pytest.raises(ValueError, match="made with other settings"):
             sweeps.create_sweep("g", f"sqlite:///{tmp_path / 'g.db'}", grids.frontier_points(), other,
                                 finished=shipped)

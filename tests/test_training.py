@@ -337,9 +337,9 @@ def test_lean_memory_has_glibc_return_large_freed_blocks_at_once():
     """A process that ran lean frees a 64 MiB tensor back to the system: the resident set drops."""
     script = """
 import sys, torch
-from freezelab import caches
+from freezelab import memory
 if sys.argv[1] == "1":
-    caches.return_large_blocks_at_once()  # what a lean fine-tune does first
+    memory.return_large_blocks_at_once()  # what a lean fine-tune does first
 def rss():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS")) // 1024
 warm = torch.ones(2**20)

@@ -8,8 +8,8 @@ from transformers import DataCollatorWithPadding
 
 import freezelab as fl
 from freezelab import FreezePlan
-from freezelab import cache
-from freezelab.cache import CachedSuffix, build_cache, collate, frozen_prefix_depth
+from freezelab import prefix_cache
+from freezelab.prefix_cache import CachedSuffix, build_cache, collate, frozen_prefix_depth
 from freezelab.data import load_task, tokenize
 from conftest import tiny_model
 
@@ -74,7 +74,7 @@ def test_cache_refuses_schedules_and_other_architectures(minilm):
 def test_a_second_build_on_the_same_frozen_prefix_computes_nothing_and_returns_the_same_vectors(minilm):
     model, tokenizer = minilm
     data = tokenize(load_task("sst2", train_size=12, seed=2)["train"], tokenizer, 64)
-    store = cache.Store()
+    store = prefix_cache.Store()
     first = build_cache(model, data, 4, store=store)
     assert (store.hits, store.misses) == (0, 12)
     again = build_cache(model, data, 4, store=store)
@@ -85,7 +85,7 @@ def test_a_second_build_on_the_same_frozen_prefix_computes_nothing_and_returns_t
 def test_changed_frozen_weights_or_depth_never_reuse_a_stale_vector(minilm):
     model, tokenizer = copy.deepcopy(minilm[0]), minilm[1]
     data = tokenize(load_task("sst2", train_size=6, seed=3)["train"], tokenizer, 64)
-    store = cache.Store()
+    store = prefix_cache.Store()
     build_cache(model, data, 4, store=store)
     build_cache(model, data, 3, store=store)  # another depth: another key
     assert store.hits == 0
@@ -106,8 +106,8 @@ def test_the_store_is_bounded_and_evicts_the_least_recently_used(minilm, monkeyp
     model, tokenizer = minilm
     data = tokenize(load_task("sst2", train_size=20, seed=4)["train"], tokenizer, 64)
     one = 384 * 4  # bytes of one cached vector when every block is frozen
-    monkeypatch.setattr(cache, "MAX_MB", 5.5 * one / 2**20)
-    store = cache.Store()
+    monkeypatch.setattr(prefix_cache, "MAX_MB", 5.5 * one / 2**20)
+    store = prefix_cache.Store()
     build_cache(model, data, 6, store=store)
     assert len(store.rows) == 5 and store.bytes == 5 * one
     store.clear()
@@ -115,13 +115,13 @@ def test_the_store_is_bounded_and_evicts_the_least_recently_used(minilm, monkeyp
 
 
 def test_runs_of_a_grid_share_the_cache_and_score_as_a_cold_run_does():
-    cache.STORE.clear()
+    prefix_cache.STORE.clear()
     scores = []
     for _ in range(2):
         model, tokenizer = fl.load_model("minilm-l6", seed=0)
         result = fl.fine_tune(model, tokenizer, "sst2", plan=FreezePlan.feature_extractor(model), lr=1e-3, epochs=1,
                               train_size=48, dev_size=32, cache_prefix=True, evals_per_epoch=0)
         scores.append((result.dev_metric, result.losses()["loss"].tolist()))
-    assert cache.STORE.hits == 48 + 32 and scores[0] == scores[1]
+    assert prefix_cache.STORE.hits == 48 + 32 and scores[0] == scores[1]
     fl.clear_caches()
-    assert len(cache.STORE.rows) == 0
+    assert len(prefix_cache.STORE.rows) == 0
