@@ -45,8 +45,9 @@ def main(repeats: int = 24) -> None:
 
     build_ms, toggle_ms = median_ms(build, repeats), median_ms(toggle, repeats)
     # One click each, in turn: to LoRA, another rank, other targets, back to frozen layers.
-    clicks = [(picker.method, "LoRA"), (picker.rank, 64), (picker.targets, "all-linear"), (picker.rank, 8),
-              (picker.targets, "attention"), (picker.method, "freeze layers")]
+    lora = picker.choices["LoRA"]
+    clicks = [(picker.method, "LoRA"), (lora["rank"], 64), (lora["targets"], "all-linear"), (lora["rank"], 8),
+              (lora["targets"], "attention"), (picker.method, "freeze layers")]
 
     def switch(i):
         control, value = clicks[i % len(clicks)]

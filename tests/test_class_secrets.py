@@ -49,6 +49,8 @@ def test_the_documented_student_cell_leaves_no_secret_in_the_notebook(postgres_d
     cells = [c for c in source.cells if c.get("id", "").startswith("04-class-")]
     assert "%env" not in "".join(c.source for c in cells)  # the docs no longer suggest it
     code = next(c for c in cells if c.cell_type == "code")
+    setup = next(c for c in source.cells if c.cell_type == "code" and "fl.course.setup()" in c.source)
+    cells = [setup, *cells]  # the notebook's first cell, which every student runs first (it defines `course`)
     assert 'CLASS = None' in code.source
     code.source = code.source.replace("CLASS = None", 'CLASS = "lab"')  # what the markdown asks the student to do
     notebook = nbformat.v4.new_notebook(cells=cells)
