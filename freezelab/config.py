@@ -55,6 +55,10 @@ class TrainConfig:
     weight_decay: AdamW's decoupled weight decay (not applied to biases and LayerNorm weights).
     max_grad_norm: gradients are clipped to this norm.
     layer_decay: per-row lr = lr x layer_decay ** distance from the top (head 0, top block 1, ...); None: off.
+    head_start: "random" (the head as the model was loaded: seeded at random), or "probe": before the first
+        step, fit the classifier to convergence as a linear probe on the features the frozen pre-trained body
+        gives the training sentences, then train as the plan says. With a full fine-tune this is LP-FT
+        (Kumar et al. 2022; `freezelab.head_start`). Classification tasks only.
     evals_per_epoch: dev evaluations during training (0: none; the final score is always computed).
     frozen_eval_mode: run fully frozen blocks without dropout (Trainer otherwise keeps dropout on everywhere).
     cache_prefix: compute the frozen embeddings + bottom blocks once per sentence and train the rest from the
@@ -89,6 +93,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     layer_decay: float | None = None
+    head_start: str = "random"
     evals_per_epoch: int = 2
     frozen_eval_mode: bool = False
     cache_prefix: bool = False
@@ -146,6 +151,7 @@ class TrainConfig:
 
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 PRECISIONS = ("fp32", "bf16", "fp16")
+HEAD_STARTS = ("random", "probe")
 MEMORY = ("fast", "lean")
 CPU_MICRO_BATCH = 8  # what micro_batch_size="auto" means on a CPU
 
@@ -171,6 +177,7 @@ _CHECKS = (
     ("weight_decay", lambda v: _number(v) and 0 <= v < 1, "a number from 0 to below 1"),
     ("max_grad_norm", lambda v: _number(v) and v > 0, "a number > 0"),
     ("layer_decay", lambda v: v is None or (_number(v) and 0 < v <= 1), "in (0, 1], or None (off)"),
+    ("head_start", lambda v: v in HEAD_STARTS, "'random' or 'probe' (a linear probe fitted first: LP-FT)"),
     ("evals_per_epoch", lambda v: _whole(v, 0), "a whole number >= 0 (0: only the final score)"),
     ("frozen_eval_mode", lambda v: isinstance(v, bool), "True or False"),
     ("cache_prefix", lambda v: isinstance(v, bool), "True or False"),

@@ -9,8 +9,9 @@ grids (`COURSE_SWEEPS`: the frontier of notebooks 04-05, the data-size grid of 0
 
 A point is a dict: `plan` (a key of PLANS: layer plans, BitFit, LayerNorm-only,
 "lora16-attn" for LoRA of rank 16 on the attention matrices), `lr`, `train_size`, `seed`, and
-optionally `epochs`, `warmup`, `pooling` ("cls" or "mean") and `layer_decay`
-to override the sweep's settings for that point.
+optionally `epochs`, `warmup`, `pooling` ("cls" or "mean"), `layer_decay` and
+`head_start` ("probe": the head fitted as a linear probe first, LP-FT) to
+override the sweep's settings for that point.
 
 Not for: running a point (`freezelab.experiment`), queueing points on a
 database (`freezelab.sweeps`) or reading results (`freezelab.results`).
@@ -53,7 +54,7 @@ PLANS: dict[str, tuple[str, Callable]] = {
 # Each registered method family's own keys ("lora16-attn", "ia3", ...: `freezelab.methods`).
 PLANS.update({key: (method.label, lambda m, e, method=method: method)
               for family in families() for key, method in family.grid.items()})
-OPTIONS = ("epochs", "warmup", "pooling", "layer_decay")  # what a point may set for itself
+OPTIONS = ("epochs", "warmup", "pooling", "layer_decay", "head_start")  # what a point may set for itself
 
 
 def option(point: dict, name: str):
@@ -151,7 +152,8 @@ class SweepSettings:
         """The `TrainConfig` of one point's run: these settings, then the point's lr, size, seed and options."""
         if point is None:
             return self.training
-        own = {k: option(point, k) for k in ("epochs", "warmup", "layer_decay") if option(point, k) is not None}
+        own = {k: option(point, k) for k in ("epochs", "warmup", "layer_decay", "head_start")
+               if option(point, k) is not None}
         return self.training.replace(lr=point["lr"], train_size=point["train_size"], seed=point["seed"], **own)
 
 
@@ -190,12 +192,15 @@ def describe(point: dict, short: bool = False) -> str:
     """
     mean = point.get("pooling") == "mean"
     decay = option(point, "layer_decay")
+    lp_ft = option(point, "head_start") == "probe"
     if short:
         text = point["plan"] + (" (mean)" if mean else "") + f" · {point['lr']:.0e}".replace("e-0", "e-")
         text += " · layer decay" if decay else ""
+        text += " · LP-FT" if lp_ft else ""
     else:
         text = PLANS[point["plan"]][0] + (" (mean-pooled)" if mean else "")
         text += f", layer decay {decay:g}" if decay else ""
+        text += ", linear-probed head first (LP-FT)" if lp_ft else ""
         text += f", lr {point['lr']:g}"
     if option(point, "warmup") == 0:
         text += " · no warm-up" if short else ", no warm-up"

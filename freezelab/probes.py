@@ -45,6 +45,7 @@ from .caches import weights_digest
 from .memory import trim_heap
 from .style import PROBES
 from .data import load_task
+from .head_start import fit_logistic
 from .models import _quiet_transformers, resolve
 
 
@@ -351,21 +352,9 @@ def linear_probe(train_x: torch.Tensor, train_y, dev_x: torch.Tensor, dev_y, l2:
     """
     train_y, dev_y = torch.as_tensor(list(train_y)), torch.as_tensor(list(dev_y))
     classes = int(max(train_y.max(), dev_y.max())) + 1
-    with torch.random.fork_rng(devices=[]):  # a fixed start, without touching the caller's random state
-        torch.manual_seed(0)
-        head = torch.nn.Linear(train_x.shape[1], classes)
-    optimizer = torch.optim.LBFGS(head.parameters(), max_iter=500, line_search_fn="strong_wolfe")
-
-    def loss():
-        optimizer.zero_grad()
-        value = torch.nn.functional.cross_entropy(head(train_x), train_y) + l2 * head.weight.pow(2).sum()
-        value.backward()
-        return value
-
-    optimizer.step(loss)
+    head = fit_logistic(train_x, train_y, classes=classes, l2=l2)
     with torch.no_grad():
-        return float((head(dev_x).argmax(1) == dev_y).float().mean())
-
+        return float((head(dev_x.float()).argmax(1) == dev_y).float().mean())
 
 
 def layer_features(model, tokenizer, texts: list[str], batch_size: int = 32, max_length: int = 64) -> dict:

@@ -56,7 +56,7 @@ _NUMBERS = {
 _OPTIONAL = ("warmup", "layer_decay", "dev_metric")  # NaN or None: not set (a table's empty cell) or not measured
 _FLAGS = ("schedule", "cache_prefix", "rehearsal")
 _WORDS = {"metric": ("accuracy", "spearman", "matthews"), "precision": ("fp32", "fp16", "bf16", "tf32"),
-          "pooling": ("cls", "mean")}
+          "pooling": ("cls", "mean"), "head_start": ("random", "probe")}
 _NAME = r"[A-Za-z0-9 _./()+-]{1,80}"  # a device, a probe's layer name, a task: plain words, never markup
 
 
@@ -246,7 +246,7 @@ def summary(frame: pd.DataFrame, by=("label",), metrics=("dev_metric", "sts_spea
     metrics = [m for m in metrics if m in frame]
     by = list(by)
     keys = ["plan", "lr", "train_size", "depth", "frozen_blocks", "num_blocks", "schedule", "pooling", "layer_decay",
-            "warmup"]
+            "warmup", "head_start"]
     first = frame.groupby(by, sort=False)[[k for k in keys if k in frame and k not in by]].first()
     stats = frame.groupby(by, sort=False)[metrics].agg(["mean", "std"])
     stats.columns = [f"{m} {s}" for m, s in stats.columns]

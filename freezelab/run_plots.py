@@ -2,8 +2,8 @@
 
 For: `frontier_plot` (adaptation against retention, notebooks 04-05 and 07), `data_size_heatmap` /
 `data_size_lines` (notebook 06), `layer_probe_plot` and `cka_plot` and `loss_plot` (notebook 04),
-`sequential_plot` (notebook 07). Each takes a table of runs (`sweeps.run_grid`, `results.load`) and returns a
-`freezelab.figure.Figure`, which shows what it draws in words and as a table. Colours and names come from
+`sequential_plot` (notebook 07), `range_test_plot` (a `range_test.RangeTest`). Each takes a table of runs
+(`sweeps.run_grid`, `results.load`) or a test's curve and returns a `freezelab.figure.Figure`, which shows what it draws in words and as a table. Colours and names come from
 `freezelab.style`, and means over seeds from `freezelab.results`.
 
 Not for: the anatomy grid's figures and the picker (`freezelab.plots`, `freezelab.widgets`), or computing
@@ -300,5 +300,39 @@ def sequential_plot(frame: pd.DataFrame, title: str | None = None) -> go.Figure:
         legend={"orientation": "h", "y": 1.08, "x": 0}, height=520, width=1000, plot_bgcolor="white",
         margin={"t": 90, "l": 70, "r": 70, "b": 150},
     )
+    figure.update_yaxes(gridcolor="#eee")
+    return figure
+
+
+def range_test_plot(test) -> go.Figure:
+    """A `range_test.RangeTest`: the smoothed training loss (left axis) and STS-B retention (right axis) against
+    the learning rate on a log scale, the retention floor, and where each rule would set the rate."""
+    curve = test.curve[test.curve["step"] > 0]
+    probed = test.curve.dropna(subset=["sts_spearman"])
+    low = float(curve["lr"].iloc[0])
+    figure = Figure()
+    figure.add_trace(go.Scatter(x=curve["lr"], y=curve["smooth_loss"], mode="lines", name="training loss (smoothed)",
+                                line={"color": LINE_COLOURS[0], "width": 2},
+                                hovertemplate="lr %{x:.1e}<br>loss %{y:.3f}<extra></extra>"))
+    # the untouched model's retention drawn at the first rate, where the ramp starts
+    figure.add_trace(go.Scatter(x=[max(x, low) for x in probed["lr"]], y=probed["sts_spearman"], yaxis="y2",
+                                mode="lines+markers", name="STS-B retention (Spearman)",
+                                line={"color": LINE_COLOURS[1], "width": 2}, marker={"size": 7},
+                                hovertemplate="lr %{x:.1e}<br>STS-B Spearman %{y:.3f}<extra></extra>"))
+    figure.add_trace(go.Scatter(x=[low, float(curve["lr"].iloc[-1])], y=[test.floor, test.floor], yaxis="y2",
+                                mode="lines", name=f"retention floor {test.floor:.3f}",
+                                line={"color": LINE_COLOURS[1], "dash": "dash", "width": 1}))
+    dashes = {"loss valley": "dot", "steepest loss": "dashdot", "retention floor": "solid"}
+    for rule, lr in test.suggestions.items():
+        if lr is not None:
+            figure.add_vline(x=lr, line={"color": BLACK_MARK, "dash": dashes.get(rule, "dot"), "width": 1},
+                             annotation_text=f"{rule}: {lr:.1e}", annotation_textangle=-90,
+                             annotation_position="top left", annotation_font_size=10)
+    figure.update_layout(
+        title=f"Learning-rate range test: {len(curve)} steps, rate rising exponentially",
+        xaxis={"title": "learning rate (log scale)", "type": "log", "exponentformat": "power"},
+        yaxis={"title": "training loss (nats per sentence, smoothed)"},
+        yaxis2={"title": "STS-B retention (Spearman)", "overlaying": "y", "side": "right", "showgrid": False},
+        legend={"orientation": "h", "y": -0.2, "x": 0}, height=480, width=900, plot_bgcolor="white")
     figure.update_yaxes(gridcolor="#eee")
     return figure

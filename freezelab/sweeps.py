@@ -305,7 +305,7 @@ def create_sweep(name: str, url: str, points: list[dict], settings: SweepSetting
 def _key(point: dict, settings: SweepSettings) -> str:
     """What identifies a grid point: plan, lr, size, seed and the options it sets. A run's record also spells out
     the options it left at the sweep's values (pooling "cls", the sweep's epochs), so those are left out."""
-    defaults = {"pooling": "cls", "epochs": settings.epochs}
+    defaults = {"pooling": "cls", "epochs": settings.epochs, "head_start": settings.head_start}
     options = {o: option(point, o) for o in OPTIONS if option(point, o) not in (None, defaults.get(o))}
     return json.dumps([point["plan"], float(point["lr"]), int(point["train_size"]), int(point["seed"]), options],
                       sort_keys=True)

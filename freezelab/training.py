@@ -37,6 +37,7 @@ from scipy.stats import spearmanr
 from transformers import DataCollatorWithPadding, PrinterCallback, TrainerCallback, TrainingArguments
 
 from .anatomy import anatomy
+from .head_start import fit_head
 from .batching import BatchingTrainer, LengthBuckets
 from .memory import release_memory, return_large_blocks_at_once
 from .prefix_cache import CachedSuffix, cached_datasets, collate, frozen_prefix_depth
@@ -201,10 +202,15 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
                             f"got {type(callback).__name__}")
     schedule = _schedule(model, plan, schedule)
     task_name, data, regression = _data(model, task, config)
+    if config.head_start == "probe" and regression:
+        raise ValueError(f"head_start='probe' fits a classification head; {task_name} is a regression task: "
+                         "use head_start='random'")
     train, dev = (tokenize(data[s], tokenizer, config.max_length) for s in ("train", "dev"))
     dev = _shortest_first(dev)
 
     model.to(device)
+    if config.head_start == "probe":  # LP-FT: the head fitted on the untouched body's features, then the plan
+        fit_head(model, tokenizer, data["train"]["text"], data["train"]["label"], max_length=config.max_length)
     with torch.random.fork_rng(devices=[]):  # added weights start from the run's seed, not the global state
         torch.manual_seed(config.seed)
         schedule.phases[0].plan.apply(model)
