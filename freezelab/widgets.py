@@ -19,12 +19,16 @@ the slider. Each row's button says its state in words ("block 3: frozen ❄"); w
 `KeyboardLabels` also gives the buttons `aria-pressed` and the slider handle the slider's name, which
 ipywidgets does not. Under the heatmap, its text alternative (`plots.text_alternative_html`) follows every click.
 
+`InterpolationSlider` walks a fine-tuned run back towards its pre-trained weights (`freezelab.interpolation`)
+and draws each α it scores on the adaptation-retention plane.
+
 Not for: training or plotting outside a notebook (`freezelab.plots`).
 """
 
 from __future__ import annotations
 
 import html
+from contextlib import nullcontext
 from functools import lru_cache
 
 import ipywidgets as W
@@ -306,6 +310,102 @@ class ScheduleReplay:
         self.label.value = f"<code>{phase.plan.name or 'phase ' + str(index)} · {when} · lr x {phase.lr_scale:g}</code>"
         update_trainable(self.figure, self.anatomy, self._frozen[index])
         self.description.value = text_alternative_html(self.figure)
+        _redraw(self.output, self.figure)
+
+    def _ipython_display_(self):
+        display(self.widget)
+
+
+
+class InterpolationSlider:
+    """Widget: walk a fine-tuned run back towards the pre-trained weights (WiSE-FT) and watch both scores move.
+
+    A slider for α (1: the fine-tuned model, 0: the pre-trained body under the fine-tuned head) and a menu of
+    which rows walk (every row, the lower half, the upper half). Each α is scored once, when the slider is
+    let go (dev accuracy and STS-B retention: evaluation only, a few seconds on a CPU), and joins the curve
+    drawn on the adaptation-retention plane. `.scores()` is the table of everything scored. Neither model is
+    changed. head: "keep" (the fine-tuned head) or "refit" (`interpolation.alpha_curve`).
+    """
+
+    def __init__(self, pretrained, finetuned, tokenizer, data, *, sts_dev_size: int | None = None,
+                 head: str = "keep", live: str = "auto"):
+        from .interpolation import alpha_curve
+
+        self._curve = lambda alpha, rows: alpha_curve(pretrained, finetuned, tokenizer, data, alphas=(alpha,),
+                                                      rows=rows, head=head, sts_dev_size=sts_dev_size).iloc[0]
+        a = anatomy(pretrained)
+        blocks = [f"block {i}" for i in range(a.num_blocks)]
+        half = a.num_blocks // 2
+        upper = blocks[half:] + [r for r in a.rows if r not in blocks and r not in (EMBEDDINGS, "head")]
+        self.walks = {"every row": None, f"the lower half (embeddings, blocks 0-{half - 1})": [EMBEDDINGS, *blocks[:half]],
+                      f"the upper half (blocks {half}-{a.num_blocks - 1} and above)": upper}
+        self.live = ("figurewidget" if figurewidget_works() else "output") if live == "auto" else live
+        if self.live not in {"figurewidget", "output"}:
+            raise ValueError(f"live must be 'auto', 'figurewidget' or 'output', got {live!r}")
+        self._scores: dict[tuple[float, str], tuple[float, float]] = {}
+        self.alpha = W.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.05, description="α", readout_format=".2f",
+                                   continuous_update=False, layout=W.Layout(width="460px"))
+        self.rows = W.Dropdown(options=list(self.walks), description="walk", layout=W.Layout(width="460px"))
+        self.summary = W.HTML()
+        figure = go.FigureWidget() if self.live == "figurewidget" else go.Figure()
+        for walk, colour in zip(self.walks, ("#0072B2", "#E69F00", "#009E73")):
+            figure.add_trace(go.Scatter(x=[], y=[], mode="lines+markers+text", name=walk, textposition="top center",
+                                        line={"color": colour}, textfont={"size": 9},
+                                        hovertemplate="α %{text}<br>dev accuracy %{x:.3f}<br>STS-B %{y:.3f}"
+                                                      "<extra></extra>"))
+        figure.add_trace(go.Scatter(x=[], y=[], mode="markers", name="now", showlegend=False,
+                                    marker={"size": 16, "symbol": "circle-open", "color": "black", "line": {"width": 2}}))
+        figure.update_layout(title="Weight interpolation: from the fine-tuned model (α 1) back to the pre-trained (α 0)",
+                             xaxis={"title": "task dev accuracy (fraction correct)"},
+                             yaxis={"title": "retention: STS-B Spearman (1 = perfect)"}, height=460, width=900,
+                             plot_bgcolor="white", legend={"title": {"text": "rows walked"}})
+        self.figure = figure
+        self.output = W.Output() if self.live == "output" else None
+        self.alpha.observe(lambda change: self.show(), names="value")
+        self.rows.observe(lambda change: self.show(), names="value")
+        self.widget = W.VBox([self.alpha, self.rows, self.figure if self.output is None else self.output,
+                              self.summary, *keyboard_labels()])
+        self.widget.add_class("freezelab-picker")
+        self.show()
+
+    def score(self, alpha: float, walk: str = "every row") -> tuple[float, float]:
+        """(dev accuracy, STS-B Spearman) at `alpha` with `walk`'s rows walked; each pair is computed once."""
+        if walk not in self.walks:
+            raise ValueError(f"unknown walk {walk!r}; the walks: {', '.join(self.walks)}")
+        key = (round(float(alpha), 4), walk)
+        if key not in self._scores:
+            line = self._curve(key[0], self.walks[walk])
+            self._scores[key] = (float(line["dev_metric"]), float(line["sts_spearman"]))
+        return self._scores[key]
+
+    def scores(self):
+        """Every α scored so far: one line per (walk, α), in the order of the menu and of α."""
+        import pandas as pd
+
+        lines = [{"walk": walk, "alpha": alpha, "dev_metric": dev, "sts_spearman": sts}
+                 for (alpha, walk), (dev, sts) in self._scores.items()]
+        order = {walk: i for i, walk in enumerate(self.walks)}
+        return pd.DataFrame(lines, columns=["walk", "alpha", "dev_metric", "sts_spearman"]).sort_values(
+            ["walk", "alpha"], key=lambda column: column.map(order) if column.name == "walk" else column,
+            ignore_index=True)
+
+    def show(self) -> None:
+        """Score the slider's α for the chosen walk (once), then redraw the curves and say where it stands."""
+        alpha, walk = round(self.alpha.value, 4), self.rows.value
+        self.summary.value = f"<code>scoring α {alpha:.2f} ...</code>"
+        dev, sts = self.score(alpha, walk)
+        table = self.scores()
+        with self.figure.batch_update() if self.live == "figurewidget" else nullcontext():
+            for trace, name in zip(self.figure.data, self.walks):
+                part = table[table["walk"] == name]
+                trace.x, trace.y = list(part["dev_metric"]), list(part["sts_spearman"])
+                trace.text = [f"{a:.2f}" for a in part["alpha"]]
+            self.figure.data[-1].x, self.figure.data[-1].y = [dev], [sts]
+        end = self.score(1.0, walk) if (1.0, walk) in self._scores else None
+        change = "" if end is None or alpha == 1.0 else (
+            f"; against α 1: accuracy {dev - end[0]:+.3f}, STS-B {sts - end[1]:+.3f}")
+        self.summary.value = html.escape(f"α {alpha:.2f}, {walk}: dev accuracy {dev:.3f}, STS-B Spearman {sts:.3f}"
+                                         + change)
         _redraw(self.output, self.figure)
 
     def _ipython_display_(self):

@@ -109,3 +109,27 @@ def test_the_alpha_curve_scores_the_task_and_retention_and_starts_from_the_check
     assert 0 <= refit.loc[0, "dev_metric"] <= 1 and refit.loc[0, "head"] == "refit"
     with pytest.raises(ValueError, match="head must be 'keep' .the fine-tuned head. or 'refit'"):
         alpha_curve(pretrained, finetuned, tokenizer, data, head="new")
+
+
+def test_the_slider_scores_each_alpha_once_and_draws_every_walk_on_the_plane(offline_data):
+    from freezelab.widgets import InterpolationSlider
+
+    pretrained, tokenizer = fl.load_model("minilm-l6", seed=0)
+    finetuned = fine_tuned_copy(pretrained, scale=0.01)
+    data = fl.load_task("sst2", train_size=16, dev_size=24, seed=0)
+    slider = InterpolationSlider(pretrained, finetuned, tokenizer, data, sts_dev_size=32, live="output")
+    assert list(slider.scores()["alpha"]) == [1.0]  # the fine-tuned run, scored as the widget opens
+    slider.alpha.value = 0.5
+    table = slider.scores()
+    assert list(table["alpha"]) == [0.5, 1.0] and set(table["walk"]) == {"every row"}
+    assert "α 0.50, every row: dev accuracy" in slider.summary.value and "against α 1" in slider.summary.value
+    assert list(slider.figure.data[0].text) == ["0.50", "1.00"] and list(slider.figure.data[-1].x) == [table["dev_metric"][0]]
+    slider.alpha.value = 1.0
+    assert len(slider.scores()) == 2  # scored once: going back costs nothing
+    lower = next(w for w in slider.walks if w.startswith("the lower half"))
+    slider.rows.value = lower
+    assert len(slider.scores()) == 3 and len(slider.figure.data[1].x) == 1
+    assert slider.walks[lower] == ["embeddings", "block 0", "block 1", "block 2"]
+    assert all(torch.equal(p, q) for p, q in zip(pretrained.parameters(), fl.load_model("minilm-l6", seed=0)[0].parameters()))
+    with pytest.raises(ValueError, match="unknown walk 'top'; the walks: every row, the lower half"):
+        slider.score(0.5, "top")
