@@ -12,15 +12,20 @@ The package follows the course, one module per idea:
     style       one palette and one set of names
     figure      a plotly figure that says what it shows, in words and as a table
     plots       the anatomy grid's figures: the trainable-parameter heatmap, weight drift
-    widgets     the FreezePicker and ScheduleReplay (ipywidgets)
+    widgets     the FreezePicker, ScheduleReplay and InterpolationSlider (ipywidgets)
     models      loading checkpoints (offline MiniLM-L6, bert-base, local folders)
     heads       which vector the classifier reads ([CLS] pooler or mean)
     data        the course's tasks and your own files
     config      TrainConfig: every training setting, checked
+    head_start  where the task head starts: at random, or fitted first as a linear probe (LP-FT)
+    batching    batches of similar length, and micro-batches that sum to one step
     training    fine_tune on Hugging Face Trainer, and its result record
-    cache       the frozen-prefix cache (train only what is not frozen)
+    prefix_cache the frozen-prefix cache (train only what is not frozen)
+    memory      handing freed memory back to the system
     dashboard   live loss and metric curves while training
     probes      what a fine-tuned model kept of its pre-trained knowledge
+    interpolation  weight interpolation (WiSE-FT): back from the fine-tuned weights towards the pre-trained
+    lr_range    a learning-rate range test that watches retention as well as the loss
     grids       what a sweep runs: named set-ups, grids of points, presets
     experiment  one run of a grid point, as a typed record
     sweeps      the queue of runs on SQLite or PostgreSQL (Optuna)
@@ -53,17 +58,18 @@ _NAMES = {
     "RECIPES": "recipes", "Recipe": "recipes",
     "Phase": "schedules", "Schedule": "schedules",
     "grid_heatmap": "plots", "trainable_heatmap": "plots",
-    "FreezePicker": "widgets", "ScheduleReplay": "widgets",
+    "FreezePicker": "widgets", "ScheduleReplay": "widgets", "InterpolationSlider": "widgets",
     "ModelNotAvailableError": "models", "OFFLINE_PRESET": "models", "is_untrained": "models", "load_model": "models",
     "DataNotAvailableError": "data", "load_task": "data",
     "TrainConfig": "config",
     "FineTuneResult": "training", "fine_tune": "training",
     "retention": "probes", "Dashboard": "dashboard",
+    "interpolate": "interpolation", "alpha_curve": "interpolation", "range_test": "lr_range",
     "clear_caches": "caches",
 }
 _MODULES = ("anatomy", "plans", "methods", "lora", "recipes", "schedules", "style", "figure", "plots", "run_plots", "widgets", "models", "heads", "data", "config",
             "training", "prefix_cache", "dashboard", "probes", "grids", "experiment", "sweeps", "results", "classroom",
-            "course", "exercises", "caches", "memory", "batching")
+            "course", "exercises", "caches", "memory", "batching", "head_start", "interpolation", "lr_range")
 
 __all__ = sorted([*_NAMES, "anatomy"]) + ["course", "data", "exercises", "grids", "models", "plots", "probes", "results", "run_plots", "sweeps"]
 

@@ -2,7 +2,7 @@
 
 For: `frontier_plot` (adaptation against retention, notebooks 04-05 and 07), `data_size_heatmap` /
 `data_size_lines` (notebook 06), `layer_probe_plot` and `cka_plot` and `loss_plot` (notebook 04),
-`sequential_plot` (notebook 07), `range_test_plot` (a `range_test.RangeTest`). Each takes a table of runs
+`sequential_plot` (notebook 07), `range_test_plot` (a `lr_range.RangeTest`). Each takes a table of runs
 (`sweeps.run_grid`, `results.load`) or a test's curve and returns a `freezelab.figure.Figure`, which shows what it draws in words and as a table. Colours and names come from
 `freezelab.style`, and means over seeds from `freezelab.results`.
 
@@ -305,7 +305,7 @@ def sequential_plot(frame: pd.DataFrame, title: str | None = None) -> go.Figure:
 
 
 def range_test_plot(test) -> go.Figure:
-    """A `range_test.RangeTest`: the smoothed training loss (left axis) and STS-B retention (right axis) against
+    """A `lr_range.RangeTest`: the smoothed training loss (left axis) and STS-B retention (right axis) against
     the learning rate on a log scale, the retention floor, and where each rule would set the rate."""
     curve = test.curve[test.curve["step"] > 0]
     probed = test.curve.dropna(subset=["sts_spearman"])

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import freezelab as fl
-from freezelab.range_test import loss_valley, range_test, retention_limit, steepest_loss
+from freezelab.lr_range import loss_valley, range_test, retention_limit, steepest_loss
 
 
 def test_the_rate_rises_exponentially_and_retention_is_read_every_few_steps(minilm, offline_data):
