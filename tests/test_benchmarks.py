@@ -24,6 +24,7 @@ SMOKE = {
     "frozen_prefix_cache.py": ([*TINY, "--full-size", "16", "--pairs", "1", "--seeds", "1"], "median ratio"),
     "gpu_path.py": (["--only", "minilm", *TINY, "--dev-size", "16", "--sts-dev-size", "16"], "variant"),
     "gpu_steps.py": ([*TINY, "--only", "MiniLM-L6"], "ex/s"),
+    "lr_range_test.py": (["--seeds", "0", "--steps", "10", "--probe-every", "5", "--probe-pairs", "16"], "grid best"),
     "length_grouping.py": ([*TINY, "--seeds", "0"], "pairs"),
     "memory.py": (TINY, "peak"),
     "memory_levers.py": (["--rounds", "1", "--size", "smoke", "--variants", "2"], "x as is"),
