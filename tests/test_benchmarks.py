@@ -25,6 +25,8 @@ SMOKE = {
     "gpu_path.py": (["--only", "minilm", *TINY, "--dev-size", "16", "--sts-dev-size", "16"], "variant"),
     "gpu_steps.py": ([*TINY, "--only", "MiniLM-L6"], "ex/s"),
     "lr_range_test.py": (["--seeds", "0", "--steps", "10", "--probe-every", "5", "--probe-pairs", "16"], "grid best"),
+    "interpolation_recovery.py": ([*TINY, "--dev-size", "16", "--sts-dev-size", "16", "--seeds", "0", "1",
+                                   "--setups", "full:5e-4", "--alphas", "1", "0.5"], "end points"),
     "length_grouping.py": ([*TINY, "--seeds", "0"], "pairs"),
     "memory.py": (TINY, "peak"),
     "memory_levers.py": (["--rounds", "1", "--size", "smoke", "--variants", "2"], "x as is"),
