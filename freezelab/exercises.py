@@ -233,6 +233,22 @@ def _top3_pooler_frozen(model) -> FreezePlan:
     return FreezePlan.from_names(a, {n for r in rows for n in a.names_in(row=r)})
 
 
+def _first_query_weight(model) -> str:
+    """The name of block 0's query matrix (notebook 08 prints its first number before and after fine-tuning)."""
+    return next(n for n in anatomy(model).names_in(row="block 0", column="query") if n.endswith("weight"))
+
+
+def _weight_at(pretrained, finetuned, alpha: float = 0.3) -> float:
+    name = _first_query_weight(pretrained)
+    start, end = (dict(m.named_parameters())[name][0, 0].item() for m in (pretrained, finetuned))
+    return (1 - alpha) * start + alpha * end
+
+
+def _largest_alpha_above(frame, untouched: float, share: float = 0.9) -> float:
+    """The largest alpha of an alpha-curve whose STS-B Spearman is at least `share` of the untouched model's."""
+    return float(frame.loc[frame["sts_spearman"] >= share * untouched, "alpha"].max())
+
+
 EXERCISES = {e.key: e for e in [
     Exercise("01.block-size", "Write a function of a BERT config that returns the parameters of one block.",
              "Use config.hidden_size (h) and config.intermediate_size (f): query, key, value and attention output "
@@ -318,6 +334,16 @@ EXERCISES = {e.key: e for e in [
              "As in notebook 04: in results.summary(methods), keep the rows whose 'dev_metric mean' is at least the "
              "largest minus 0.02 and find the largest retention mean; any row within the seed spread of it counts.",
              _best_kept, _one_of),
+    Exercise("08.weight-at-0.3",
+             "What is the first number of block 0's query matrix at alpha = 0.3?",
+             "Each weight becomes (1 - alpha) x its pre-trained value + alpha x its fine-tuned value: at 0.3 it is "
+             "still mostly the pre-trained one. Use the two numbers printed above.",
+             _weight_at, _close(2e-6)),
+    Exercise("08.floor-alpha",
+             "Which is the largest alpha of the curve whose STS-B is at least 90% of the untouched model's?",
+             "Keep the rows of `curve` whose sts_spearman is at least 0.9 x untouched (not 90% of the fine-tuned "
+             "model's), then take the largest alpha among them.",
+             _largest_alpha_above, _close(1e-9)),
     Exercise("06.steps-250", "How many optimizer steps would a 250-sentence run take under the grid's rule?",
              "epochs = max(2, ceil(2000 / 250)); steps per epoch = ceil(250 / 32); multiply.", _steps, _equal),
 ]}

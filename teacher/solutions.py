@@ -7,6 +7,7 @@ this file, so `import freezelab` gives no way to it.
 """
 
 from freezelab.anatomy import anatomy, trainable_summary
+from freezelab.interpolation import interpolate
 from freezelab.models import structure_copy
 from freezelab.plans import FreezePlan
 from freezelab.recipes import RECIPES
@@ -63,6 +64,10 @@ def _lora_added(model, rank=8) -> int:
     return 4 * blocks * rank * (h + h)  # query, key, value, attn out: each h x h, so A is r x h and B is h x r
 
 
+def _query(model) -> str:
+    return [n for n in anatomy(model).names_in(row="block 0", column="query") if n.endswith("weight")][0]
+
+
 SOLUTIONS = {
     "01.block-size": lambda model: _block_size,
     "01.embedding-share": lambda model: float(trainable_summary(model).loc["embeddings", "total"]
@@ -88,4 +93,8 @@ SOLUTIONS = {
     "04.pooler-size": lambda model: model.config.hidden_size ** 2 + model.config.hidden_size,  # weight + bias
     "07.lora-added": _lora_added,
     "07.best-kept-method": _best_kept,
+    "08.weight-at-0.3": lambda pretrained, finetuned: float(
+        dict(interpolate(pretrained, finetuned, 0.3).named_parameters())[_query(pretrained)][0, 0].item()),
+    "08.floor-alpha": lambda frame, untouched: float(max(a for a, s in zip(frame["alpha"], frame["sts_spearman"])
+                                                         if s >= 0.9 * untouched)),
 }

@@ -13,6 +13,17 @@ def _cells(model, row):
     return anatomy(model).table().set_index(["row", "column"])["total"][row]
 
 
+def _query_at(start, end, alpha):
+    name = [n for n in anatomy(start).names_in(row="block 0", column="query") if n.endswith("weight")][0]
+    a, b = (dict(m.named_parameters())[name][0, 0].item() for m in (start, end))
+    return (1 - alpha) * a + alpha * b
+
+
+def _differs(right, wrong, tolerance=1e-5):
+    """The wrong answers that are not right here too (an end of the curve may be the right answer by chance)."""
+    return [w for w in wrong if abs(w - right) > tolerance]
+
+
 def _table(frame):
     return results.summary(frame)
 
@@ -101,5 +112,14 @@ WRONG = {
         4 * model.config.num_hidden_layers * model.config.hidden_size ** 2],  # the matrices themselves
     "07.best-kept-method": lambda frame, probe="sts_spearman": (_most_accurate_if_it_forgets_more(frame, probe)
                                                                 + _most_retentive_if_it_learned_less(frame, probe)),
-    "06.steps-250": lambda: [56, 64 * 32, 70],  # 8 epochs of 7 batches; examples instead of steps; 300's answer
+    "06.steps-250": lambda: [56, 64 * 32, 70],
+    "08.weight-at-0.3": lambda pretrained, finetuned: _differs(SOLUTIONS["08.weight-at-0.3"](pretrained, finetuned), [
+        _query_at(finetuned, pretrained, 0.3),  # the ends swapped: 0.7 of the fine-tuned number
+        _query_at(pretrained, finetuned, 0.0),  # the pre-trained number as it is
+        _query_at(pretrained, finetuned, 1.0)]),  # the fine-tuned one
+    "08.floor-alpha": lambda frame, untouched: _differs(SOLUTIONS["08.floor-alpha"](frame, untouched), [
+        float(frame["alpha"].min()),  # the smallest alpha that keeps it: every curve's alpha 0 does
+        float(frame.loc[frame["sts_spearman"] >= 0.9 * float(frame.loc[frame["alpha"].idxmax(), "sts_spearman"]),
+                        "alpha"].max()),  # 90% of the fine-tuned model's retention, not the untouched one's
+        float(frame.loc[frame["dev_metric"].idxmax(), "alpha"])]),  # the most accurate alpha, floor forgotten  # 8 epochs of 7 batches; examples instead of steps; 300's answer
 }

@@ -1,7 +1,10 @@
 """Every exercise check accepts its solution in every correct form, rejects the known wrong answers with a hint,
 and waits for a missing one, on the course model and on a checkpoint of another shape."""
 
+import copy
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -39,7 +42,23 @@ def context(key, bert_base, pretrained):
         return {"frame": frame, **extra}
     if key == "06.steps-250":
         return {}
+    if key == "08.weight-at-0.3":
+        return {"pretrained": pretrained, "finetuned": moved(pretrained)}
+    if key == "08.floor-alpha":  # an alpha-curve as fl.alpha_curve returns it, retention falling as alpha grows
+        return {"frame": pd.DataFrame({"alpha": [0.0, 0.25, 0.5, 0.75, 1.0], "head": "keep",
+                                       "dev_metric": [0.51, 0.49, 0.78, 0.79, 0.80],
+                                       "sts_spearman": [0.863, 0.862, 0.823, 0.692, 0.535]}), "untouched": 0.863}
     return {"model": pretrained if key.startswith(PRETRAINED) else bert_base}
+
+
+def moved(model):
+    """The model after a stand-in fine-tune: every weight moved a little (the checks need only the arithmetic)."""
+    finetuned = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in finetuned.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=generator))
+    return finetuned
 
 
 def test_every_exercise_has_a_solution_and_wrong_answers():
