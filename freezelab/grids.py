@@ -284,6 +284,16 @@ def depth_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
                                                                     pooling="mean")
 
 
+def remedies_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
+    """Notebook 08: LP-FT (the head fitted as a linear probe first) beside full fine-tuning from a random head, at
+    the frontier's three full fine-tuning rates, seed by seed (a sweep stopped early holds every pair once)."""
+    n, points = [train_size], []
+    for seed in seeds:
+        for lr in (2e-5, 1e-4, 5e-4):
+            points += grid(["full"], [lr], n, [seed]) + grid(["full"], [lr], n, [seed], head_start="probe")
+    return points
+
+
 COURSE_SWEEPS = {
     "frontier": (frontier_points, SweepSettings()),
     "methods": (methods_points, SweepSettings()),
@@ -292,4 +302,5 @@ COURSE_SWEEPS = {
     "data-size": (data_size_points, SweepSettings(probes=False)),
     "word-order": (word_order_points, SweepSettings(task="word-order", probes=False)),
     "cola-depth": (depth_points, SweepSettings(task="cola", probes=False)),
+    "remedies": (remedies_points, SweepSettings()),
 }

@@ -88,3 +88,12 @@ def test_a_run_that_left_the_head_at_random_is_the_same_point_as_one_that_never_
     plain = grids.grid(["full"], [1e-4], [2000], [0])[0]
     assert _key(plain, settings) == _key({**plain, "head_start": "random"}, settings)
     assert _key(plain, settings) != _key({**plain, "head_start": "probe"}, settings)
+
+
+def test_the_remedies_sweep_pairs_lp_ft_with_full_fine_tuning_at_every_rate_and_seed():
+    make, settings = grids.COURSE_SWEEPS["remedies"]
+    points = make()
+    pairs = {(p["lr"], p["seed"], p.get("head_start", "random")) for p in points}
+    assert len(points) == len(pairs) == 18 and {p["plan"] for p in points} == {"full"}
+    assert all((lr, seed, "probe") in pairs for lr, seed, start in pairs)
+    assert settings.probes and settings.task == "sst2"  # retention measured, on the frontier's task
