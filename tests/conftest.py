@@ -245,10 +245,15 @@ def _minilm():
 @pytest.fixture
 def minilm(_minilm):
     """The real pretrained all-MiniLM-L6-v2 with a fresh 2-way head, and its tokenizer."""
+    from freezelab.caches import weights_digest
+
     model, tokenizer = _minilm
     for p in model.parameters():
         p.requires_grad_(True)
-    return model, tokenizer
+    before = weights_digest(model)
+    yield model, tokenizer
+    # One model serves the whole session: a test that trains it would change what later tests read.
+    assert weights_digest(model) == before, "this test changed the shared MiniLM: change a copy (copy.deepcopy)"
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from conftest import tiny_model
 
 
 def test_the_head_is_fitted_on_what_it_reads_and_the_body_is_left_alone(minilm, offline_data):
-    model, tokenizer = minilm
+    model, tokenizer = copy.deepcopy(minilm[0]), minilm[1]  # the fixture's model is shared: change a copy
     data = fl.load_task("sst2", train_size=64, dev_size=48, seed=0)
     before = copy.deepcopy(model)
     fit_head(model, tokenizer, data["train"]["text"], data["train"]["label"])
@@ -45,7 +45,7 @@ def test_the_fitted_predictions_do_not_depend_on_the_start_and_the_random_state_
 
 
 def test_fine_tune_fits_the_head_before_the_first_step(minilm, offline_data):
-    model, tokenizer = minilm
+    model, tokenizer = copy.deepcopy(minilm[0]), minilm[1]
     data = fl.load_task("sst2", train_size=64, dev_size=48, seed=0)
     probed = copy.deepcopy(model)
     fit_head(probed, tokenizer, data["train"]["text"], data["train"]["label"])
