@@ -28,6 +28,14 @@ import pandas as pd
 from . import results
 
 MARKER = re.compile(r"<!--\s*claim:\s*([\w.-]+)\s*-->")
+# A sentence that reports what a paper found rests on the paper, not on the shipped results: it carries
+# `<!-- source: key -->`, and SOURCES says what the paper measured, so a reader can judge how far it carries.
+SOURCE_MARKER = re.compile(r"<!--\s*source:\s*([\w.-]+)\s*-->")
+SOURCES = {
+    "biderman2024": "Biderman et al. (2024), LoRA Learns Less and Forgets Less (TMLR). Llama-2-7B, LoRA against "
+                    "full fine-tuning on code and on mathematics; target-domain scores against the average of "
+                    "HellaSwag, ARC-Challenge and WinoGrande, at checkpoints taken as training went on.",
+}
 
 
 @dataclass(frozen=True)

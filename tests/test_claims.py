@@ -1,5 +1,7 @@
 """The claims ledger (`freezelab.claims`): every claim holds on the shipped results, every marked sentence reads as
-the ledger says, and no new comparative sentence enters the course without a ledger id.
+the ledger says, and every comparative, causal or general sentence of the course is held: by a ledger id (a
+result), a test (the kit's behaviour) or a source (a paper's finding), unless it is a question, a hypothesis or
+an instruction.
 
 The course's documents: the teacher edition's notebooks (the student edition is built from them), the
 teachers' guide, the README and the other docs pages.
@@ -17,14 +19,15 @@ from freezelab import claims, results
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = sorted((ROOT / "teacher" / "notebooks").glob("*.ipynb")) + sorted((ROOT / "docs").glob("*.md")) + [
     ROOT / "README.md", ROOT / "docs" / "site" / "index.md", ROOT / "freezelab" / "precomputed" / "README.md"]
-UNCHECKED = ROOT / "tests" / "unchecked_sentences.txt"
 
 # What makes a sentence comparative, causal or general (the issue's list, and its close kin).
 CLAIM_WORDS = re.compile(r"\b(beats?|beaten|more than|less than|fewer|within|every|never|always|holds?|does not|"
                          r"do not|because|decides?|better|worse)\b", re.IGNORECASE)
 # A question or a stated hypothesis claims nothing.
 NOT_A_CLAIM = re.compile(r"\?\s*$|hypothes|do(es)? not test|cannot say|do(es)? not say|do(es)? not separate|"
-                         r"^\s*(predict|ask|try|compare|check|read)\b", re.IGNORECASE)
+                         r"^\s*(\*\*Exercise \d+\.\*\*\s*)?"  # an instruction, an exercise's included
+                         r"(predict|ask|try|compare|check|read|take|find|write|add|run|pick|set|use|hand|edit)\b",
+                         re.IGNORECASE)
 
 
 # A sentence about the kit's behaviour (not about results) is held by a test instead: `<!-- test: FILE::NAME -->`.
@@ -43,24 +46,23 @@ def prose(path: Path) -> str:
 
 def sentences(text: str) -> list[str]:
     """Sentences, each with the ledger marker that ends it (markers are glued to the sentence before them)."""
-    text = re.sub(r"\s*(<!--\s*(claim|test):\s*[\w/.:-]+\s*-->)", r"\1", text)
-    text = re.sub(r"<!--(?!\s*(claim|test):).*?-->", " ", text, flags=re.DOTALL)
-    return [claims.normalized(s) for s in re.split(r"(?<=[.!?>])\s+(?=[A-Z*(\"'`|#-])", text) if s.strip()]
+    text = re.sub(r"\s*(<!--\s*(claim|test|source):\s*[\w/.:-]+\s*-->)", r"\1", text)
+    text = re.sub(r"<!--(?!\s*(claim|test|source):).*?-->", " ", text, flags=re.DOTALL)
+    # A sentence never crosses a paragraph, a list item, a table row or a heading.
+    units = re.split(r"\n\s*\n|\n(?=\s*(?:[-*] |\d+\. |\||#))", text)
+    return [claims.normalized(s) for unit in units for s in re.split(r"(?<!et al\.)(?<=[.!?>])\s+(?=[A-Z*(\"'`|#-])", unit)
+            if s.strip()]
 
 
 def unlinked(path: Path) -> list[str]:
     return [s for s in sentences(prose(path)) if CLAIM_WORDS.search(s) and not claims.MARKER.search(s)
-            and not TEST_MARKER.search(s) and not NOT_A_CLAIM.search(s) and not quotes_the_rule(s)]
+            and not TEST_MARKER.search(s) and not claims.SOURCE_MARKER.search(s) and not NOT_A_CLAIM.search(s)
+            and not quotes_the_rule(s)]
 
 
 def quotes_the_rule(sentence: str) -> bool:
     """A sentence of results.SPREAD_RULE quoted word for word: the rule itself, held by the test below."""
     return claims.normalized(sentence.replace(">", " ")) in claims.normalized(results.SPREAD_RULE)
-
-
-def unchecked_list() -> set[tuple[str, str]]:
-    lines = [line for line in UNCHECKED.read_text().splitlines() if line and not line.startswith("#")]
-    return {tuple(line.split("\t", 1)) for line in lines}
 
 
 @pytest.mark.parametrize("claim_id", sorted(claims.LEDGER))
@@ -94,29 +96,30 @@ def test_every_test_marker_names_a_test_that_exists():
         assert re.search(rf"^def {name}\(", source, flags=re.MULTILINE), f"{document} names {file}::{name}: not found"
 
 
-def test_no_comparative_sentence_enters_the_course_without_a_ledger_id():
-    """A new comparative, causal or general sentence needs a ledger id, or the form of a question or hypothesis.
-    Sentences written before the ledger are listed in tests/unchecked_sentences.txt until each is linked or
-    reworded; the list may only shrink (the next test)."""
-    known = unchecked_list()
-    new = [(path.relative_to(ROOT).as_posix(), s) for path in DOCUMENTS for s in unlinked(path)
-           if (path.relative_to(ROOT).as_posix(), s) not in known]
-    assert not new, "comparative sentences without a claim id:\n" + "\n".join(f"{p}: {s}" for p, s in new)
+def test_every_source_marker_names_a_paper_the_ledger_describes():
+    """A sentence about a published finding names its paper; claims.SOURCES says what that paper measured."""
+    named = [(path.name, key) for path in DOCUMENTS for key in claims.SOURCE_MARKER.findall(prose(path))]
+    assert named, "no document cites a source"
+    for document, key in named:
+        assert key in claims.SOURCES, f"{document} cites {key!r}; claims.SOURCES has {sorted(claims.SOURCES)}"
 
 
-def test_the_list_of_unchecked_sentences_only_shrinks():
-    present = {(path.relative_to(ROOT).as_posix(), s) for path in DOCUMENTS for s in unlinked(path)}
-    gone = unchecked_list() - present
-    assert not gone, ("these sentences were linked, reworded or removed: take them off "
-                      "tests/unchecked_sentences.txt\n" + "\n".join(f"{p}: {s}" for p, s in sorted(gone)))
+def test_no_comparative_sentence_in_the_course_is_without_a_ledger_id_a_test_or_a_source():
+    """A comparative, causal or general sentence carries a ledger id (results), a test (the kit's behaviour) or a
+    source (a paper's finding), or has the form of a question, a hypothesis or an instruction."""
+    unheld = [(path.relative_to(ROOT).as_posix(), s) for path in DOCUMENTS for s in unlinked(path)]
+    assert not unheld, "comparative sentences that nothing holds:\n" + "\n".join(f"{p}: {s}" for p, s in unheld)
 
 
 def test_the_scanner_finds_a_comparative_sentence_and_accepts_a_marker_a_question_or_a_hypothesis():
     text = ("Top 2 beats the frozen encoder. Full fine-tuning beats it too. <!-- claim: x -->\n"
-            "Does top 4 beat top 2? A hypothesis: it does not, because of dropout.")
+            "Does top 4 beat top 2? A hypothesis: it does not, because of dropout.\n\n"
+            "**Exercise 3.** Take the runs within 0.02 of the best. Smith et al. (2020) found it always holds. "
+            "<!-- source: smith2020 -->\n\n- A list item that holds no period\n- Every item is its own sentence")
     flagged = [s for s in sentences(text) if CLAIM_WORDS.search(s) and not claims.MARKER.search(s)
-               and not NOT_A_CLAIM.search(s)]
-    assert flagged == ["Top 2 beats the frozen encoder."]
+               and not claims.SOURCE_MARKER.search(s) and not NOT_A_CLAIM.search(s)]
+    assert flagged == ["Top 2 beats the frozen encoder.", "- A list item that holds no period",
+                       "- Every item is its own sentence"]
 
 
 def test_a_claim_that_does_not_hold_is_reported_not_raised():

@@ -68,3 +68,16 @@ def test_one_command_builds_both_editions(tmp_path):
     assert sorted(p.name for p in (tmp_path / "teacher").glob("*.ipynb")) == names
     assert editions.BEGIN in (tmp_path / "teacher" / "04_forgetting_vs_underadaptation.ipynb").read_text()
     assert editions.BEGIN not in (tmp_path / "student" / "04_forgetting_vs_underadaptation.ipynb").read_text()
+
+
+def test_every_notebook_opens_with_its_colab_badge_and_the_course_setup_cell():
+    """The guide and runtimes page: a Colab badge that opens this very notebook; a first code cell that installs
+    the kit and enables Colab's widget manager (on Colab only), then prints the course's settings."""
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        first_text = "".join(next(c for c in cells if c["cell_type"] == "markdown")["source"])
+        first_code = "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
+        assert f"colab.research.google.com/github/freezelab/freezelab/blob/main/notebooks/{path.name})" in first_text
+        for line in ('if "google.colab" in sys.modules:', "%pip install", "output.enable_custom_widget_manager()",
+                     "course = fl.course.setup()"):
+            assert line in first_code, f"{path.name}: the first code cell lacks {line!r}"

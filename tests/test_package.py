@@ -99,3 +99,28 @@ def test_the_readme_is_a_two_minute_read_that_links_every_docs_page():
         assert f"](docs/{page.name})" in readme, f"the README does not link docs/{page.name}"
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):
         assert f"](notebooks/{notebook.name})" in readme, f"the course map lacks {notebook.name}"
+
+
+def test_the_test_command_runs_the_tests_and_every_notebook_a_file_per_worker():
+    """docs/testing.md: `python -m pytest` runs tests/ and notebooks/ (nbval, lax), a file per worker, at most four."""
+    import tomllib
+
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert options["testpaths"] == ["tests", "notebooks"]
+    assert {"--nbval-lax", "-n", "auto", "--dist", "loadfile"} <= set(options["addopts"].split())
+    sys.path.insert(0, str(ROOT / "tests"))
+    import conftest
+    assert 1 <= conftest.pytest_xdist_auto_num_workers(None) <= 4
+
+
+def test_ci_installs_the_cpu_wheel_first_then_runs_the_readmes_command_then_the_lower_bounds():
+    """docs/testing.md's account of `.ci/run` and `.ci/lower-bounds`, read from the scripts themselves."""
+    run = (ROOT / ".ci" / "run").read_text()
+    steps = ["python3 -m venv --clear", "pip install -q torch==2.13.0", "source .ci/postgres",
+             "pip install -r requirements.txt -e . && python -m pytest", "bash .ci/lower-bounds"]
+    assert [run.index(step) for step in steps] == sorted(run.index(step) for step in steps)
+    for variable in ("HF_HUB_OFFLINE=1", "FREEZELAB_DATA_DIR=", "FREEZELAB_QUICK=1"):
+        assert variable in run
+    lower = (ROOT / ".ci" / "lower-bounds").read_text()
+    assert "tests/test_plots_widgets.py tests/test_dashboard.py" in lower
+    assert all(f"notebooks/0{n}_" in lower for n in (1, 2, 3)) and "notebooks/04_" not in lower

@@ -1,6 +1,7 @@
 """Specification of result tables and plots: exact statistics over seeds, and the shipped sweeps as the course reads them."""
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -53,6 +54,9 @@ def test_data_size_heatmap_marks_the_best_depth_of_each_size():
 def test_shipped_sweeps_load_and_cover_their_grids():
     frontier = results.shipped("frontier")
     assert len(frontier) == 51 and frontier.groupby("label")["seed"].nunique().eq(3).all()
+    assert (frontier["train_size"] == 2000).all()
+    for name in sorted(f.stem for f in (Path(results.__file__).parent / "precomputed").glob("*.json")):
+        assert (results.shipped(name)["precision"] == "fp32").all(), f"{name}: every shipped run trained in fp32"
     assert {"sts_spearman", "cka_top"} <= set(results.flatten(frontier).columns)
     sizes = results.shipped("data-size")
     assert len(sizes) == 48 and sorted(sizes["train_size"].unique()) == [100, 300, 1000, 3000]

@@ -6,6 +6,7 @@ The tests that start worker processes run twice: on a SQLite file and on a real 
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import sqlite3
@@ -117,6 +118,7 @@ def test_points_carry_their_own_options_and_labels():
 def test_the_course_presets():
     frontier = grids.frontier_points()
     assert len(frontier) == 51 and {p["seed"] for p in frontier} == {0, 1, 2}
+    assert {("head", 1e-3), ("head", 1e-2)} <= {(p["plan"], p["lr"]) for p in frontier}  # the head at 10x its rate
     diverging = [p for p in frontier if p.get("warmup") == 0.0]
     assert {(p["plan"], p["lr"]) for p in diverging} == {("full", 5e-4), ("full", 1e-3), ("full", 2e-3)}
     # each no-warm-up rate also runs with warm-up: the grid can tell the learning rate from the warm-up apart
@@ -125,6 +127,15 @@ def test_the_course_presets():
     sizes = grids.data_size_points(seeds=[0])
     assert {p["train_size"]: p["epochs"] for p in sizes} == {100: 20, 300: 7, 1000: 2, 3000: 2}
     assert all(p["pooling"] == "mean" for p in sizes)
+
+
+def test_at_two_epochs_100_sentences_take_8_steps_and_2000_take_126_so_small_sets_get_more_epochs():
+    """The guide's reason for the data-size grid's epochs: the sweep's batches of 32 at its 2 epochs."""
+    settings = grids.SWEEP_TRAINING
+    steps = {n: math.ceil(n / settings.batch_size) * settings.epochs for n in (100, 2000)}
+    assert (settings.batch_size, settings.epochs, steps) == (32, 2, {100: 8, 2000: 126})
+    for point in grids.data_size_points(seeds=[0]):
+        assert point["epochs"] * point["train_size"] >= 2000
 
 
 def test_a_killed_sweep_resumes_without_losing_or_redoing_a_finished_run(db):

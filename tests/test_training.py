@@ -236,6 +236,28 @@ def test_the_optimizer_holds_every_parameter_with_layer_wise_lr(fresh):
     assert max(rates) == 1e-4 and pytest.approx(min(rates)) == 1e-4 * 0.5 ** 7  # embeddings: 6 blocks + 1
 
 
+def test_adamw_keeps_12_bytes_per_trainable_parameter_skips_frozen_ones_and_decays_rows_the_batch_never_saw():
+    """What notebook 03 and the guide say of AdamW: a gradient and two moments per trainable fp32 parameter
+    (12 bytes), no state for a parameter without a gradient, and weight decay on embedding rows no sentence used."""
+    torch.manual_seed(0)
+    embedding, head = torch.nn.Embedding(10, 4), torch.nn.Linear(4, 2)
+    head.bias.requires_grad_(False)  # frozen, yet handed to the optimizer as fine_tune does
+    lr, decay = 0.1, 0.01
+    optimizer = torch.optim.AdamW([*embedding.parameters(), *head.parameters()], lr=lr, weight_decay=decay)
+    before = embedding.weight.detach().clone()
+    head(embedding(torch.tensor([1, 2]))).sum().backward()
+    optimizer.step()
+
+    for p in (embedding.weight, head.weight):
+        state = optimizer.state[p]
+        assert p.grad.nbytes + state["exp_avg"].nbytes + state["exp_avg_sq"].nbytes == 12 * p.numel()
+    assert head.bias not in optimizer.state
+    unseen = 5
+    assert embedding.weight.grad[unseen].abs().sum() == 0
+    assert torch.allclose(embedding.weight[unseen], before[unseen] * (1 - lr * decay))
+    assert not torch.equal(embedding.weight[unseen], before[unseen])
+
+
 def test_frozen_eval_mode_turns_dropout_off_in_frozen_blocks(fresh):
     model, tokenizer = fresh
     seen = {}
