@@ -149,6 +149,14 @@ def test_the_guides_student_time_table_is_what_the_estimate_computes():
             f"{path.name}: refresh the table with `python benchmarks/reading_time.py --write-guide`")
 
 
+def test_the_guide_has_a_section_for_every_notebook_and_counts_them_right():
+    guide = (ROOT / "docs" / "teachers_guide.md").read_text()
+    numbers = sorted(p.name[:2] for p in (ROOT / "teacher" / "notebooks").glob("*.ipynb"))
+    for number in numbers[1:]:  # 00 is the set-up check, covered under "Running the course"
+        assert re.search(rf"^## {number} · ", guide, flags=re.MULTILINE), f"the guide has no section for {number}"
+    assert f"notebooks ({numbers[0]} to {numbers[-1]})" in guide
+
+
 def test_the_spread_rule_is_stated_once_in_the_words_the_code_applies():
     """The site's front page quotes results.SPREAD_RULE verbatim (the guide and notebooks point to it)."""
     page = claims.normalized((ROOT / "docs" / "site" / "index.md").read_text().replace("> ", " "))
