@@ -45,19 +45,23 @@ class RunRecord:
     evaluations: list = field(default_factory=list)
     retention: dict | None = None
     sequential: dict | None = None
+    interpolation: list | None = None  # [{alpha, dev_metric, sts_spearman}, ...] where the settings ask for walks
 
     def to_dict(self) -> dict:
         record = asdict(self)
         point = record.pop("point")
-        for optional in ("retention", "sequential"):
+        for optional in ("retention", "sequential", "interpolation"):
             if record[optional] is None:
                 del record[optional]
         return {**point, **record}
 
 
 def run_point(point: dict, settings: SweepSettings) -> RunRecord:
-    """One grid point: load the checkpoint, fine-tune, probe retention (when the settings ask for it)."""
+    """One grid point: load the checkpoint, fine-tune, probe retention and walk back towards the pre-trained
+    weights (when the settings ask for them)."""
     from . import probes, sequential
+    from .data import load_task
+    from .interpolation import alpha_curve
     from .anatomy import anatomy, frozen_names
     from .prefix_cache import STORE
     from .models import load_model
@@ -89,11 +93,16 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
     cost = None
     if settings.first_task:
         cost = sequential.what_it_cost(model, tokenizer, first_head, first_before, first_dev, settings)
-    retention = None
-    if settings.probes:  # against the same checkpoint and head initialisation, untrained
+    retention, walk = None, None
+    if settings.probes or settings.alphas:  # against the same checkpoint and head initialisation, untrained
         original = load_model(settings.checkpoint, num_labels=num_labels, seed=point["seed"], pooling=pooling)[0]
-        retention = probes.retention(original, model, tokenizer, checkpoint=settings.checkpoint,
-                                     sts_dev_size=settings.sts_dev_size)  # MLM probe where there is a head
+        if settings.probes:
+            retention = probes.retention(original, model, tokenizer, checkpoint=settings.checkpoint,
+                                         sts_dev_size=settings.sts_dev_size)  # MLM probe where there is a head
+        if settings.alphas:
+            data = load_task(settings.task, train_size=config.train_size, dev_size=config.dev_size, seed=config.seed)
+            curve = alpha_curve(original, model, tokenizer, data, settings.alphas, sts_dev_size=settings.sts_dev_size)
+            walk = curve[["alpha", "dev_metric", "sts_spearman"]].to_dict(orient="records")
         del original
     record = RunRecord(
         point=dict(point), label=describe(point), plan_label=label, pooling=pooling, epochs=config.epochs,
@@ -103,7 +112,8 @@ def run_point(point: dict, settings: SweepSettings) -> RunRecord:
         peak_memory_mb=result.peak_memory_mb, device=result.settings["device"],
         precision=result.settings["precision"], steps=result.settings["steps"], cache_prefix=cache,
         losses=[round(h["loss"], 4) for h in result.history if "loss" in h],
-        evaluations=[h for h in result.history if result.metric_name in h], retention=retention, sequential=cost)
+        evaluations=[h for h in result.history if result.metric_name in h], retention=retention, sequential=cost,
+        interpolation=walk)
     del model
     release_memory()  # two models and an optimizer per run: give the memory back before the next one
     return record

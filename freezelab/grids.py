@@ -82,6 +82,8 @@ class SweepSettings:
     probes: measure retention after each run; sts_dev_size: STS-B pairs the retention probe reads;
     first_task: learn this task first (the whole model, at first_lr), keep its head, then run the point on `task`,
     and record what it cost the first task (`freezelab.sequential`).
+    alphas: walk each fine-tuned model back towards the pre-trained weights (WiSE-FT, `fl.interpolate`; the
+    fine-tuned head kept) and record the task's dev score and STS-B at each alpha (1 = the run itself).
     Two settings are equal when their runs are interchangeable: `memory` (lean or fast) is not compared or stored.
     `from_dict` reads stored settings; a setting added since they were stored takes the value they were made with.
     """
@@ -93,17 +95,23 @@ class SweepSettings:
     sts_dev_size: int | None
     first_task: str | None
     first_lr: float
+    alphas: tuple[float, ...] | None
 
     def __init__(self, task: str = "sst2", checkpoint: str = "minilm-l6", training: TrainConfig | None = None,
                  probes: bool = True, sts_dev_size: int | None = None, first_task: str | None = None,
-                 first_lr: float = 1e-4, **train_settings):
+                 first_lr: float = 1e-4, alphas=None, **train_settings):
         per_run = [k for k in train_settings if k in _PER_RUN and k != "memory"]
         if per_run:
             raise TypeError(f"{per_run[0]} is set per run (by each point, or by the run), not for a whole sweep")
         training = (training or SWEEP_TRAINING).replace(**train_settings)  # unknown names: TypeError, listing them
         for name, value in (("task", task), ("checkpoint", checkpoint), ("training", training), ("probes", probes),
-                            ("sts_dev_size", sts_dev_size), ("first_task", first_task), ("first_lr", first_lr)):
+                            ("sts_dev_size", sts_dev_size), ("first_task", first_task), ("first_lr", first_lr),
+                            ("alphas", None if alphas is None else tuple(float(a) for a in alphas))):
             object.__setattr__(self, name, value)
+        if self.alphas is not None and (not self.alphas or not all(0.0 <= a <= 1.0 for a in self.alphas)
+                                        or self.task == "stsb"):
+            raise ValueError(f"alphas must be a non-empty list of numbers from 0 to 1, on a classification task; "
+                             f"got {alphas!r} on {task!r}")
         TrainConfig(lr=self.first_lr)
         if self.first_task is not None and (self.first_task == self.task or self.task == "stsb" or
                                             self.first_task == "stsb"):
@@ -119,18 +127,17 @@ class SweepSettings:
 
     def replace(self, **changes) -> "SweepSettings":
         """A copy with some settings changed, sweep or training ones (checked like new settings)."""
-        own = {k: changes.pop(k) for k in list(changes) if k in ("task", "checkpoint", "training", "probes",
-                                                                  "sts_dev_size", "first_task", "first_lr")}
-        current = {k: getattr(self, k) for k in ("task", "checkpoint", "training", "probes", "sts_dev_size",
-                                                   "first_task", "first_lr")}
+        own = {k: changes.pop(k) for k in list(changes) if k in _OWN}
+        current = {k: getattr(self, k) for k in _OWN}
         return SweepSettings(**{**current, **own}, **changes)
 
     def to_dict(self) -> dict:
         """Flat and JSON-ready, as a study stores it: the sweep's settings, then every shared training setting."""
         training = {k: v for k, v in self.training.to_dict().items() if k not in _PER_RUN}
+        walks = {} if self.alphas is None else {"alphas": list(self.alphas)}  # absent from settings stored before
         return {"task": self.task, "checkpoint": self.checkpoint, "probes": self.probes,
                 "sts_dev_size": self.sts_dev_size, "first_task": self.first_task, "first_lr": self.first_lr,
-                **training}
+                **walks, **training}
 
     def __eq__(self, other) -> bool:
         return isinstance(other, SweepSettings) and self.to_dict() == other.to_dict()
@@ -158,6 +165,7 @@ class SweepSettings:
 
 
 _DEFAULTS = SweepSettings().to_dict()
+_OWN = ("task", "checkpoint", "training", "probes", "sts_dev_size", "first_task", "first_lr", "alphas")
 
 
 def grid(plans, lrs, train_sizes, seeds, **options) -> list[dict]:
@@ -302,5 +310,5 @@ COURSE_SWEEPS = {
     "data-size": (data_size_points, SweepSettings(probes=False)),
     "word-order": (word_order_points, SweepSettings(task="word-order", probes=False)),
     "cola-depth": (depth_points, SweepSettings(task="cola", probes=False)),
-    "remedies": (remedies_points, SweepSettings()),
+    "remedies": (remedies_points, SweepSettings(alphas=(1.0, 0.7, 0.4))),
 }

@@ -96,7 +96,7 @@ def check_run(run: dict) -> dict:
     if not isinstance(run, dict):
         raise ValueError(f"a run is a table of values, got {type(run).__name__}")
     known = set(_NUMBERS) | set(_FLAGS) | set(_WORDS) | {"plan", "label", "plan_label", "device", "losses",
-                                                          "evaluations", "retention", "sequential"}
+                                                          "evaluations", "retention", "sequential", "interpolation"}
     unknown = sorted(map(str, set(run) - known))
     if unknown:
         raise ValueError(f"unknown key(s) {', '.join(repr(k[:40]) for k in unknown[:5])}")
@@ -146,12 +146,32 @@ def check_run(run: dict) -> dict:
         clean["sequential"] = {key: (_name(value, "sequential first_task") if key == "first_task" else
                                      _number(value, float, -1.0, 1.0, f"sequential {key}", optional=True))
                                for key, value in sequential.items()}
+    walk = run.get("interpolation")
+    if walk is not None and not (isinstance(walk, float) and math.isnan(walk)):
+        if not isinstance(walk, list) or len(walk) > 101 or any(
+                not isinstance(line, dict) or set(line) != {"alpha", "dev_metric", "sts_spearman"} for line in walk):
+            raise ValueError("interpolation must be a list of tables of alpha, dev_metric and sts_spearman")
+        clean["interpolation"] = [{"alpha": _number(line["alpha"], float, 0.0, 1.0, "interpolation alpha"),
+                                   **{key: _number(line[key], float, -1.0, 1.0, f"interpolation {key}", optional=True)
+                                      for key in ("dev_metric", "sts_spearman")}} for line in walk]
     # Labels come from the point, never from the record: what a notebook or the teacher's view shows as a
     # set-up's name is the kit's own text.
     point = {key: clean[key] for key in ("plan", "lr", "train_size", "seed")}
     point.update({o: clean[o] for o in OPTIONS if clean.get(o) is not None and clean[o] == clean[o]})
     clean["label"], clean["plan_label"] = describe(point), PLANS[clean["plan"]][0]
     return {**{key: clean[key] for key in run if key in clean}, **clean}  # the record's own key order first
+
+
+def alpha_curves(frame: pd.DataFrame) -> pd.DataFrame:
+    """The walks back towards the pre-trained weights of a sweep made with `SweepSettings(alphas=...)`: one line
+    per run and alpha (label "<the run's label> · α 0.70", seed, alpha, dev_metric, sts_spearman, the run's own
+    label as `run`), ready for `summary` and `gap`."""
+    lines = [{"label": f"{run['label']} · α {line['alpha']:.2f}", "seed": run["seed"], **line, "run": run["label"]}
+             for run in frame.to_dict(orient="records") if isinstance(run.get("interpolation"), list)
+             for line in run["interpolation"]]
+    curves = pd.DataFrame(lines, columns=["label", "seed", "alpha", "dev_metric", "sts_spearman", "run"])
+    curves.attrs = dict(frame.attrs)
+    return curves
 
 
 def shipped(name: str) -> pd.DataFrame:
