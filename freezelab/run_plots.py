@@ -2,7 +2,8 @@
 
 For: `frontier_plot` (adaptation against retention, notebooks 04-05 and 07), `data_size_heatmap` /
 `data_size_lines` (notebook 06), `layer_probe_plot` and `cka_plot` and `loss_plot` (notebook 04),
-`sequential_plot` (notebook 07), `range_test_plot` (a `lr_range.RangeTest`). Each takes a table of runs
+`sequential_plot` (notebook 07), `range_test_plot` (a `lr_range.RangeTest`) and `alpha_curve_plot` (walks back
+towards the pre-trained weights, `results.alpha_curves`; notebook 08). Each takes a table of runs
 (`sweeps.run_grid`, `results.load`) or a test's curve and returns a `freezelab.figure.Figure`, which shows what it draws in words and as a table. Colours and names come from
 `freezelab.style`, and means over seeds from `freezelab.results`.
 
@@ -334,5 +335,35 @@ def range_test_plot(test) -> go.Figure:
         yaxis={"title": "training loss (nats per sentence, smoothed)"},
         yaxis2={"title": "STS-B retention (Spearman)", "overlaying": "y", "side": "right", "showgrid": False},
         legend={"orientation": "h", "y": -0.2, "x": 0}, height=480, width=900, plot_bgcolor="white")
+    figure.update_yaxes(gridcolor="#eee")
+    return figure
+
+
+def alpha_curve_plot(curves: pd.DataFrame, untouched: float | None = None, title: str | None = None) -> go.Figure:
+    """Walks back towards the pre-trained weights (`results.alpha_curves`) on the adaptation-retention plane:
+    one line per run set-up through its alphas (means over seeds, ± 1 std error bars), alpha written at each
+    point; `untouched` draws the pre-trained model's retention."""
+    figure = Figure()
+    for i, (run, lines) in enumerate(curves.groupby("run", sort=False)):
+        table = summary(lines, metrics=("dev_metric", "sts_spearman"))
+        table = table.merge(lines.groupby("label")["alpha"].first(), left_on="label", right_index=True)
+        table = table.sort_values("alpha")
+        colour = LINE_COLOURS[i % len(LINE_COLOURS)]
+        figure.add_trace(go.Scatter(
+            x=table["dev_metric mean"], y=table["sts_spearman mean"], name=run, mode="lines+markers+text",
+            text=[f"α {a:g}" for a in table["alpha"]], textposition="top left", textfont={"size": 9, "color": colour},
+            error_x={"array": table["dev_metric std"].fillna(0), "thickness": 1, "width": 0, "color": colour},
+            error_y={"array": table["sts_spearman std"].fillna(0), "thickness": 1, "width": 0, "color": colour},
+            line={"color": colour, "width": 2}, marker={"size": 7, "color": colour},
+            hovertemplate="%{text}<br>dev accuracy %{x:.3f}<br>STS-B Spearman %{y:.3f}<extra>" + run + "</extra>"))
+    if untouched is not None:
+        figure.add_hline(y=untouched, line={"color": BLACK_MARK, "dash": "dash", "width": 1},
+                         annotation_text=f"untouched model {untouched:.3f}", annotation_position="bottom right")
+    figure.update_layout(
+        title=title or "Walking fine-tuned weights back towards the pre-trained ones (α = 1: the fine-tune itself)",
+        xaxis={"title": "task dev accuracy (share of sentences right)"},
+        yaxis={"title": "STS-B retention (Spearman)"},
+        legend={"orientation": "h", "y": -0.2, "x": 0}, height=520, width=900, plot_bgcolor="white")
+    figure.update_xaxes(gridcolor="#eee")
     figure.update_yaxes(gridcolor="#eee")
     return figure

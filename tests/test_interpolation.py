@@ -7,10 +7,12 @@ The α-curve scores each model on the task and on STS-B retention: at α = 0 the
 
 import copy
 
+import pandas as pd
 import pytest
 import torch
 
 import freezelab as fl
+from freezelab import results
 from freezelab.interpolation import alpha_curve, interpolate
 from freezelab.lora import LoRA
 from freezelab.sequential import score
@@ -133,3 +135,18 @@ def test_the_slider_scores_each_alpha_once_and_draws_every_walk_on_the_plane(off
     assert all(torch.equal(p, q) for p, q in zip(pretrained.parameters(), fl.load_model("minilm-l6", seed=0)[0].parameters()))
     with pytest.raises(ValueError, match="unknown walk 'top'; the walks: every row, the lower half"):
         slider.score(0.5, "top")
+
+
+def test_the_alpha_curve_plot_draws_one_line_per_run_through_its_alphas_and_says_so():
+    from freezelab import plots, run_plots
+
+    runs = pd.DataFrame([{"label": label, "seed": seed, "interpolation": [
+        {"alpha": a, "dev_metric": 0.8 - 0.1 * (1 - a) + 0.01 * seed, "sts_spearman": base + 0.3 * (1 - a)}
+        for a in (1.0, 0.5, 0.0)]} for label, base in (("fast", 0.3), ("gentle", 0.5)) for seed in (0, 1)])
+    curves = results.alpha_curves(runs)
+    figure = run_plots.alpha_curve_plot(curves, untouched=0.86)
+    assert [trace.name for trace in figure.data] == ["fast", "gentle"]
+    assert list(figure.data[0].text) == ["α 0", "α 0.5", "α 1"]
+    assert list(figure.data[1].y) == pytest.approx([0.8, 0.65, 0.5])
+    words = plots.describe(figure)
+    assert "task dev accuracy" in words and "STS-B retention" in words and "0.86" in words
