@@ -13,7 +13,7 @@ Trainer, the median of 5 alternating pairs (target >= 0.95x: no overhead), then
 with fine_tune's default length-sorted micro-batches.
 
     FREEZELAB_DATA_DIR=../shared/data python benchmarks/frozen_prefix_cache.py [--train-size N]
-        [--only sweep|full|plans] [--pairs 5] [--seeds 3]
+        [--only sweep|full|plans] [--pairs 5] [--seeds 3] [--dev-size N]
 """
 
 import argparse
@@ -45,13 +45,13 @@ def ceiling(model, k: int, tokens: float) -> float:
     return plain / cached
 
 
-def run(make_plan, lr, train_size, seed=0, **options):
+def run(make_plan, lr, train_size, seed=0, dev_size=None, **options):
     model, tokenizer = fl.load_model("minilm-l6", seed=seed)
     return fl.fine_tune(model, tokenizer, "sst2", plan=make_plan(model), lr=lr, epochs=2, train_size=train_size,
-                        seed=seed, evals_per_epoch=0, **options)
+                        dev_size=dev_size, seed=seed, evals_per_epoch=0, **options)
 
 
-def head_only_sweep(train_size, seeds=(0, 1, 2), lrs=(1e-3, 1e-2)):
+def head_only_sweep(train_size, seeds=(0, 1, 2), lrs=(1e-3, 1e-2), dev_size=None):
     """Seconds and dev accuracies of a head-only grid run three ways, one after the other: plain (no cache);
     cached, the store emptied before each run (each run builds its own cache, as before issue 13); cached,
     the store emptied once before the grid (runs share what they can)."""
@@ -68,7 +68,7 @@ def head_only_sweep(train_size, seeds=(0, 1, 2), lrs=(1e-3, 1e-2)):
             for lr in lrs:
                 if keep is False:
                     prefix_cache.STORE.clear()
-                result = run(FreezePlan.feature_extractor, lr, train_size, seed=seed, **options)
+                result = run(FreezePlan.feature_extractor, lr, train_size, seed=seed, dev_size=dev_size, **options)
                 times[name] += result.train_time_s + result.settings.get("cache_build_s", 0.0)
                 accuracy[name].append(round(result.dev_metric, 4))
     return times, accuracy
@@ -95,6 +95,7 @@ def main():
     parser.add_argument("--only", choices=("plans", "sweep", "full"), help="run only one part")
     parser.add_argument("--pairs", type=int, default=5, help="alternating pairs of the no-overhead comparison")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the head-only sweep")
+    parser.add_argument("--dev-size", type=int, default=None, help="dev sentences scored (default: all 872)")
     options = parser.parse_args()
     train_size, full_size = options.train_size, options.full_size
     model, tokenizer = fl.load_model("minilm-l6")
@@ -106,11 +107,11 @@ def main():
     cases = [("embeddings + 4 of 6 blocks frozen", lambda m: FreezePlan.freeze_bottom(m, 4), 5e-5, 4),
              ("head only (pooler + classifier train)", FreezePlan.feature_extractor, 1e-3, 6)]
     for label, make_plan, lr, k in cases if options.only in (None, "plans") else []:
-        plain = run(make_plan, lr, train_size)
-        cached = run(make_plan, lr, train_size, cache_prefix=True)
+        plain = run(make_plan, lr, train_size, dev_size=options.dev_size)
+        cached = run(make_plan, lr, train_size, dev_size=options.dev_size, cache_prefix=True)
         # The cache runs the frozen part without dropout; plain training with frozen blocks in eval mode
         # has the same semantics, which separates the cache's effect from dropout's.
-        calm = run(make_plan, lr, train_size, frozen_eval_mode=True)
+        calm = run(make_plan, lr, train_size, dev_size=options.dev_size, frozen_eval_mode=True)
         ratio, limit = cached.examples_per_s / plain.examples_per_s, ceiling(model, k, tokens)
         end_to_end = plain.train_time_s / (cached.train_time_s + cached.settings["cache_build_s"])
         print(f"{label}:\n"
@@ -123,7 +124,7 @@ def main():
               f"mode {calm.dev_metric:.3f} ({100 * (cached.dev_metric - calm.dev_metric):+.1f} points)\n")
 
     if options.only in (None, "sweep"):
-        times, accuracy = head_only_sweep(train_size, seeds=tuple(range(options.seeds)))
+        times, accuracy = head_only_sweep(train_size, seeds=tuple(range(options.seeds)), dev_size=options.dev_size)
         print(f"head-only sweep, {options.seeds} seeds x 2 learning rates (1e-3, 1e-2), pooler + classifier train, end to end "
               "(training + cache builds):")
         for name, seconds in times.items():
@@ -137,9 +138,11 @@ def main():
     ratios = []
     for pair in range(options.pairs):
         # whole batches: the same work as plain Trainer, so the ratio is fine_tune's overhead alone
-        ours = run(FreezePlan.full_finetune, 2e-5, full_size, micro_batch_size=None).examples_per_s
+        ours = run(FreezePlan.full_finetune, 2e-5, full_size, dev_size=options.dev_size,
+                   micro_batch_size=None).examples_per_s
         reference = plain_trainer(full_size)
-        default = run(FreezePlan.full_finetune, 2e-5, full_size).examples_per_s  # micro-batches of 8
+        default = run(FreezePlan.full_finetune, 2e-5, full_size,  # micro-batches of 8
+                      dev_size=options.dev_size).examples_per_s
         ratios.append((ours / reference, default / reference))
         print(f"full fine-tune, pair {pair + 1}: fine_tune {ours:.1f} ex/s | plain Trainer {reference:.1f} ex/s | "
               f"ratio {ratios[-1][0]:.2f}x | fine_tune's default (length-sorted micro-batches of 8) {default:.1f} "

@@ -17,7 +17,7 @@ set-up, for the seed spread. Each process pays its own warm-up inside a short ru
 measures the steps alone, after a warm-up).
 
     FREEZELAB_DATA_DIR=../shared/data python benchmarks/gpu_path.py [--rounds 1] [--only minilm|bert-base]
-        [--train-size 2000] [--dev-size 0] [--sts-dev-size 0]
+        [--train-size 2000] [--dev-size 0] [--sts-dev-size 0] [--variants NAME ...]
 
 The small sizes exist to try the script on a CPU (`--train-size 64 --dev-size 64 --sts-dev-size 64
 --big tiny-random-bert`); the figures in the README come from the default sizes on a GPU.
@@ -102,6 +102,7 @@ def main():
     parser.add_argument("--train-size", type=int, default=2000)
     parser.add_argument("--dev-size", type=int, default=0, help="0: all 872 SST-2 dev sentences")
     parser.add_argument("--sts-dev-size", type=int, default=0, help="0: all 1,500 STS-B pairs")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="only these (default: all)")
     args = parser.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     checkpoints = {"minilm": ("minilm-l6", list(VARIANTS)),
@@ -109,9 +110,9 @@ def main():
     for name, (checkpoint, variants) in checkpoints.items():
         if args.only and args.only != name:
             continue
-        seen = {variant: [] for variant in variants}
+        seen = {variant: [] for variant in variants if not args.variants or variant in args.variants}
         for _ in range(args.rounds):  # round by round, so that every variant sees the same machine
-            for variant in variants:
+            for variant in seen:
                 seen[variant].append(run(variant, checkpoint, args))
                 print(f"  {checkpoint} / {variant}: {json.dumps(seen[variant][-1])[:600]}", flush=True)
         good = {v: runs for v, runs in seen.items() if all("error" not in r for r in runs)}

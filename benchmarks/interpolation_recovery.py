@@ -58,6 +58,7 @@ def main() -> None:
             del model, pretrained
 
     runs = pd.DataFrame(lines)
+    runs["run"] = runs["setup"]
     runs["label"] = runs["setup"] + " · α " + runs["alpha"].map("{:.2f}".format)
     runs.attrs["settings"] = {"task": "sst2", "dev_size": args.dev_size}
     table = results.summary(runs, metrics=("dev_metric", "sts_spearman"))
@@ -68,16 +69,11 @@ def main() -> None:
               f"STS-B {row['sts_spearman mean']:.3f} ± {row['sts_spearman std']:.3f}")
 
     print(f"\nretention bought back at a cost of at most {100 * COST:.1f} points of mean dev accuracy:")
-    ends = table[table["alpha"] == 1.0]
-    for end in ends.to_dict(orient="records"):
-        curve = table[table["setup"] == end["setup"]]
-        cheap = curve[curve["dev_metric mean"] >= end["dev_metric mean"] - COST]
-        chosen = cheap.loc[cheap["sts_spearman mean"].idxmax()]
-        verdict = results.gap(table, chosen["label"], end["label"], "sts_spearman")
-        print(f"  {end['setup']:<22} best α {chosen['alpha']:.2f}: STS-B {verdict.gap:+.3f} "
-              f"({verdict.outcome}; larger std {verdict.spread:.3f}), dev "
-              f"{chosen['dev_metric mean'] - end['dev_metric mean']:+.3f}")
+    for gain in results.walk_gains(runs, cost=COST).to_dict(orient="records"):
+        print(f"  {gain['run']:<22} best α {gain['alpha']:.2f}: STS-B {gain['STS-B change']:+.3f} "
+              f"({gain['STS-B'].outcome}; larger std {gain['STS-B'].spread:.3f}), dev {gain['dev change']:+.3f}")
 
+    ends = table[table["alpha"] == 1.0]
     beaten = 0
     for end in ends.to_dict(orient="records"):
         others = table[table["alpha"] < 1.0]

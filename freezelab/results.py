@@ -174,6 +174,26 @@ def alpha_curves(frame: pd.DataFrame) -> pd.DataFrame:
     return curves
 
 
+def walk_gains(curves: pd.DataFrame, cost: float = 0.005) -> pd.DataFrame:
+    """Per run set-up of `alpha_curves`: the alpha with the most mean STS-B among those whose mean dev score is
+    at most `cost` below the fine-tune's own (alpha 1), and what it changes against alpha 1, judged by
+    `SPREAD_RULE` (columns run, alpha, dev change, STS-B change, dev and STS-B verdicts as `Gap`s)."""
+    table = summary(curves, metrics=("dev_metric", "sts_spearman"))
+    table = table.merge(curves.groupby("label")[["run", "alpha"]].first(), left_on="label", right_index=True)
+    rows = []
+    for run, curve in table.groupby("run", sort=False):
+        end = curve[curve["alpha"] == 1.0]
+        if end.empty:
+            raise ValueError(f"{run!r} has no alpha 1 in its walk: the fine-tune itself is the reference")
+        end = end.iloc[0]
+        cheap = curve[curve["dev_metric mean"] >= end["dev_metric mean"] - cost]
+        best = cheap.loc[cheap["sts_spearman mean"].idxmax()]
+        dev, sts = (gap(table, best["label"], end["label"], metric) for metric in ("dev_metric", "sts_spearman"))
+        rows.append({"run": run, "alpha": best["alpha"], "dev change": dev.gap, "STS-B change": sts.gap,
+                     "dev": dev, "STS-B": sts})
+    return pd.DataFrame(rows)
+
+
 def shipped(name: str) -> pd.DataFrame:
     """A sweep precomputed for the course and shipped inside the package: "frontier" or "data-size".
 

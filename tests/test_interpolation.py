@@ -150,3 +150,18 @@ def test_the_alpha_curve_plot_draws_one_line_per_run_through_its_alphas_and_says
     assert list(figure.data[1].y) == pytest.approx([0.8, 0.65, 0.5])
     words = plots.describe(figure)
     assert "task dev accuracy" in words and "STS-B retention" in words and "0.86" in words
+
+
+def test_walk_gains_take_the_most_retention_within_the_accuracy_cost_and_judge_it_by_the_spread_rule():
+    runs = pd.DataFrame([{"label": "fast", "seed": seed, "interpolation": [
+        {"alpha": a, "dev_metric": 0.8 - 0.1 * (1 - a) + 0.01 * seed, "sts_spearman": 0.3 + 0.3 * (1 - a) + 0.01 * seed}
+        for a in (1.0, 0.5, 0.0)]} for seed in (0, 1, 2)])
+    runs.attrs["settings"] = {"task": "sst2", "dev_size": None}
+    curves = results.alpha_curves(runs)
+    strict = results.walk_gains(curves, cost=0.005).iloc[0]
+    assert (strict["alpha"], strict["STS-B change"]) == (1.0, 0.0)
+    loose = results.walk_gains(curves, cost=0.06).iloc[0]
+    assert loose["alpha"] == 0.5 and loose["STS-B change"] == pytest.approx(0.15)
+    assert loose["dev change"] == pytest.approx(-0.05) and loose["STS-B"].outcome == "higher"
+    with pytest.raises(ValueError, match="no alpha 1"):
+        results.walk_gains(curves[curves["alpha"] < 1])
