@@ -117,6 +117,9 @@ def check_run(run: dict) -> dict:
                 raise ValueError(f"{key} must be true or false, got {run[key]!r:.60}")
             clean[key] = run[key]
     for key, allowed in _WORDS.items():
+        value = run.get(key)
+        if key in OPTIONS and (value is None or value != value):
+            continue  # an option the point did not set: absent, or NaN where a table made every key a column
         if key in run:
             if run[key] not in allowed:
                 raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {run[key]!r:.60}")

@@ -90,6 +90,15 @@ def test_a_run_that_left_the_head_at_random_is_the_same_point_as_one_that_never_
     assert _key(plain, settings) != _key({**plain, "head_start": "probe"}, settings)
 
 
+def test_an_exported_table_that_mixes_both_heads_reads_back_with_the_unset_option_absent():
+    """An export makes every key a column, so a run that never set head_start holds NaN there (as warmup does)."""
+    plain = {**grids.grid(["full"], [1e-4], [2000], [0])[0], "head_start": float("nan")}
+    assert "head_start" not in results.check_run(plain)
+    assert results.check_run({**plain, "head_start": "probe"})["head_start"] == "probe"
+    with pytest.raises(ValueError, match="head_start must be one of random, probe"):
+        results.check_run({**plain, "head_start": "warm"})
+
+
 def test_the_remedies_sweep_pairs_lp_ft_with_full_fine_tuning_at_every_rate_and_seed():
     make, settings = grids.COURSE_SWEEPS["remedies"]
     points = make()
