@@ -41,14 +41,22 @@ def minutes(row: dict, words_per_minute=150, code_lines_per_minute=10, checked=4
             + row["checked"] * checked + row["open"] * open)
 
 
+def total_hours() -> float:
+    """The whole course's estimate at the default rates, in hours to one decimal (the guide's "In all about")."""
+    return round(sum(round(minutes(contents(path))) for path in NOTEBOOKS.glob("*.ipynb")) / 60, 1)
+
+
 def write_guide() -> None:
-    """Rewrite the words, exercises and minutes of the guide's lab-plan table (its rows start "| NN ")."""
+    """Rewrite the words, exercises and minutes of the guide's lab-plan table (its rows start "| NN ") and the
+    total under it."""
     text = GUIDE.read_text()
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         row = contents(path)
         text = re.sub(rf"^(\| {path.stem[:2]} [^|]+\| )[\d,]+ \| \d+ / \d+ \| \d+ \|",
                       rf"\g<1>{row['words']:,} | {row['checked']} / {row['open']} | {round(minutes(row))} |", text,
                       flags=re.MULTILINE)
+    text = re.sub(r"In all about [\d.]+ hours of a student's time", f"In all about {total_hours()} hours of a student's "
+                  "time", text)
     GUIDE.write_text(text)
 
 

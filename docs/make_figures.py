@@ -6,7 +6,8 @@
 - picker.png and dashboard.png: the browser tests' screenshots of the live
   widgets in JupyterLab (`tests/test_browser.py` writes them to artifacts/;
   `--browser` runs it first);
-- the README's results tables, printed as Markdown (mean ± std over seeds).
+- the results tables of docs/results.md, printed as Markdown (mean ± std over seeds), the remedies sweep's
+  walks among them.
 
     FREEZELAB_DATA_DIR=../shared/data python docs/make_figures.py [--browser]
 """
@@ -58,6 +59,11 @@ def print_tables(results) -> None:
         cells = part.set_index("train_size")
         print(f"| {depth} | " + " | ".join(f"{cells.loc[n, 'dev_metric mean']:.3f} ± {cells.loc[n, 'dev_metric std']:.3f}"
                                            for n in columns) + " |")
+    walks = results.summary(results.alpha_curves(results.shipped("remedies")), metrics=("dev_metric", "sts_spearman"))
+    print("\n| set-up, walked back to α | SST-2 dev accuracy | STS-B Spearman |\n| --- | --- | --- |")
+    for row in walks.to_dict(orient="records"):
+        print(f"| {row['label']} | " + " | ".join(f"{row[m + ' mean']:.3f} ± {row[m + ' std']:.3f}"
+                                                  for m in ("dev_metric", "sts_spearman")) + " |")
     print()
 
 

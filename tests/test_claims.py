@@ -147,6 +147,8 @@ def test_the_guides_student_time_table_is_what_the_estimate_computes():
         assert (int(words.replace(",", "")), int(checked), int(open_), int(minutes)) == (
             row["words"], row["checked"], row["open"], round(reading_time.minutes(row))), (
             f"{path.name}: refresh the table with `python benchmarks/reading_time.py --write-guide`")
+    assert f"In all about {reading_time.total_hours()} hours of a student's time" in (ROOT / "docs" /
+                                                                                      "teachers_guide.md").read_text()
 
 
 def test_the_guide_has_a_section_for_every_notebook_and_counts_them_right():
