@@ -70,19 +70,23 @@ class RangeTest:
 def range_test(model, tokenizer, task="sst2", *, plan=None, start_lr: float = 1e-7, end_lr: float = 1e-2,
                steps: int = 100, probe_every: int = 10, probe_pairs: int | None = 200,
                retention_floor: float | None = None, batch_size: int = 32, max_length: int = 64,
-               seed: int = 0) -> RangeTest:
+               seed: int = 0, memory: str = "fast") -> RangeTest:
     """Train a copy of `model` for `steps` steps at rates from `start_lr` to `end_lr` (exponentially), reading
     the loss each step and STS-B Spearman (`probe_pairs` dev pairs) before the first step and every
     `probe_every` steps. Stops early once the smoothed loss passes 4x its lowest (as both libraries do).
 
     plan: what trains (any `freezelab.methods.Method`; default: the model as it is). retention_floor: the
-    lowest STS-B Spearman you accept; default: 90% of the untouched model's.
+    lowest STS-B Spearman you accept; default: 90% of the untouched model's. memory: "lean" recomputes the
+    activations in the backward pass (gradient checkpointing: the same numbers, in less memory), as `fine_tune`
+    does with `memory="lean"`; the course passes `course.memory`.
     """
     import time
 
     from .data import load_task
+    from .memory import return_large_blocks_at_once
     from .plans import FreezePlan
     from .probes import sts_retention
+    from .training import _checkpointing, _supports_checkpointing
 
     if not (0 < start_lr < end_lr):
         raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr!r}, end_lr={end_lr!r}")
@@ -90,9 +94,13 @@ def range_test(model, tokenizer, task="sst2", *, plan=None, start_lr: float = 1e
         raise ValueError(f"steps must be a whole number >= 10 (a curve needs points), got {steps!r}")
     if not isinstance(probe_every, int) or not 1 <= probe_every <= steps:
         raise ValueError(f"probe_every must be a whole number from 1 to steps ({steps}), got {probe_every!r}")
+    if memory not in ("fast", "lean"):
+        raise ValueError(f"memory must be 'fast' or 'lean', got {memory!r}")
+    if memory == "lean":
+        return_large_blocks_at_once()
     began = time.perf_counter()
     model = copy.deepcopy(model)  # the caller's model is never trained
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _checkpointing(model, memory == "lean" and _supports_checkpointing(model)):
         torch.manual_seed(seed)
         (plan or FreezePlan.from_model(model)).apply(model)
         data = load_task(task, train_size=steps * batch_size, seed=seed)["train"] if isinstance(task, str) \

@@ -36,6 +36,15 @@ def test_the_rate_rises_exponentially_and_retention_is_read_every_few_steps(mini
     assert "nats" in figure.layout.yaxis.title.text and "Spearman" in figure.layout.yaxis2.title.text
 
 
+def test_lean_memory_recomputes_activations_and_reads_the_same_curve(minilm, offline_data):
+    model, tokenizer = minilm
+    settings = dict(start_lr=1e-6, end_lr=1e-3, steps=10, probe_every=5, probe_pairs=16, batch_size=8)
+    fast, lean = (range_test(model, tokenizer, "sst2", memory=memory, **settings) for memory in ("fast", "lean"))
+    assert np.allclose(fast.curve["loss"], lean.curve["loss"], atol=1e-5, equal_nan=True)
+    assert np.allclose(fast.curve["sts_spearman"], lean.curve["sts_spearman"], atol=1e-5, equal_nan=True)
+    assert not any(getattr(m, "gradient_checkpointing", False) for m in model.modules())  # the model as it came
+
+
 def test_the_loss_valley_is_two_thirds_down_the_longest_fall():
     lrs = np.logspace(-6, -2, 12)
     losses = np.array([0.7, 0.71, 0.69, 0.68, 0.66, 0.6, 0.5, 0.4, 0.3, 0.5, 0.9, 2.0])  # falls from 0 to 8
@@ -56,6 +65,7 @@ def test_the_retention_rule_keeps_the_last_rate_at_which_retention_held():
     ({"start_lr": 1e-3, "end_lr": 1e-5}, "need 0 < start_lr < end_lr"),
     ({"steps": 5}, "steps must be a whole number >= 10"),
     ({"probe_every": 0}, "probe_every must be a whole number from 1 to steps"),
+    ({"memory": "tight"}, "memory must be 'fast' or 'lean'"),
 ])
 def test_bad_settings_are_named(minilm, settings, message):
     model, tokenizer = minilm
