@@ -83,10 +83,9 @@ def range_test(model, tokenizer, task="sst2", *, plan=None, start_lr: float = 1e
     import time
 
     from .data import load_task
-    from .memory import return_large_blocks_at_once
+    from .memory import gradient_checkpointing, return_large_blocks_at_once, supports_gradient_checkpointing
     from .plans import FreezePlan
     from .probes import sts_retention
-    from .training import _checkpointing, _supports_checkpointing
 
     if not (0 < start_lr < end_lr):
         raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr!r}, end_lr={end_lr!r}")
@@ -100,7 +99,8 @@ def range_test(model, tokenizer, task="sst2", *, plan=None, start_lr: float = 1e
         return_large_blocks_at_once()
     began = time.perf_counter()
     model = copy.deepcopy(model)  # the caller's model is never trained
-    with torch.random.fork_rng(devices=[]), _checkpointing(model, memory == "lean" and _supports_checkpointing(model)):
+    with torch.random.fork_rng(devices=[]), gradient_checkpointing(
+            model, memory == "lean" and supports_gradient_checkpointing(model)):
         torch.manual_seed(seed)
         (plan or FreezePlan.from_model(model)).apply(model)
         data = load_task(task, train_size=steps * batch_size, seed=seed)["train"] if isinstance(task, str) \

@@ -1,8 +1,10 @@
-"""Handing freed memory back to the operating system: what keeps a 2 GB notebook server alive.
+"""Keeping a kernel small: freed memory handed back to the operating system, and activations recomputed
+instead of kept. What keeps a 2 GB notebook server alive.
 
 For: `release_memory()`, which training calls after it (its objects form cycles), `trim_heap()`, which the
 probes call after their forward passes (no cycles: the heap only needs trimming), and
-`return_large_blocks_at_once()`, one of the things lean memory does (`TrainConfig.memory="lean"`).
+`return_large_blocks_at_once()` and `gradient_checkpointing(model, on)`, what lean memory does
+(`TrainConfig.memory="lean"`; `fine_tune` and `range_test` use both).
 
 Not for: the kit's caches (`freezelab.caches` lists and empties them).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import sys
+from contextlib import contextmanager
 
 
 def release_memory() -> None:
@@ -53,3 +56,28 @@ def return_large_blocks_at_once(threshold_bytes: int = 2**20) -> bool:
         return bool(ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, threshold_bytes))
     except (OSError, AttributeError):  # not glibc
         return False
+
+
+def supports_gradient_checkpointing(model) -> bool:
+    return bool(getattr(model, "supports_gradient_checkpointing", False))
+
+
+@contextmanager
+def gradient_checkpointing(model, on: bool):
+    """Gradient checkpointing (activations recomputed in the backward pass: the same numbers in less memory) for
+    the code inside the `with` only: the model is handed back as it came."""
+    if not on or any(getattr(m, "gradient_checkpointing", False) for m in model.modules()):
+        yield
+        return
+    # transformers renamed it "activation checkpointing" during 5.x; releases before that have only the old name.
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    # Not reentrant: it needs no input that requires grad, so frozen embeddings and a frozen prefix work too.
+    if enable is not None:
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    try:
+        yield
+    finally:
+        disable = getattr(model, "activation_checkpointing_disable", None) or model.gradient_checkpointing_disable
+        disable()

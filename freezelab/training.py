@@ -25,7 +25,6 @@ import resource
 import shutil
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
@@ -39,7 +38,8 @@ from transformers import DataCollatorWithPadding, PrinterCallback, TrainerCallba
 from .anatomy import anatomy
 from .head_start import fit_head
 from .batching import BatchingTrainer, LengthBuckets
-from .memory import release_memory, return_large_blocks_at_once
+from .memory import (gradient_checkpointing, release_memory, return_large_blocks_at_once,
+                     supports_gradient_checkpointing)
 from .prefix_cache import CachedSuffix, cached_datasets, collate, frozen_prefix_depth
 from .config import FIELDS, TrainConfig
 from .data import load_task, subset, tokenize
@@ -220,9 +220,9 @@ def fine_tune(model, tokenizer, task="sst2", config: TrainConfig | None = None, 
     lean = config.memory == "lean"
     if lean:
         return_large_blocks_at_once()
-    checkpointing = config.gradient_checkpointing or (lean and _supports_checkpointing(model)
+    checkpointing = config.gradient_checkpointing or (lean and supports_gradient_checkpointing(model)
                                                       and _trains_a_block(model, schedule))
-    with _checkpointing(model, checkpointing):
+    with gradient_checkpointing(model, checkpointing):
         run = _train(trainer, model, config, metric_of(task_name, regression), device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     result = FineTuneResult(
@@ -338,36 +338,12 @@ def _trainer(model, trained, train, dev, collator, schedule: Schedule, config: T
     return trainer, schedule_callback
 
 
-def _supports_checkpointing(model) -> bool:
-    return bool(getattr(model, "supports_gradient_checkpointing", False))
-
-
 def _trains_a_block(model, schedule: Schedule) -> bool:
     """Whether a weight inside a transformer block trains (adapters count): where checkpointing saves
     memory. A schedule's later phases may unfreeze blocks, so any schedule of several phases counts."""
     if len(schedule.phases) > 1:
         return True
     return any(p.row.startswith("block ") and model.get_parameter(p.name).requires_grad for p in anatomy(model).params)
-
-
-@contextmanager
-def _checkpointing(model, on: bool):
-    """Gradient checkpointing for this training only: the model is handed back as it came."""
-    if not on or any(getattr(m, "gradient_checkpointing", False) for m in model.modules()):
-        yield
-        return
-    # transformers renamed it "activation checkpointing" during 5.x; releases before that have only the old name.
-    enable = getattr(model, "activation_checkpointing_enable", None)
-    # Not reentrant: it needs no input that requires grad, so frozen embeddings and a frozen prefix work too.
-    if enable is not None:
-        enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    try:
-        yield
-    finally:
-        disable = getattr(model, "activation_checkpointing_disable", None) or model.gradient_checkpointing_disable
-        disable()
 
 
 def _train(trainer, model, config: TrainConfig, metric_name: str, device: str) -> dict:
