@@ -53,8 +53,9 @@ def main(argv=None) -> None:
                             "learning rates on small sets it changed results")
     sweep.add_argument("--heartbeat", type=int, default=30, help="seconds between a worker's heartbeats")
     sweep.add_argument("--grace", type=int, default=120, help="seconds without a heartbeat before a run is retried")
-    sweep.add_argument("--finished", help="an exported sweep with the same settings: its runs of this grid's "
-                                          "points count as done (grow a shipped grid without redoing it)")
+    sweep.add_argument("--finished", help="exported sweeps with the same settings (comma-separated files): their "
+                                          "runs of this grid's points count as done (grow a shipped grid, or "
+                                          "gather one from several, without redoing a run)")
     export = commands.add_parser("export", help="write a sweep's finished runs to a small JSON file")
     export.add_argument("--name", required=True)
     export.add_argument("--storage", default="sqlite:///freezelab-sweep.db")
@@ -67,6 +68,20 @@ def main(argv=None) -> None:
     layers.add_argument("--train-size", type=int, default=2000)
     layers.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     layers.add_argument("--out", required=True)
+    advice = commands.add_parser("advise", help="which set-up to train on a course task or your own CSV/TSV: "
+                                                "predicted score and retention of each, and the advisor's own error")
+    advice.add_argument("task", nargs="?", help="a course task (sst2, subj, cola, word-order); or give --path")
+    advice.add_argument("--path", help="your own CSV/TSV (a header line names the columns, or give positions)")
+    advice.add_argument("--text-column", help="the text's column: a name from the header line, or a position (0, 1...)")
+    advice.add_argument("--label-column", help="the label's column: a name, or a position")
+    advice.add_argument("--train-size", type=int, help="train on this many sentences (a seeded subset)")
+    advice.add_argument("--retention-floor", type=float, help="the share of STS-B a set-up must keep (0.8: 80%%)")
+    advice.add_argument("--minutes", type=float, help="the most predicted training minutes")
+    advice.add_argument("--memory-mb", type=float, help="the most predicted peak memory, in MB")
+    advice.add_argument("--out", help="write the recommended set-up (plan and training settings) to this JSON file")
+    advice.add_argument("--reference-signals", metavar="OUT",
+                        help="instead: read the reference tasks' signals and write them to OUT (what "
+                             "freezelab/precomputed/advisor/signals.json holds)")
     room = commands.add_parser("class", help="class mode: one sweep on a shared PostgreSQL, filled by a whole class")
     actions = room.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create the class's sweep (the teacher's address: it owns the tables)")
@@ -109,6 +124,42 @@ def main(argv=None) -> None:
                        "store the sweep on PostgreSQL.\n")
 
 
+def _column(text):
+    return int(text) if text is not None and text.isdigit() else text
+
+
+def _advise(args, parser) -> None:
+    from . import advisor
+    from .data import load_task
+
+    if args.reference_signals:
+        rows = []
+        for task in grids.ADVISOR_TASKS:
+            rows.append(advisor.signals(load_task(task), task).to_dict())
+            print(rows[-1], flush=True)
+        with open(args.reference_signals, "w") as handle:
+            json.dump({"freezelab_advisor_signals": 1, "signals": rows}, handle, indent=1)
+        return
+    if (args.task is None) == (args.path is None):
+        parser.error("advise needs a course task or --path (with --text-column and --label-column), not both")
+    try:
+        if args.path:
+            data = load_task(path=args.path, text_column=_column(args.text_column),
+                             label_column=_column(args.label_column), train_size=args.train_size)
+            name = args.path
+        else:
+            data, name = args.task, None
+        advice = advisor.advise(data, task=name, train_size=args.train_size if args.task else None,
+                                retention_floor=args.retention_floor, minutes=args.minutes, memory_mb=args.memory_mb)
+    except ValueError as error:
+        parser.error(str(error))
+    print(advice)
+    if args.out and advice.recommended is not None:
+        with open(args.out, "w") as handle:
+            json.dump(advice.recommended.to_dict(), handle, indent=1)
+        print(f"wrote the recommended set-up to {args.out}")
+
+
 def _sqlite_busy(error: BaseException) -> bool:
     """Whether an error is SQLite's 'database is locked' by another connection (SQLITE_BUSY, extended codes
     included), however SQLAlchemy wrapped it."""
@@ -142,8 +193,10 @@ def _run(args, parser) -> None:
         options = {"heartbeat": args.heartbeat, "grace": args.grace}
         finished = None
         if args.finished:
-            with open(args.finished) as handle:
-                finished = json.load(handle)
+            try:
+                finished = sweeps.merge_exports(args.finished.split(","))
+            except ValueError as error:
+                parser.error(str(error))
         try:
             sweeps.create_sweep(args.name, args.storage, points, settings, finished=finished, **options)
         except ValueError as error:
@@ -153,6 +206,8 @@ def _run(args, parser) -> None:
         print(f"this worker finished {done} run(s)")
     elif args.command == "claims":
         _claims()
+    elif args.command == "advise":
+        _advise(args, parser)
     elif args.command == "probe-layers":
         _probe_layers(args)
     else:

@@ -28,7 +28,7 @@ from typing import Callable
 
 from .config import FIELDS, TrainConfig
 from .methods import families
-from .plans import BITFIT, FEATURE_EXTRACTOR, FULL, HEAD_ONLY, LAYERNORM_ONLY, FreezePlan, train_top_name
+from .plans import BITFIT, BOTTOM_HALF, FEATURE_EXTRACTOR, FULL, HEAD_ONLY, LAYERNORM_ONLY, FreezePlan, train_top_name
 
 
 def _gradual(model, epochs: int):
@@ -46,6 +46,7 @@ PLANS: dict[str, tuple[str, Callable]] = {
     "top1": (train_top_name(1), lambda m, e: FreezePlan.train_top(m, 1)),
     "top2": (train_top_name(2), lambda m, e: FreezePlan.train_top(m, 2)),
     "top4": (train_top_name(4), lambda m, e: FreezePlan.train_top(m, 4)),
+    "half": (BOTTOM_HALF, lambda m, e: FreezePlan.bottom_half(m)),
     "full": (FULL, lambda m, e: FreezePlan.full_finetune(m)),
     "gradual": ("gradual unfreezing", _gradual),
     "bitfit": (BITFIT, lambda m, e: FreezePlan.bitfit(m)),
@@ -302,6 +303,22 @@ def remedies_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
     return points
 
 
+def advisor_points(seeds=(0, 1, 2), train_size: int = 2000) -> list[dict]:
+    """The advisor's reference grid (`freezelab.advisor`), the same eight set-ups on every task: the frozen
+    mean-pooled head, two frozen depths, full fine-tuning at three rates, LP-FT and LoRA, each at the course's
+    rate for it, seed by seed (a sweep stopped early holds every set-up once before any twice)."""
+    n, points = [train_size], []
+    for seed in seeds:
+        points += grid(["head"], [1e-2], n, [seed], pooling="mean")
+        points += grid(["top2", "half"], [1e-4], n, [seed])
+        points += grid(["full"], [2e-5, 1e-4, 5e-4], n, [seed])
+        points += grid(["full"], [1e-4], n, [seed], head_start="probe")
+        points += grid(["lora16-attn"], [5e-4], n, [seed])
+    return points
+
+
+ADVISOR_TASKS = ("sst2", "subj", "cola", "word-order")
+
 COURSE_SWEEPS = {
     "frontier": (frontier_points, SweepSettings()),
     "methods": (methods_points, SweepSettings()),
@@ -311,4 +328,5 @@ COURSE_SWEEPS = {
     "word-order": (word_order_points, SweepSettings(task="word-order", probes=False)),
     "cola-depth": (depth_points, SweepSettings(task="cola", probes=False)),
     "remedies": (remedies_points, SweepSettings(alphas=(1.0, 0.7, 0.4))),
+    **{f"advisor-{task}": (advisor_points, SweepSettings(task=task)) for task in ADVISOR_TASKS},
 }

@@ -91,6 +91,7 @@ def resolve_pattern(a: Anatomy, pattern: str) -> list[str]:
 # The common plans' names: the picker's menu, sweep labels and result tables all say these.
 FULL, HEAD_ONLY, FEATURE_EXTRACTOR = "full fine-tune", "head only", "pooler + head (feature extractor)"
 BITFIT, LAYERNORM_ONLY = "BitFit (biases + head)", "LayerNorm only (+ head)"
+BOTTOM_HALF = "bottom half frozen"  # a common default; the embeddings and blocks 0 ... n/2 - 1 (rounded down)
 
 
 def train_top_name(n: int) -> str:
@@ -236,6 +237,12 @@ class FreezePlan:
         a = _as_anatomy(model_or_anatomy)
         _check_count("n (blocks to train)", n, a.num_blocks)
         return replace(cls.freeze_bottom(a, a.num_blocks - n), name=train_top_name(n))
+
+    @classmethod
+    def bottom_half(cls, model_or_anatomy) -> FreezePlan:
+        """Freeze the embeddings and the bottom half of the blocks (rounded down): a common rule of thumb."""
+        a = _as_anatomy(model_or_anatomy)
+        return replace(cls.freeze_bottom(a, a.num_blocks // 2), name=BOTTOM_HALF)
 
     @classmethod
     def feature_extractor(cls, model_or_anatomy) -> FreezePlan:

@@ -548,6 +548,20 @@ def checked(study: optuna.Study) -> dict:
             "missing": [grid[key] for key in grid if key not in runs and key not in pending]}
 
 
+def merge_exports(paths: list[str]) -> dict:
+    """Several exported sweeps made with the same settings, read as one (their runs together), for `finished`."""
+    files = []
+    for path in paths:
+        with open(path) as handle:
+            files.append(json.load(handle))
+    first = SweepSettings.from_dict(files[0].get("settings", {}))
+    for path, found in zip(paths[1:], files[1:]):
+        if SweepSettings.from_dict(found.get("settings", {})) != first:
+            raise ValueError(f"{path} was made with other settings than {paths[0]}; only runs made with the same "
+                             "settings can stand in for one sweep's runs")
+    return {"settings": files[0].get("settings", {}), "runs": [run for found in files for run in found["runs"]]}
+
+
 def export(name: str, url: str, path: str, log=print) -> int:
     """Write the finished runs to a small JSON file (losses kept, per-evaluation history dropped) to ship.
     Points without a trustworthy finished run are named (in the log and the file's "missing")."""
