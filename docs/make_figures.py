@@ -6,7 +6,7 @@
 - picker.png and dashboard.png: the browser tests' screenshots of the live
   widgets in JupyterLab (`tests/test_browser.py` writes them to artifacts/;
   `--browser` runs it first);
-- the results tables of docs/results.md, printed as Markdown (mean ± std over seeds), the remedies sweep's
+- the results tables of docs/results.md, printed as Markdown (mean ± std over seeds), the advisor's validation, the remedies sweep's
   walks among them.
 
     FREEZELAB_DATA_DIR=../shared/data python docs/make_figures.py [--browser]
@@ -64,7 +64,30 @@ def print_tables(results) -> None:
     for row in walks.to_dict(orient="records"):
         print(f"| {row['label']} | " + " | ".join(f"{row[m + ' mean']:.3f} ± {row[m + ' std']:.3f}"
                                                   for m in ("dev_metric", "sts_spearman")) + " |")
+    print_advisor()
     print()
+
+
+def print_advisor() -> None:
+    """The advisor's leave-one-task-out validation, with no floor and at 80%, as docs/results.md shows it."""
+    from freezelab import advisor
+
+    for floor in (None, 0.8):
+        check = advisor.validate(floor)
+        print(f"\nRetention floor: {'none' if floor is None else f'{floor:.0%}'}\n")
+        print("| held-out task | advised | best | regret (seed sd) | floor broken | score / retention covered |\n"
+              "| --- | --- | --- | --- | --- | --- |")
+        for row in check.to_dict(orient="records"):
+            print(f"| {row['task']} | {row['advised']} | {row['best']} | {row['regret']:.2f} | "
+                  f"{'yes' if row['broke floor'] else 'no'} | {row['score covered']:.0%} / "
+                  f"{row['retention covered']:.0%} |")
+        print("\n| rule | mean regret (seed sd) | floors broken |\n| --- | --- | --- |")
+        print(f"| the advisor | {check['regret'].mean():.2f} | {int(check['broke floor'].sum())} |")
+        for name in advisor.DEFAULTS:
+            print(f"| {name} | {check[f'{name}: regret'].mean():.2f} | {int(check[f'{name}: broke floor'].sum())} |")
+        print()
+        for line in advisor.verdicts(check):
+            print(f"- {line}")
 
 
 def main() -> None:

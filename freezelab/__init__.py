@@ -31,6 +31,7 @@ The package follows the course, one module per idea:
     sweeps      the queue of runs on SQLite or PostgreSQL (Optuna)
     results     tables of runs: mean ± std over seeds, comparisons
     run_plots   figures of runs: the frontier, data sizes, layer probes, sequences of tasks
+    advisor     what to freeze for your data: predicted score and retention, validated on tasks it never saw
     classroom   class mode: a class's kernels filling one sweep
     course      checkpoint, run size and device for the notebooks
     exercises   checks for the notebooks' exercises
@@ -65,13 +66,13 @@ _NAMES = {
     "FineTuneResult": "training", "fine_tune": "training",
     "retention": "probes", "Dashboard": "dashboard",
     "interpolate": "interpolation", "alpha_curve": "interpolation", "range_test": "lr_range",
-    "clear_caches": "caches",
+    "clear_caches": "caches", "advise": "advisor",
 }
 _MODULES = ("anatomy", "plans", "methods", "lora", "recipes", "schedules", "style", "figure", "plots", "run_plots", "widgets", "models", "heads", "data", "config",
             "training", "prefix_cache", "dashboard", "probes", "grids", "experiment", "sweeps", "results", "classroom",
-            "course", "exercises", "caches", "memory", "batching", "head_start", "interpolation", "lr_range")
+            "course", "exercises", "caches", "memory", "batching", "head_start", "interpolation", "lr_range", "advisor")
 
-__all__ = sorted([*_NAMES, "anatomy"]) + ["course", "data", "exercises", "grids", "models", "plots", "probes", "results", "run_plots", "sweeps"]
+__all__ = sorted([*_NAMES, "anatomy"]) + ["advisor", "course", "data", "exercises", "grids", "models", "plots", "probes", "results", "run_plots", "sweeps"]
 
 
 def __getattr__(name: str):

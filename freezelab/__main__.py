@@ -1,10 +1,11 @@
 """Command line: `python -m freezelab sweep ...` to run (or resume) a sweep, `python -m freezelab export ...`,
-and `python -m freezelab class create|grant|status|work|export|requeue` for class mode.
+`python -m freezelab advise ...` (which set-up to train on your data), and
+`python -m freezelab class create|grant|status|work|export|requeue` for class mode.
 
 For: instructors precomputing the course's results (`--preset frontier`,
 `--preset data-size`: the runs behind `freezelab/precomputed/*.json`), anyone resuming
 a killed sweep (run the same command again), and a teacher running a class sweep
-on PostgreSQL. Not for: anything the notebooks do interactively (they call
+on PostgreSQL, and practitioners asking which set-up to train on their own data. Not for: anything the notebooks do interactively (they call
 `freezelab.sweeps.run_grid` and `freezelab.classroom.join`).
 """
 

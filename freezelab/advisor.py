@@ -135,22 +135,26 @@ def reference_signals() -> dict[str, Signals]:
 
 
 def reference() -> pd.DataFrame:
-    """One row per reference task and set-up: mean dev score and its standard deviation over seeds, STS-B
-    retention (the share of the frozen model's STS-B Spearman kept), time per step and peak memory."""
+    """One row per reference task and set-up: mean dev score and its variance over seeds, STS-B retention (the
+    share of the frozen model's STS-B Spearman kept) and its variance, seconds per step and peak memory (on a
+    2-core CPU, in the kit's default micro-batches; NaN for runs made in whole batches)."""
     from .results import flatten, load
 
     rows = []
     labels = {_label(p): p for p in setups()}
     for task in ADVISOR_TASKS:
         runs = flatten(load(_shipped() / f"{task}.json"))
+        # Timed the way a CPU trains by default (micro-batches), not in whole batches as the frontier was made.
+        timed = runs.attrs["settings"].get("micro_batch_size") is not None
         runs = runs[runs["label"].isin(labels)]
         before = runs.loc[runs["plan"] == "head", "sts_spearman"].mean()  # the head alone leaves the encoder as it was
         for label, group in runs.groupby("label", sort=False):
             rows.append({"task": task, "setup": label, "score": group["dev_metric"].mean(),
                          "score_var": group["dev_metric"].var(ddof=1), "retention": (group["sts_spearman"] / before).mean(),
                          "retention_var": (group["sts_spearman"] / before).var(ddof=1), "seeds": len(group),
-                         "s_per_step": (group["train_time_s"] / group["steps"]).median(),
-                         "peak_memory_mb": group["peak_memory_mb"].median(), "metric": group["metric"].iloc[0]})
+                         "s_per_step": (group["train_time_s"] / group["steps"]).median() if timed else np.nan,
+                         "peak_memory_mb": group["peak_memory_mb"].median() if timed else np.nan,
+                         "metric": group["metric"].iloc[0]})
     return pd.DataFrame(rows)
 
 
@@ -294,18 +298,29 @@ class Recommendation:
 
 @dataclass
 class Advice:
-    """What `advise` returns. `table`: one row per set-up, best first (those that meet every constraint, then
-    the rest, with the reason); `recommended`; `signals`; `validation` (leave one task out at this floor) and
-    `verdicts` (its targets, met or not); `warnings`: where your data lies outside what was validated."""
-    table: pd.DataFrame
+    """What `advise` returns. `predicted`: one row per set-up, best first (those that meet every constraint,
+    then the rest, with the reason), in numbers; `table` the same in words, to read; `recommended` (None where
+    no set-up meets every constraint) and `setup(label)` for any other row; `signals`; `validation` (leave one
+    task out at this floor) and `verdicts` (its targets, met or not); `warnings`: where your data lies outside
+    what was validated."""
+    predicted: pd.DataFrame
     recommended: Recommendation | None
     signals: Signals
     validation: pd.DataFrame
     verdicts: list[str]
     warnings: list[str] = field(default_factory=list)
+    epochs: int = 2
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return _format(self.predicted, self.signals.metric)
+
+    def setup(self, label: str) -> Recommendation:
+        """Any set-up of the table, ready for `fine_tune` like the recommended one."""
+        return _recommendation(label, self.signals.classes, self.epochs)
 
     def __str__(self) -> str:
-        shown = self.table.copy()
+        shown = self.table
         lines = [f"Advice for {self.signals.task} ({self.signals.train_size} training sentences; signals read in "
                  f"{self.signals.seconds:.0f} s: frozen probe {self.signals.frozen_probe:.3f}, always the common "
                  f"class {self.signals.chance:.3f}, {self.signals.metric})", shown.to_string(index=False), ""]
@@ -320,6 +335,17 @@ class Advice:
         from html import escape
 
         return (f"<pre>{escape(str(self))}</pre>")
+
+
+def _recommendation(label: str, classes: int, epochs: int) -> Recommendation:
+    points = {_label(p): p for p in setups()}
+    if label not in points:
+        raise ValueError(f"no set-up {label!r}; the advisor's set-ups: {'; '.join(points)}")
+    point = points[label]
+    options = {k: point[k] for k in ("warmup", "head_start", "layer_decay") if k in point}
+    config = SWEEP_TRAINING.replace(epochs=epochs, lr=point["lr"], **options)
+    return Recommendation(label, point, PLANS[point["plan"]][1](_anatomy(classes, point.get("pooling", "cls")), epochs),
+                          config)
 
 
 def _anatomy(classes: int, pooling: str):
@@ -394,12 +420,7 @@ def advise(data=None, *, task: str | None = None, path=None, text_column=None, l
     predicted = predicted.sort_values(["meets", "score"], ascending=False).reset_index(drop=True)
     recommended = None
     if predicted["meets"].any():
-        label = str(predicted.loc[0, "setup"])
-        point = next(p for p in setups() if _label(p) == label)
-        options = {k: point[k] for k in ("warmup", "head_start", "layer_decay") if k in point}
-        recommended = Recommendation(label, point, PLANS[point["plan"]][1](
-            _anatomy(mine.classes, point.get("pooling", "cls")), config.epochs),
-                                     config.replace(lr=point["lr"], **options))
+        recommended = _recommendation(str(predicted.loc[0, "setup"]), mine.classes, config.epochs)
     warnings = []
     reference_steps = SWEEP_TRAINING.epochs * math.ceil(2000 / SWEEP_TRAINING.batch_size)
     if steps != reference_steps:
@@ -408,4 +429,4 @@ def advise(data=None, *, task: str | None = None, path=None, text_column=None, l
     if mine.classes != 2:
         warnings.append(f"your task has {mine.classes} classes; every reference task has 2")
     validation = validate(retention_floor, table=table, known=known)
-    return Advice(_format(predicted, mine.metric), recommended, mine, validation, verdicts(validation), warnings)
+    return Advice(predicted, recommended, mine, validation, verdicts(validation), warnings, config.epochs)

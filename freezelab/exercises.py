@@ -249,6 +249,14 @@ def _largest_alpha_above(frame, untouched: float, share: float = 0.9) -> float:
     return float(frame.loc[frame["sts_spearman"] >= share * untouched, "alpha"].max())
 
 
+def _regret(reference, task: str = "subj", setup: str = "full fine-tune, lr 2e-05", floor: float = 0.8) -> float:
+    """The advisor's regret of `setup` on `task` (`advisor.validate`): the best score among the set-ups that keep
+    `floor` of STS-B, minus the set-up's, in the task's seed standard deviation pooled over set-ups."""
+    rows = reference[reference["task"] == task]
+    best = rows.loc[rows["retention"] >= floor, "score"].max()
+    return float((best - rows.loc[rows["setup"] == setup, "score"].iloc[0]) / math.sqrt(rows["score_var"].mean()))
+
+
 EXERCISES = {e.key: e for e in [
     Exercise("01.block-size", "Write a function of a BERT config that returns the parameters of one block.",
              "Use config.hidden_size (h) and config.intermediate_size (f): query, key, value and attention output "
@@ -344,6 +352,12 @@ EXERCISES = {e.key: e for e in [
              "Keep the rows of `curve` whose sts_spearman is at least 0.9 x untouched (not 90% of the fine-tuned "
              "model's), then take the largest alpha among them.",
              _largest_alpha_above, _close(1e-9)),
+    Exercise("09.regret",
+             "What is full fine-tuning at 2e-5's regret on SUBJ at the 80% floor, in seed standard deviations?",
+             "Keep SUBJ's rows of `reference` whose retention is at least 0.8 and take their largest score (the "
+             "floor first, then the best); subtract full fine-tuning at 2e-5's score; divide by the square root of "
+             "the mean of SUBJ's score_var over all its set-ups (not that set-up's own). Within 0.01 counts.",
+             _regret, _close(0.01)),
     Exercise("06.steps-250", "How many optimizer steps would a 250-sentence run take under the grid's rule?",
              "epochs = max(2, ceil(2000 / 250)); steps per epoch = ceil(250 / 32); multiply.", _steps, _equal),
 ]}

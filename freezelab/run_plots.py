@@ -2,8 +2,9 @@
 
 For: `frontier_plot` (adaptation against retention, notebooks 04-05 and 07), `data_size_heatmap` /
 `data_size_lines` (notebook 06), `layer_probe_plot` and `cka_plot` and `loss_plot` (notebook 04),
-`sequential_plot` (notebook 07), `range_test_plot` (a `lr_range.RangeTest`) and `alpha_curve_plot` (walks back
-towards the pre-trained weights, `results.alpha_curves`; notebook 08). Each takes a table of runs
+`sequential_plot` (notebook 07), `range_test_plot` (a `lr_range.RangeTest`), `alpha_curve_plot` (walks back
+towards the pre-trained weights, `results.alpha_curves`; notebook 08) and `advice_plot` (the advisor's
+predictions beside what runs measured; notebook 09). Each takes a table of runs
 (`sweeps.run_grid`, `results.load`) or a test's curve and returns a `freezelab.figure.Figure`, which shows what it draws in words and as a table. Colours and names come from
 `freezelab.style`, and means over seeds from `freezelab.results`.
 
@@ -364,6 +365,45 @@ def alpha_curve_plot(curves: pd.DataFrame, untouched: float | None = None, title
         xaxis={"title": "task dev accuracy (share of sentences right)"},
         yaxis={"title": "STS-B retention (Spearman)"},
         legend={"orientation": "h", "y": -0.2, "x": 0}, height=520, width=900, plot_bgcolor="white")
+    figure.update_xaxes(gridcolor="#eee")
+    figure.update_yaxes(gridcolor="#eee")
+    return figure
+
+
+def advice_plot(predicted: pd.DataFrame, measured: pd.DataFrame | None = None, metric: str = "accuracy",
+                floor: float | None = None) -> go.Figure:
+    """The advisor's predictions (`Advice.predicted`: each set-up's predicted score and share of STS-B kept, with
+    their intervals as a box) and, where `measured` has the set-up (columns setup, score, retention), what a
+    run measured, joined to its prediction by a line. `floor` draws the retention floor."""
+    figure = Figure()
+    measured = measured if measured is not None else pd.DataFrame(columns=["setup", "score", "retention"])
+    for i, row in enumerate(predicted.itertuples()):
+        colour = LINE_COLOURS[i % len(LINE_COLOURS)]
+        figure.add_trace(go.Scatter(
+            x=[row.score_low, row.score_high, row.score_high, row.score_low, row.score_low],
+            y=[row.retention_low, row.retention_low, row.retention_high, row.retention_high, row.retention_low],
+            mode="lines", line={"color": colour, "width": 1, "dash": "dot"}, hoverinfo="skip", showlegend=False,
+            name=f"{row.setup}: interval"))
+        figure.add_trace(go.Scatter(
+            x=[row.score], y=[row.retention], mode="markers", name=row.setup,
+            marker={"symbol": "x", "size": 10, "color": colour}, legendgroup=row.setup,
+            hovertemplate=f"predicted<br>{metric} %{{x:.3f}}<br>STS-B kept %{{y:.0%}}<extra>{row.setup}</extra>"))
+        ran = measured[measured["setup"] == row.setup]
+        if not ran.empty:
+            got = ran.iloc[0]
+            figure.add_trace(go.Scatter(
+                x=[row.score, got["score"]], y=[row.retention, got["retention"]], mode="lines+markers",
+                name=f"{row.setup}: measured", legendgroup=row.setup, line={"color": colour, "width": 1},
+                marker={"size": [0, 11], "color": colour, "line": {"color": "white", "width": 1}},
+                hovertemplate=f"measured<br>{metric} %{{x:.3f}}<br>STS-B kept %{{y:.0%}}<extra>{row.setup}</extra>"))
+    if floor is not None:
+        figure.add_hline(y=floor, line={"color": BLACK_MARK, "dash": "dash", "width": 1},
+                         annotation_text=f"retention floor {floor:.0%}", annotation_position="bottom right")
+    figure.update_layout(
+        title="The advisor's predictions (crosses, 80% intervals dotted) and what runs measured (dots)",
+        xaxis={"title": f"task dev {metric} ({'share of sentences right' if metric == 'accuracy' else 'from -1 to 1'})"},
+        yaxis={"title": "STS-B kept (share of the untouched model's Spearman)", "tickformat": ".0%"},
+        legend={"orientation": "h", "y": -0.2, "x": 0}, height=560, width=900, plot_bgcolor="white")
     figure.update_xaxes(gridcolor="#eee")
     figure.update_yaxes(gridcolor="#eee")
     return figure

@@ -6,6 +6,7 @@ folder on `sys.path`). Not for: students. `pip install freezelab` does not ship
 this file, so `import freezelab` gives no way to it.
 """
 
+from freezelab.advisor import validate
 from freezelab.anatomy import anatomy, trainable_summary
 from freezelab.interpolation import interpolate
 from freezelab.models import structure_copy
@@ -95,6 +96,8 @@ SOLUTIONS = {
     "07.best-kept-method": _best_kept,
     "08.weight-at-0.3": lambda pretrained, finetuned: float(
         dict(interpolate(pretrained, finetuned, 0.3).named_parameters())[_query(pretrained)][0, 0].item()),
+    "09.regret": lambda reference: float(
+        validate(0.8, table=reference).set_index("task").loc["subj", "full fine-tuning at 2e-5: regret"]),
     "08.floor-alpha": lambda frame, untouched: float(max(a for a, s in zip(frame["alpha"], frame["sts_spearman"])
                                                          if s >= 0.9 * untouched)),
 }

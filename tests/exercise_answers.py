@@ -24,6 +24,15 @@ def _differs(right, wrong, tolerance=1e-5):
     return [w for w in wrong if abs(w - right) > tolerance]
 
 
+def _regret_wrong(reference, setup="full fine-tune, lr 2e-05"):
+    subj = reference[reference["task"] == "subj"].set_index("setup")
+    pooled = subj["score_var"].mean() ** 0.5
+    kept = subj.loc[subj["retention"] >= 0.8, "score"].max()
+    return [(subj["score"].max() - subj.loc[setup, "score"]) / pooled,  # the floor forgotten
+            kept - subj.loc[setup, "score"],  # in points, not seed standard deviations
+            (kept - subj.loc[setup, "score"]) / subj.loc[setup, "score_var"] ** 0.5]  # the set-up's own spread
+
+
 def _table(frame):
     return results.summary(frame)
 
@@ -113,6 +122,7 @@ WRONG = {
     "07.best-kept-method": lambda frame, probe="sts_spearman": (_most_accurate_if_it_forgets_more(frame, probe)
                                                                 + _most_retentive_if_it_learned_less(frame, probe)),
     "06.steps-250": lambda: [56, 64 * 32, 70],
+    "09.regret": lambda reference: _differs(SOLUTIONS["09.regret"](reference), _regret_wrong(reference), 0.01),
     "08.weight-at-0.3": lambda pretrained, finetuned: _differs(SOLUTIONS["08.weight-at-0.3"](pretrained, finetuned), [
         _query_at(finetuned, pretrained, 0.3),  # the ends swapped: 0.7 of the fine-tuned number
         _query_at(pretrained, finetuned, 0.0),  # the pre-trained number as it is

@@ -42,6 +42,10 @@ def context(key, bert_base, pretrained):
         return {"frame": frame, **extra}
     if key == "06.steps-250":
         return {}
+    if key == "09.regret":
+        from freezelab import advisor
+
+        return {"reference": advisor.reference()}
     if key == "08.weight-at-0.3":
         return {"pretrained": pretrained, "finetuned": moved(pretrained)}
     if key == "08.floor-alpha":  # an alpha-curve as fl.alpha_curve returns it, retention falling as alpha grows
