@@ -110,3 +110,11 @@ def test_every_target_the_validation_misses_is_said_to_be_missed():
 def test_bad_requests_say_what_is_wrong_and_what_is_valid(kwargs, message):
     with pytest.raises(ValueError, match=message):
         advisor.advise(**kwargs)
+
+
+def test_no_interval_runs_past_what_the_measure_can_be():
+    table = _table({"sst2": 0.97, "subj": 0.95, "cola": 0.90}, {FULL: 0.9}, {FULL: 0.01}, noise=[0.02, -0.02, 0.0])
+    known = {t: _signals(t, p) for t, p in {"sst2": 0.97, "subj": 0.95, "cola": 0.90}.items()}
+    predicted = advisor.predict(table, known, _signals("new", 0.98)).iloc[0]
+    assert predicted["score_high"] == 1.0 and predicted["retention_low"] == 0.0
+    assert predicted["score_low"] < predicted["score"] < 1.0
