@@ -83,6 +83,10 @@ def main(argv=None) -> None:
     advice.add_argument("--reference-signals", metavar="OUT",
                         help="instead: read the reference tasks' signals and write them to OUT (what "
                              "freezelab/precomputed/advisor/signals.json holds)")
+    advice.add_argument("--reference-memory", metavar="OUT",
+                        help="instead: measure each set-up's peak memory, each in a fresh process, and write them "
+                             "to OUT (what freezelab/precomputed/advisor/memory.json holds)")
+    advice.add_argument("--measure-memory", metavar="SETUP", help=argparse.SUPPRESS)  # one fresh process's part
     room = commands.add_parser("class", help="class mode: one sweep on a shared PostgreSQL, filled by a whole class")
     actions = room.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create the class's sweep (the teacher's address: it owns the tables)")
@@ -133,6 +137,22 @@ def _advise(args, parser) -> None:
     from . import advisor
     from .data import load_task
 
+    if args.measure_memory:
+        print(advisor.measure_memory(args.measure_memory))
+        return
+    if args.reference_memory:
+        import subprocess
+
+        peaks = {}
+        for point in advisor.setups():
+            label = advisor.describe_setup(point)
+            done = subprocess.run([sys.executable, "-m", "freezelab", "advise", "--measure-memory", label],
+                                  capture_output=True, text=True, check=True)
+            peaks[label] = round(float(done.stdout.strip().splitlines()[-1]), 1)
+            print(f"{label}: {peaks[label]:,.0f} MB", flush=True)
+        with open(args.reference_memory, "w") as handle:
+            json.dump({"freezelab_advisor_memory": 1, "sentences": 256, "peak_mb": peaks}, handle, indent=1)
+        return
     if args.reference_signals:
         rows = []
         for task in grids.ADVISOR_TASKS:

@@ -48,7 +48,8 @@ def setups() -> list[dict]:
     return [{k: v for k, v in p.items() if k not in ("seed", "train_size")} for p in advisor_points(seeds=(0,))]
 
 
-def _label(point: dict) -> str:
+def describe_setup(point: dict) -> str:
+    """A set-up's label, as the reference runs and `Advice` name it."""
     return describe({**point, "train_size": 0, "seed": 0})
 
 
@@ -136,12 +137,12 @@ def reference_signals() -> dict[str, Signals]:
 
 def reference() -> pd.DataFrame:
     """One row per reference task and set-up: mean dev score and its variance over seeds, STS-B retention (the
-    share of the frozen model's STS-B Spearman kept) and its variance, seconds per step and peak memory (on a
-    2-core CPU, in the kit's default micro-batches; NaN for runs made in whole batches)."""
+    share of the frozen model's STS-B Spearman kept) and its variance, and seconds per step (on a 2-core CPU, in
+    the kit's default micro-batches; NaN for runs made in whole batches). Peak memory is `reference_memory`'s."""
     from .results import flatten, load
 
     rows = []
-    labels = {_label(p): p for p in setups()}
+    labels = {describe_setup(p): p for p in setups()}
     for task in ADVISOR_TASKS:
         runs = flatten(load(_shipped() / f"{task}.json"))
         # Timed the way a CPU trains by default (micro-batches), not in whole batches as the frontier was made.
@@ -153,9 +154,35 @@ def reference() -> pd.DataFrame:
                          "score_var": group["dev_metric"].var(ddof=1), "retention": (group["sts_spearman"] / before).mean(),
                          "retention_var": (group["sts_spearman"] / before).var(ddof=1), "seeds": len(group),
                          "s_per_step": (group["train_time_s"] / group["steps"]).median() if timed else np.nan,
-                         "peak_memory_mb": group["peak_memory_mb"].median() if timed else np.nan,
                          "metric": group["metric"].iloc[0]})
     return pd.DataFrame(rows)
+
+
+def measure_memory(label: str, sentences: int = 256) -> float:
+    """The peak resident memory (MB) of this process after training set-up `label` on `sentences` SST-2
+    sentences for one epoch, as a CPU trains by default. A process's peak only grows, so the reference sweeps'
+    records (one worker, many runs) cannot give a set-up's own: call this in a fresh process for each set-up
+    (`python -m freezelab advise --reference-memory OUT` does). Memory does not grow with the data's size: the
+    batches, the micro-batches and the sentence length (64 tokens at most) are the same."""
+    import resource
+
+    from .data import load_task
+    from .models import load_model
+    from .training import fine_tune
+
+    setup = _recommendation(label, 2, 1)
+    model, tokenizer = load_model(CHECKPOINT, num_labels=2, pooling=setup.pooling)
+    fine_tune(model, tokenizer, load_task("sst2", train_size=sentences, dev_size=32), setup.config, plan=setup.plan)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reference_memory() -> dict[str, float]:
+    """Each set-up's peak resident MB, measured in a fresh process (`measure_memory`), as shipped."""
+    with open(_shipped() / "memory.json") as handle:
+        stored = json.load(handle)
+    if stored.get("freezelab_advisor_memory") != 1:
+        raise ValueError("precomputed/advisor/memory.json is not a freezelab advisor memory table")
+    return stored["peak_mb"]
 
 
 # --- the predictor -------------------------------------------------------------------------------------------
@@ -198,8 +225,9 @@ def predict(table: pd.DataFrame, known: dict[str, Signals], new: Signals, model:
         lowest = -1.0 if new.metric == "matthews" else 0.0  # no interval runs past what the measure can be
         rows.append({"setup": setup, "score": score, "score_low": max(score - z * spread, lowest),
                      "score_high": min(score + z * spread, 1.0), "retention": retention,
-                     "retention_low": max(retention - z * kept_spread, 0.0), "retention_high": retention + z * kept_spread, "s_per_step": group["s_per_step"].median(),
-                     "peak_memory_mb": group["peak_memory_mb"].median(), "tasks": n})
+                     "retention_low": max(retention - z * kept_spread, 0.0),
+                     "retention_high": retention + z * kept_spread, "s_per_step": group["s_per_step"].median(),
+                     "tasks": n})
     return pd.DataFrame(rows)
 
 
@@ -230,7 +258,7 @@ def validate(retention_floor: float | None = None, model: str = MODEL, table: pd
     intervals, and each of `DEFAULTS`' regret."""
     table = reference() if table is None else table
     known = reference_signals() if known is None else known
-    labels = {name: _label(point) for name, point in DEFAULTS.items()}
+    labels = {name: describe_setup(point) for name, point in DEFAULTS.items()}
     floor = -np.inf if retention_floor is None else retention_floor
     rows = []
     for task in [t for t in ADVISOR_TASKS if t in known]:
@@ -364,7 +392,7 @@ class Advice:
 
 
 def _recommendation(label: str, classes: int, epochs: int) -> Recommendation:
-    points = {_label(p): p for p in setups()}
+    points = {describe_setup(p): p for p in setups()}
     if label not in points:
         raise ValueError(f"no set-up {label!r}; the advisor's set-ups: {'; '.join(points)}")
     point = points[label]
@@ -436,6 +464,7 @@ def advise(data=None, *, task: str | None = None, path=None, text_column=None, l
     steps = config.epochs * math.ceil(mine.train_size / config.batch_size)
     speed = np.median([s.sentences_per_s for s in known.values()]) / mine.sentences_per_s  # > 1: slower here
     predicted["minutes"] = predicted["s_per_step"] * steps * speed / 60
+    predicted["peak_memory_mb"] = predicted["setup"].map(reference_memory())
     predicted["why not"] = ""
     for column, limit, reason in (("retention", retention_floor, "keeps too little"),
                                   ("minutes", minutes, "too slow"), ("peak_memory_mb", memory_mb, "too much memory")):

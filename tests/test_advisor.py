@@ -29,7 +29,7 @@ def _table(probes, shares, kept, noise=None):
 
 
 PROBES = {"sst2": 0.80, "subj": 0.88, "cola": 0.70, "word-order": 0.60}
-FULL, HALF, HEAD, LP_FT = (advisor._label(point) for point in advisor.DEFAULTS.values())
+FULL, HALF, HEAD, LP_FT = (advisor.describe_setup(point) for point in advisor.DEFAULTS.values())
 SHARES = {HEAD: 0.0, HALF: 0.3, FULL: 0.5}
 KEPT = {HEAD: 1.0, HALF: 0.9, FULL: 0.6}
 
