@@ -68,6 +68,9 @@ def print_tables(results) -> None:
     print()
 
 
+MARKER = "<!-- test: tests/test_advisor.py::test_docs_results_show_what_the_advisor_computes -->"
+
+
 def print_advisor() -> None:
     """The advisor's leave-one-task-out validation, with no floor and at 80%, as docs/results.md shows it."""
     from freezelab import advisor
@@ -87,7 +90,12 @@ def print_advisor() -> None:
             print(f"| {name} | {check[f'{name}: regret'].mean():.2f} | {int(check[f'{name}: broke floor'].sum())} |")
         print()
         for line in advisor.verdicts(check):
-            print(f"- {line}")
+            print(f"- {line} {MARKER}")
+        print("\n| signals (rule) | mean regret (seed sd) | tasks at most 1 sd | score covered | floors broken |\n"
+              "| --- | --- | --- | --- | --- |")
+        for row in advisor.compare_models(floor).to_dict(orient="records"):
+            print(f"| {row['rule']} | {row['mean regret']:.2f} | {row['tasks at most 1 sd']:.0%} | "
+                  f"{row['score covered']:.0%} | {row['floor broken']} |")
 
 
 def main() -> None:

@@ -226,8 +226,8 @@ def predict(table: pd.DataFrame, known: dict[str, Signals], new: Signals, model:
         rows.append({"setup": setup, "score": score, "score_low": max(score - z * spread, lowest),
                      "score_high": min(score + z * spread, 1.0), "retention": retention,
                      "retention_low": max(retention - z * kept_spread, 0.0),
-                     "retention_high": retention + z * kept_spread, "s_per_step": group["s_per_step"].median(),
-                     "tasks": n})
+                     "retention_high": min(retention + z * kept_spread, 1.0),  # the untouched model's, at most
+                     "s_per_step": group["s_per_step"].median(), "tasks": n})
     return pd.DataFrame(rows)
 
 
@@ -291,7 +291,7 @@ def compare_models(retention_floor: float | None = None) -> pd.DataFrame:
     for model in MODELS:
         check = validate(retention_floor, model, table, known)
         rows.append({"rule": model, "mean regret": check["regret"].mean(),
-                     "within 1 sd": float((check["regret"] <= TARGETS["regret"][0]).mean()),
+                     "tasks at most 1 sd": float((check["regret"] <= TARGETS["regret"][0]).mean()),
                      "score covered": check["score covered"].mean(), "floor broken": int(check["broke floor"].sum())})
     return pd.DataFrame(rows)
 
@@ -301,20 +301,18 @@ def verdicts(validation: pd.DataFrame) -> list[str]:
     limit, share = TARGETS["regret"]
     within = float((validation["regret"] <= limit).mean())
     covered = float(pd.concat([validation["score covered"], validation["retention covered"]]).mean())
-    ours = validation["regret"].mean()
+    ours, ours_broke = validation["regret"].mean(), int(validation["broke floor"].sum())
     lines = [f"regret within {limit:g} seed standard deviation on {within:.0%} of held-out tasks "
              f"(target {share:.0%}): {'met' if within >= share else 'NOT met'}",
              f"{LEVEL:.0%} intervals covered {covered:.0%} of measured points (target {TARGETS['coverage']:.0%}): "
              f"{'met' if covered >= TARGETS['coverage'] else 'NOT met'}"]
     for name in DEFAULTS:
-        theirs = validation[f"{name}: regret"].mean()
-        lines.append(f"mean regret {ours:.2f} against {theirs:.2f} for {name}: "
-                     f"{'better' if ours < theirs else 'NOT better'}")
-    broke, theirs_broke = int(validation["broke floor"].sum()), {
-        name: int(validation[f"{name}: broke floor"].sum()) for name in DEFAULTS}
-    if broke or any(theirs_broke.values()):
-        lines.append(f"floor broken on {broke} of {len(validation)} held-out tasks (defaults: "
-                     + ", ".join(f"{name} {n}" for name, n in theirs_broke.items()) + ")")
+        # Better: no worse on both counts and ahead on one. A rule that breaks the floor can score above every
+        # set-up that keeps it (a negative regret), so its regret alone would flatter it.
+        theirs, broke = validation[f"{name}: regret"].mean(), int(validation[f"{name}: broke floor"].sum())
+        better = ours <= theirs and ours_broke <= broke and (ours < theirs or ours_broke < broke)
+        lines.append(f"mean regret {ours:.2f} against {theirs:.2f} for {name}, floor broken on {ours_broke} against "
+                     f"{broke} of {len(validation)} tasks: {'better' if better else 'NOT better'}")
     return lines
 
 

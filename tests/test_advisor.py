@@ -2,6 +2,9 @@
 validation that never lets a task's own runs into its advice."""
 
 
+import json
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -97,7 +100,21 @@ def test_every_target_the_validation_misses_is_said_to_be_missed():
     assert "on 50% of held-out tasks (target 80%): NOT met" in lines[0]
     assert "covered 56% of measured points (target 75%): NOT met" in lines[1]
     assert all("NOT better" in line for line in lines[2:6])
-    assert "floor broken on 1 of 2" in lines[6]
+    assert "floor broken on 1 against 0 of 2 tasks" in lines[2]
+
+
+def test_a_rule_is_beaten_only_when_the_advisor_is_no_worse_on_regret_and_on_broken_floors():
+    def lines(ours, broke, theirs, theirs_broke):
+        rows = pd.DataFrame({"regret": [ours], "broke floor": [broke], "score covered": [1.0],
+                             "retention covered": [1.0],
+                             **{f"{name}: regret": [theirs] for name in advisor.DEFAULTS},
+                             **{f"{name}: broke floor": [theirs_broke] for name in advisor.DEFAULTS}})
+        return advisor.verdicts(rows)[2]
+
+    assert lines(0.5, False, 2.0, False).endswith(": better")
+    assert lines(0.5, False, -1.0, True).endswith("NOT better")  # it scored above the floor's best by breaking it
+    assert lines(0.5, False, 0.5, True).endswith(": better")
+    assert lines(0.5, False, 0.5, False).endswith("NOT better")  # a tie is not better
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -113,8 +130,93 @@ def test_bad_requests_say_what_is_wrong_and_what_is_valid(kwargs, message):
 
 
 def test_no_interval_runs_past_what_the_measure_can_be():
-    table = _table({"sst2": 0.97, "subj": 0.95, "cola": 0.90}, {FULL: 0.9}, {FULL: 0.01}, noise=[0.02, -0.02, 0.0])
-    known = {t: _signals(t, p) for t, p in {"sst2": 0.97, "subj": 0.95, "cola": 0.90}.items()}
+    probes = {"sst2": 0.97, "subj": 0.95, "cola": 0.90}
+    known = {t: _signals(t, p) for t, p in probes.items()}
+    table = _table(probes, {FULL: 0.9}, {FULL: 0.01}, noise=[0.02, -0.02, 0.0])
     predicted = advisor.predict(table, known, _signals("new", 0.98)).iloc[0]
     assert predicted["score_high"] == 1.0 and predicted["retention_low"] == 0.0
+    kept_all = advisor.predict(_table(probes, {HEAD: 0.0}, {HEAD: 1.0}), known, _signals("new", 0.98)).iloc[0]
+    assert kept_all["retention_high"] == 1.0  # never more than the untouched model keeps
     assert predicted["score_low"] < predicted["score"] < 1.0
+def test_the_shipped_reference_holds_every_set_up_on_every_task_with_three_seeds():
+    table = advisor.reference()
+    assert set(table["task"]) == set(TASKS)
+    assert set(table["setup"]) == {advisor.describe_setup(p) for p in advisor.setups()}
+    assert len(table) == len(TASKS) * len(advisor.setups()) and (table["seeds"] == 3).all()
+    head = table[table["setup"] == advisor.describe_setup(advisor.DEFAULTS["head only"])]
+    assert np.allclose(head["retention"], 1.0)  # the frozen encoder is the pre-trained one
+    assert set(advisor.reference_signals()) == set(TASKS)
+
+
+def test_the_shipped_signals_are_what_the_code_reads_from_the_data():
+    from freezelab.data import load_task
+
+    shipped = advisor.reference_signals()["subj"]
+    again = advisor.signals(load_task("subj"), "subj")
+    assert again.frozen_probe == pytest.approx(shipped.frozen_probe, abs=1e-3)
+    assert again.chance == shipped.chance and again.train_size == shipped.train_size
+
+
+def test_advice_on_your_own_file_ranks_every_set_up_and_hands_over_a_plan_fine_tune_takes(tmp_path, capsys):
+    from freezelab.__main__ import main
+    from freezelab.data import load_task
+
+    sst2 = load_task("sst2", train_size=300, seed=3)["train"].to_pandas()
+    path = tmp_path / "reviews.csv"
+    sst2.rename(columns={"text": "review", "label": "stars"}).to_csv(path, index=False)
+    out = tmp_path / "plan.json"
+    main(["advise", "--path", str(path), "--text-column", "review", "--label-column", "stars",
+          "--retention-floor", "0.8", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert printed.count("\n") > len(advisor.setups()) and "leave one task out" in printed
+    assert "Warning: your run takes" in printed  # 270 training sentences (a tenth is dev): outside the reference
+    saved = json.loads(out.read_text())
+    advice = advisor.advise(path=path, text_column="review", label_column="stars", retention_floor=0.8,
+                            probe_size=300)
+    assert saved["setup"] == advice.recommended.label
+    row = advice.table.set_index("set-up").loc[advice.recommended.label]
+    assert row["meets"] and row["why not"] == ""
+    assert float(row["predicted STS-B kept"].split("%")[0]) >= 80
+    from freezelab.models import load_model
+
+    model, _ = load_model("minilm-l6", num_labels=2, random_weights=True, pooling=advice.recommended.pooling)
+    advice.recommended.plan.apply(model)
+    assert any(p.requires_grad for p in model.parameters())
+
+
+def test_a_course_task_is_advised_without_its_own_reference_runs():
+    advice = advisor.advise("cola", train_size=100, probe_size=100)
+    others = {task: s for task, s in advisor.reference_signals().items() if task != "cola"}
+    expected = advisor.predict(advisor.reference(), others, advice.signals).set_index("setup")
+    got = advice.predicted.set_index("setup").loc[expected.index]
+    assert np.allclose(got["score"], expected["score"]) and np.allclose(got["retention"], expected["retention"])
+    assert (expected["tasks"] == 3).all()
+
+
+def test_every_rule_of_signals_is_validated_the_same_way():
+    compared = advisor.compare_models(0.8).set_index("rule")
+    assert list(compared.index) == list(advisor.MODELS)
+    again = advisor.validate(0.8, "probe")
+    assert compared.loc["probe", "mean regret"] == pytest.approx(again["regret"].mean())
+
+
+def test_every_set_up_has_its_own_peak_memory_measured_in_a_fresh_process():
+    from freezelab.models import load_model
+
+    peaks = advisor.reference_memory()
+    assert set(peaks) == {advisor.describe_setup(p) for p in advisor.setups()}
+    weights = sum(p.numel() for p in load_model("minilm-l6")[0].parameters()) * 4 / 2**20
+    assert all(peak > weights for peak in peaks.values())  # the weights alone, at 4 bytes each
+    assert peaks[FULL] > peaks[HEAD]  # gradients and AdamW's state for every weight, not for the head's alone
+
+
+def test_docs_results_show_what_the_advisor_computes(capsys):
+    """docs/results.md's advisor section is docs/make_figures.py's output from the shipped reference runs."""
+    from pathlib import Path
+
+    import make_figures  # docs/, on sys.path (conftest)
+
+    make_figures.print_advisor()
+    printed = capsys.readouterr().out.strip()
+    page = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text()
+    assert printed in page, "refresh docs/results.md's advisor section with docs/make_figures.py's output"
