@@ -23,6 +23,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 
 import numpy as np
@@ -170,8 +171,9 @@ def measure_memory(label: str, sentences: int = 256) -> float:
     from .models import load_model
     from .training import fine_tune
 
-    setup = _recommendation(label, 2, 1)
-    model, tokenizer = load_model(CHECKPOINT, num_labels=2, pooling=setup.pooling)
+    point = _point(label)
+    model, tokenizer = load_model(CHECKPOINT, num_labels=2, pooling=point.get("pooling", "cls"))
+    setup = _recommendation(label, 2, 1, model)  # the plan built on this model: no second model in the peak
     fine_tune(model, tokenizer, load_task("sst2", train_size=sentences, dev_size=32), setup.config, plan=setup.plan)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -389,19 +391,29 @@ class Advice:
                 + f"<p>How this advisor did on tasks it never saw (leave one task out):</p><ul>{record}</ul>" + warned)
 
 
-def _recommendation(label: str, classes: int, epochs: int) -> Recommendation:
+def _point(label: str) -> dict:
     points = {describe_setup(p): p for p in setups()}
     if label not in points:
         raise ValueError(f"no set-up {label!r}; the advisor's set-ups: {'; '.join(points)}")
-    point = points[label]
-    options = {k: point[k] for k in ("warmup", "head_start", "layer_decay") if k in point}
-    config = SWEEP_TRAINING.replace(epochs=epochs, lr=point["lr"], **options)
-    return Recommendation(label, point, PLANS[point["plan"]][1](_anatomy(classes, point.get("pooling", "cls")), epochs),
-                          config)
+    return points[label]
 
 
+def _recommendation(label: str, classes: int, epochs: int, model=None) -> Recommendation:
+    """The set-up `label` as the reference runs trained it (`SweepSettings.config`: their settings, then the
+    point's rate and options), on the whole training split; its plan built on `model`, or on the course
+    model's anatomy."""
+    from .grids import SweepSettings
+
+    point = _point(label)
+    config = SweepSettings(epochs=epochs).config({**point, "train_size": None, "seed": 0})
+    where = model if model is not None else _anatomy(classes, point.get("pooling", "cls"))
+    return Recommendation(label, point, PLANS[point["plan"]][1](where, epochs), config)
+
+
+@lru_cache(maxsize=4)
 def _anatomy(classes: int, pooling: str):
-    """The course model's anatomy (from its architecture: no weights are read), to build a plan on."""
+    """The course model's anatomy (from its architecture: no weights are read), to build a plan on; once per
+    head size and pooling, since every set-up's plan is built on the same one."""
     from .anatomy import anatomy
     from .models import load_model
 
