@@ -16,9 +16,10 @@ Finished runs of the live grids are cached in notebooks/runs/; this script
 runs each notebook in a scratch copy of the folder, so every grid trains.
 
     FREEZELAB_DATA_DIR=../shared/data python benchmarks/course.py [--size quick|full|smoke]
-        [--checkpoint bert-base-uncased] [--cells 3] [notebooks/04_*.ipynb ...]
+        [--memory lean|fast] [--checkpoint bert-base-uncased] [--cells 3] [notebooks/04_*.ipynb ...]
 
-Without --size, the notebooks choose as they do for a student: quick on a CPU, full size on a GPU.
+Without --size or --memory, the notebooks choose as they do for a student: quick on a CPU, full size on a GPU;
+lean memory where a kernel may use under 4 GB, as on Binder. The README's figures are `--memory lean`.
 """
 
 import argparse
@@ -134,6 +135,9 @@ def main() -> None:
     parser.add_argument("--size", choices=["smoke", "quick", "full"],
                         help="run size (default: what the notebooks choose, quick on a CPU, full on a GPU)")
     parser.add_argument("--checkpoint", help="FREEZELAB_CHECKPOINT for the notebooks (default: the course model)")
+    parser.add_argument("--memory", choices=["lean", "fast"],
+                        help="FREEZELAB_LEAN for the notebooks (default: what they choose, lean under 4 GB as on "
+                             "Binder; the README's figures are lean)")
     parser.add_argument("--cells", type=int, default=0, metavar="N",
                         help="also print the N code cells of each notebook whose peak rose most above the memory held before it")
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -147,6 +151,8 @@ def main() -> None:
         env["FREEZELAB_SIZE"] = args.size
     if args.checkpoint:
         env["FREEZELAB_CHECKPOINT"] = args.checkpoint
+    if args.memory:
+        env["FREEZELAB_LEAN"] = "1" if args.memory == "lean" else "0"
     rows, failed = [], []
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch) / "notebooks"
@@ -172,7 +178,8 @@ def main() -> None:
         sys.exit(f"every notebook failed: {', '.join(failed)}")
     total = sum(r["seconds"] for r in rows) / 60
     worst = max(r["peak_mb"] for r in rows)
-    mode = f"size {args.size or 'chosen by the runtime'}, checkpoint {args.checkpoint or 'the course model'}"
+    mode = (f"size {args.size or 'chosen by the runtime'}, checkpoint {args.checkpoint or 'the course model'}, "
+            f"memory {args.memory or 'chosen by the runtime'}")
     print(f"\n{len(rows)} notebooks, {mode}: {total:.1f} min in all (target <= {TARGET_TOTAL_MIN} min: "
           f"{'met' if total <= TARGET_TOTAL_MIN else 'MISSED'}, ratio {total / TARGET_TOTAL_MIN:.2f}); "
           f"largest peak {worst:.0f} MB (target <= {TARGET_PEAK_MB} MB: "

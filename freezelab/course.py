@@ -8,8 +8,8 @@ CPU and full size on a GPU. Environment variables change either choice:
 - `FREEZELAB_QUICK=1` or `0`: quick or full size, whatever the device (`FREEZELAB_SIZE=smoke` is the
   smallest size, for CI's pass over the notebooks);
 - `FREEZELAB_LEAN=1` or `0`: lean memory or not (`course.memory`, which the notebooks pass to every
-  fine-tune and sweep as `memory=course.memory`, `TrainConfig.memory`; default: lean at the quick and
-  smoke sizes, the ones Binder's 2 GB runs, so that a kernel stays under 1.3 GB);
+  fine-tune and sweep as `memory=course.memory`, `TrainConfig.memory`; default: lean where the kernel may
+  use under 4 GB, as on Binder's 2 GB, so that a kernel stays under 1.3 GB; elsewhere the faster way);
 - `FREEZELAB_CHECKPOINT`: another BERT-family checkpoint (a hub id such as `bert-base-uncased`, a local
   folder, or a random-weight preset such as `tiny-random-bert`). It is an opt-in: the notebooks then
   compute every model fact from the loaded model, probe retention the way that fits it, and draw the
@@ -101,16 +101,42 @@ def _size(device: str) -> tuple[RunSize, str]:
     return SIZES["quick"], f"no GPU: quick, so a laptop finishes in minutes ({QUICK_VARIABLE}=0 for full size)"
 
 
-def _memory(size: RunSize) -> tuple[str, str]:
+LEAN_BELOW_BYTES = 4 * 1024**3  # a quick-size kernel peaks near 1.4 GB without lean memory, 1.3 GB with it
+
+
+def memory_limit() -> tuple[int | None, str]:
+    """The memory this kernel may use, in bytes, and where that was read: Binder's `MEM_LIMIT`, else the
+    container's limit (cgroup v2, then v1), else the machine's RAM; (None, why) where none can be read."""
+    if os.environ.get("MEM_LIMIT", "").strip().isdigit():  # what BinderHub sets (jupyter-resource-usage reads it)
+        return int(os.environ["MEM_LIMIT"]), "MEM_LIMIT, the notebook server's limit"
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**60:  # "max", or v1's huge number: no limit there
+            return int(text), "the container's limit"
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "the machine's memory"
+    except (AttributeError, ValueError, OSError):  # Windows has no sysconf
+        return None, "how much memory this machine has could not be read"
+
+
+def _memory() -> tuple[str, str]:
     chosen = os.environ.get(LEAN_VARIABLE, "").strip()
     if chosen:
         if chosen not in ("0", "1"):
             raise ValueError(f"{LEAN_VARIABLE}={chosen!r}: use 1 (lean memory) or 0 (faster, more memory)")
         return ("lean" if chosen == "1" else "fast"), f"{LEAN_VARIABLE}={chosen}"
-    if size.name == "full":
-        return "fast", f"full size: the fastest training ({LEAN_VARIABLE}=1 for lean)"
-    return "lean", (f"{size.name} size, so that a kernel fits Binder's 2 GB beside JupyterLab; MiniLM's full "
-                  f"fine-tunes take about 1.3x the time on a CPU ({LEAN_VARIABLE}=0 for the faster way)")
+    limit, source = memory_limit()
+    if limit is None:
+        return "lean", f"{source}, so the safe way; {LEAN_VARIABLE}=0 for the faster way"
+    gigabytes = f"{source}: {limit / 1024**3:.1f} GB"
+    if limit < LEAN_BELOW_BYTES:
+        return "lean", (f"{gigabytes}, under 4 GB, as on Binder: activations are recomputed so that a kernel fits "
+                        f"beside JupyterLab, and fine-tunes that train blocks take about 1.4x the time on a CPU; "
+                        f"{LEAN_VARIABLE}=0 for the faster way")
+    return "fast", f"{gigabytes}, room for the faster way; {LEAN_VARIABLE}=1 for lean, as on Binder"
 
 
 def _checkpoint() -> tuple[str, str]:
@@ -176,7 +202,7 @@ def setup(show: bool = True) -> Course:
     device = _device()
     size, why_size = _size(device)
     lr, why_lr = stable_lr(checkpoint)
-    memory, why_memory = _memory(size)
+    memory, why_memory = _memory()
     course = Course(checkpoint, device, size, lr,
                     {"checkpoint": why_checkpoint, "size": why_size, "lr": why_lr, "memory": why_memory}, memory)
     if show:

@@ -8,7 +8,8 @@ from freezelab import course, results
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
-    for variable in (course.CHECKPOINT_VARIABLE, course.QUICK_VARIABLE, course.SIZE_VARIABLE, course.LEAN_VARIABLE):
+    for variable in (course.CHECKPOINT_VARIABLE, course.QUICK_VARIABLE, course.SIZE_VARIABLE, course.LEAN_VARIABLE,
+                     "MEM_LIMIT"):
         monkeypatch.delenv(variable, raising=False)
 
 
@@ -44,11 +45,29 @@ def test_smoke_size_for_ci(monkeypatch):
     assert course.setup(show=False).size == course.SIZES["smoke"]
 
 
-@pytest.mark.parametrize("device, memory", [("cpu", "lean"), ("cuda", "fast")])
-def test_lean_memory_comes_with_the_quick_size_binder_runs(device, memory, monkeypatch):
+@pytest.mark.parametrize("limit, memory", [(2 * 1024**3, "lean"), (3.9 * 1024**3, "lean"), (12.7 * 1024**3, "fast")])
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_lean_memory_where_the_kernel_may_use_under_4_gb_as_on_binder(limit, memory, device, monkeypatch):
     on(monkeypatch, device)
+    monkeypatch.setattr(course, "memory_limit", lambda: (int(limit), "the container's limit"))
     chosen = course.setup(show=False)
-    assert chosen.memory == memory and ("Binder" in chosen.why["memory"]) is (memory == "lean")
+    assert chosen.memory == memory
+    assert f"the container's limit: {limit / 1024**3:.1f} GB" in chosen.why["memory"]
+    assert ("FREEZELAB_LEAN=0" if memory == "lean" else "FREEZELAB_LEAN=1") in chosen.why["memory"]
+
+
+def test_lean_memory_where_the_memory_cannot_be_read(monkeypatch):
+    monkeypatch.setattr(course, "memory_limit", lambda: (None, "how much memory this machine has could not be read"))
+    chosen = course.setup(show=False)
+    assert chosen.memory == "lean" and "could not be read" in chosen.why["memory"]
+
+
+def test_the_memory_limit_is_binders_mem_limit_first_else_what_the_machine_has(monkeypatch):
+    monkeypatch.setenv("MEM_LIMIT", str(2 * 1024**3))  # what BinderHub sets in the notebook server
+    assert course.memory_limit() == (2 * 1024**3, "MEM_LIMIT, the notebook server's limit")
+    monkeypatch.delenv("MEM_LIMIT")
+    limit, source = course.memory_limit()
+    assert limit > 0 and source in ("the container's limit", "the machine's memory")
 
 
 @pytest.mark.parametrize("value, memory", [("0", "fast"), ("1", "lean")])
@@ -75,11 +94,12 @@ def test_bad_settings_say_what_is_valid(variable, value, message, monkeypatch):
 
 def test_first_cell_prints_checkpoint_device_size_and_how_to_change_them(monkeypatch, capsys):
     on(monkeypatch, "cpu")
+    monkeypatch.setenv("MEM_LIMIT", str(2 * 1024**3))  # Binder's
     course.setup()
     out = capsys.readouterr().out
     for words in ("checkpoint: minilm-l6 (the course model", "device:     cpu (fp32, length-sorted micro-batches of 8)",
                   "run size:   quick: 500",
-                  "memory:     lean (quick size", "%env FREEZELAB_QUICK=0", "%env FREEZELAB_CHECKPOINT=bert-base-uncased",
+                  "memory:     lean (MEM_LIMIT, the notebook server's limit: 2.0 GB, under 4 GB, as on Binder", "%env FREEZELAB_QUICK=0", "%env FREEZELAB_CHECKPOINT=bert-base-uncased",
                   "Colab"):
         assert words in out
 

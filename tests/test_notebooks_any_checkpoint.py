@@ -3,7 +3,8 @@
 CI's first pass (nbval, `python -m pytest`) runs the student edition (`notebooks/`) on the course model. This
 second pass runs the teacher edition (`teacher/notebooks/`, the sources, solutions included) of
 every notebook top to bottom on `tiny-random-bert`: 4 blocks instead of MiniLM-L6's 6, 64 wide instead of 384, a
-masked-LM head (so retention is probed the other way) and no pooler in its file, at the smoke size. Right after
+masked-LM head (so retention is probed the other way) and no pooler in its file, at the smoke size, with lean
+memory (the way Binder runs, which nbval's pass does not take on a machine with 4 GB or more). Right after
 each exercise, in the same kernel, its check must accept the notebook's own solution (its `answer_N`,
 computed for that kernel's model and data), and the one in `teacher/solutions.py`, and reject each known
 wrong answer (`exercise_answers.WRONG`). The notebooks run two at a time, in kernels of their own.
@@ -55,7 +56,7 @@ def run_with_proofs(path: str, cwd: str) -> str | None:
     answers = nbformat.v4.new_code_cell(
         f"import sys\nsys.path[:0] = [{str(TESTS)!r}, {str(TEACHER)!r}]\n"
         "from exercise_answers import WRONG\nfrom solutions import SOLUTIONS\n"
-        "assert course.checkpoint == 'tiny-random-bert' and course.size.name == 'smoke', course")
+        "assert course.checkpoint == 'tiny-random-bert' and course.size.name == 'smoke' and course.memory == 'lean', course")
     cells, answered = [], False
     for cell in notebook.cells:  # each proof right after its exercise: the names it reads may be freed later
         cells.append(cell)
@@ -86,6 +87,7 @@ def outcomes(request, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:  # what the kernels inherit
         patch.setenv("FREEZELAB_CHECKPOINT", "tiny-random-bert")
         patch.setenv("FREEZELAB_SIZE", "smoke")
+        patch.setenv("FREEZELAB_LEAN", "1")  # Binder's way, which nbval's pass on a machine with room does not take
         patch.setenv(DATA_DIR_VARIABLE, data)
         patch.setenv("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // 2)))
         spawn = multiprocessing.get_context("spawn")  # not fork: this process holds torch's threads
