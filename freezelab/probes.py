@@ -233,13 +233,29 @@ def _mlm_retention(mlm_model, finetuned, tokenizer, texts: list[str], mask_rate:
     special = torch.isin(ids, torch.tensor(tokenizer.all_special_ids))
     chosen = (torch.rand(ids.shape, generator=generator) < mask_rate) & ~special & batch["attention_mask"].bool()
     masked = ids.masked_fill(chosen, tokenizer.mask_token_id)
-    device = next(probe.parameters()).device
+    device, head = next(probe.parameters()).device, _mlm_head(probe)
     right = 0
     for start in range(0, len(ids), 16):  # the logits of a whole batch over the vocabulary would take GBs
         rows = slice(start, start + 16)
-        logits = probe(input_ids=masked[rows].to(device), attention_mask=batch["attention_mask"][rows].to(device)).logits
-        right += int((logits.argmax(-1).cpu()[chosen[rows]] == ids[rows][chosen[rows]]).sum())
+        inputs = {"input_ids": masked[rows].to(device), "attention_mask": batch["attention_mask"][rows].to(device)}
+        if head is None:
+            guessed = probe(**inputs).logits.argmax(-1).cpu()[chosen[rows]]
+        else:  # the head reads each position alone: the masked ones are all it needs (15% of the vocab products)
+            hidden = _body(probe)(**inputs).last_hidden_state
+            guessed = head(hidden[chosen[rows].to(device)]).argmax(-1).cpu()
+        right += int((guessed == ids[rows][chosen[rows]]).sum())
     return right / int(chosen.sum())
+
+
+def _mlm_head(mlm_model):
+    """The module that turns each last hidden state into vocabulary logits, one position at a time, where the
+    architecture keeps it in one piece (BERT's `cls`, RoBERTa's `lm_head`); None for the others (DistilBERT
+    spreads it over four), which are read through the whole model's logits."""
+    for name in ("cls", "lm_head"):
+        head = getattr(mlm_model, name, None)
+        if isinstance(head, torch.nn.Module):
+            return head
+    return None
 
 
 def _weights_file(checkpoint: str) -> Path | None:

@@ -92,6 +92,19 @@ def test_mlm_retention_reads_the_finetuned_encoder_through_the_original_head():
     assert unchanged(mlm, before) and unchanged(finetuned, after)
 
 
+def test_the_masked_lm_probe_scores_only_the_masked_positions_and_gets_the_whole_vocabularys_answer(monkeypatch):
+    """The head reads each position alone, so scoring the masked ones only (about 15%) changes no guess."""
+    torch.manual_seed(0)
+    mlm = AutoModelForMaskedLM.from_config(BertConfig(num_hidden_layers=2, hidden_size=64, num_attention_heads=2,
+                                                      intermediate_size=128))
+    _, tokenizer = fl.load_model("minilm-l6")
+    texts = list(fl.load_task("sst2", dev_size=64, seed=0)["dev"]["text"])
+    assert probes._mlm_head(mlm) is mlm.cls
+    masked_only = probes._mlm_retention(mlm, mlm, tokenizer, texts, 0.15, 0)
+    monkeypatch.setattr(probes, "_mlm_head", lambda model: None)  # the whole model's logits, every position
+    assert probes._mlm_retention(mlm, mlm, tokenizer, texts, 0.15, 0) == masked_only
+
+
 def test_minilm_has_no_mlm_head():
     assert not probes.has_mlm_head("minilm-l6")
 
