@@ -14,11 +14,17 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "datasets", "ipywidgets", "IPython", "plotly", "optuna")
 
 
-def loaded_after(code: str) -> set[str]:
-    """The heavy modules a fresh interpreter has loaded after running `code`."""
-    probe = f"import sys\n{code}\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+def modules_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running `code`: the heavy ones and freezelab's own."""
+    probe = (f"import sys\n{code}\n"
+             f"print(' '.join(m for m in sys.modules if m in {HEAVY!r} or m.startswith('freezelab.')))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
     return set(out.stdout.split())
+
+
+def loaded_after(code: str) -> set[str]:
+    """The heavy modules a fresh interpreter has loaded after running `code`."""
+    return modules_after(code) & set(HEAVY)
 
 
 def test_importing_the_package_loads_nothing_heavy():
@@ -30,20 +36,14 @@ def test_a_headless_sweep_worker_never_loads_the_widget_layer():
     assert {"torch", "transformers", "optuna"} <= loaded and not loaded & {"ipywidgets", "IPython", "plotly"}
 
 
-def freezelab_modules_after(code: str) -> set[str]:
-    probe = f"import sys\n{code}\nprint(' '.join(m for m in sys.modules if m.startswith('freezelab.')))"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
-    return set(out.stdout.split())
-
-
 def test_the_layers_import_downwards_only():
     """Training knows no UI (a live view is a callback the caller passes); the picker knows no sweep code."""
     ui = {"freezelab.dashboard", "freezelab.widgets", "freezelab.plots", "freezelab.run_plots", "freezelab.figure",
           "freezelab.frontend"}
-    assert not freezelab_modules_after("import freezelab.training, freezelab.experiment, freezelab.sweeps") & ui
-    sweep_side = {"freezelab.grids", "freezelab.results", "freezelab.sweeps", "freezelab.training", "freezelab.run_plots"}
-    assert not freezelab_modules_after("import freezelab.widgets") & sweep_side
-    assert "optuna" not in loaded_after("import freezelab.widgets")
+    assert not modules_after("import freezelab.training, freezelab.experiment, freezelab.sweeps") & ui
+    sweep_side = {"freezelab.grids", "freezelab.results", "freezelab.sweeps", "freezelab.training", "freezelab.run_plots",
+                  "optuna"}
+    assert not modules_after("import freezelab.widgets") & sweep_side
 
 
 def test_every_public_name_resolves_and_anatomy_stays_the_function():
@@ -78,16 +78,26 @@ def test_clear_caches_empties_every_cache(minilm):
     assert plots._static_parts.cache_info().currsize == 0
 
 
+COLLECT_TIERS = """
+import json, pytest
+TIERS = {"core", "notebooks", "browser", "postgres", "site", "benchmarks"}
+class Tiers:
+    def pytest_collection_finish(self, session):  # after conftest.py has marked each test
+        self.found = {item.nodeid: sorted({mark.name for mark in item.iter_markers()} & TIERS) for item in session.items}
+tiers = Tiers()
+pytest.main(["--collect-only", "-q", "-p", "no:xdist", "-o", "addopts=", "-p", "no:cacheprovider", "tests"], plugins=[tiers])
+print(json.dumps(tiers.found))
+"""
+
+
 def test_each_test_has_a_tier_and_the_core_needs_no_service():
     """docs/testing.md: every collected test is in a tier, and the fast core uses no server, browser or kernel."""
-    def collected(marks: str) -> list[str]:
-        out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:xdist", "-o", "addopts=",
-                              "-p", "no:cacheprovider", "-m", marks, "tests"], capture_output=True, text=True, cwd=ROOT)
-        return [line for line in out.stdout.splitlines() if "::" in line]
-
-    assert collected("not (core or notebooks or browser or postgres or site or benchmarks)") == []
-    core = collected("core")
+    out = subprocess.run([sys.executable, "-c", COLLECT_TIERS], capture_output=True, text=True, cwd=ROOT)
+    tiers = json.loads(out.stdout.splitlines()[-1])  # one collection: test id -> its tiers
+    assert len(tiers) > 500 and [test for test, found in tiers.items() if not found] == []
+    core = [test for test, found in tiers.items() if "core" in found]
     assert len(core) > 300 and not [t for t in core if "postgres" in t or "browser" in t or "test_site" in t]
+    assert all(found == ["core"] for test, found in tiers.items() if "core" in found)  # core means no service
 
 
 def test_the_readme_is_a_two_minute_read_that_links_every_docs_page():
