@@ -85,8 +85,20 @@ def test_no_page_shows_a_failed_cell_and_the_solutions_stay_out(site):
         assert "BEGIN SOLUTION" not in page, f"{stem}: the teacher edition leaked"
 
 
-@pytest.mark.parametrize("stem", NOTEBOOKS)
-def test_page_in_chromium_figures_drawn_no_script_errors_links_whole(site, browser, stem):
+@pytest.fixture(scope="module")
+def visited(site, browser):
+    """Each page opened once in Chromium, and what the tests below read of it: script errors, requests that
+    left the site, figures drawn, links, each figure's text alternative, and axe-core's findings."""
+    seen = {}
+
+    def visit(stem: str) -> dict:
+        if stem not in seen:
+            seen[stem] = _visit(browser, site / "index.html" if stem == "index" else site / "notebooks" / f"{stem}.html")
+        return seen[stem]
+    return visit
+
+
+def _visit(browser, path: Path) -> dict:
     page = browser.new_page()
     errors, outside = [], []
     page.on("pageerror", lambda error: errors.append(str(error)))  # a script that threw
@@ -94,51 +106,51 @@ def test_page_in_chromium_figures_drawn_no_script_errors_links_whole(site, brows
             if request.url.startswith("file:") else None)  # a file the site should hold
     page.on("request", lambda request: outside.append((request.resource_type, request.url))
             if not request.url.startswith(("file:", "data:")) else None)
-    path = site / "notebooks" / f"{stem}.html"
     page.goto(path.as_uri(), wait_until="load")
     figures = page.locator(".plotly-graph-div")
     drawn = figures.count()
     for i in range(drawn):  # plotly.js draws an svg into every figure's div
         figures.nth(i).locator("svg.main-svg").first.wait_for(state="attached", timeout=20_000)
     hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
-    page.close()
-    assert errors == [], f"{stem}: {errors}"
-    # Self-contained: scripts, styles and fonts come with the site; only badge images point outside.
-    assert all(kind == "image" for kind, url in outside), f"{stem}: loads from outside the site: {outside}"
-    if stem not in ("00_start_here",):  # every other notebook draws at least one figure
-        assert drawn > 0, f"{stem}: no plotly figure on the page"
-    for href in hrefs:
-        url = urlparse(href)
-        if url.scheme == "file":
-            assert Path(unquote(url.path)).exists(), f"{stem}: broken link {href}"
-
-
-@pytest.mark.parametrize("stem", NOTEBOOKS)
-def test_every_figure_on_the_page_is_followed_by_what_it_shows(site, browser, stem):
-    """In the figure's own cell output: the words ('In words: Figure: <its title>. ...') and a captioned table."""
-    page = browser.new_page()
-    page.goto((site / "notebooks" / f"{stem}.html").as_uri(), wait_until="load")
-    figures = page.evaluate("""() => [...document.querySelectorAll('.plotly-graph-div')].map(div => {
+    words = page.evaluate("""() => [...document.querySelectorAll('.plotly-graph-div')].map(div => {
         const output = div.closest('.cell_output');
         const text = output && output.querySelector('.freezelab-figure-text');
         return {title: div.layout && div.layout.title ? (div.layout.title.text || '') : '',
                 words: text ? text.querySelector('p').textContent : null,
                 caption: text && text.querySelector('table caption') ? text.querySelector('table caption').textContent : null,
                 cells: text ? text.querySelectorAll('td').length : 0}; })""")
+    page.wait_for_timeout(500)  # the page's own load handlers (figures, keyboard.js) run before axe reads it
+    loaded = {"errors": list(errors), "outside": list(outside), "drawn": drawn, "hrefs": hrefs, "figures": words}
+    found = violations(page)  # after the page's own requests: axe fetches the stylesheets again, and file:// says no
     page.close()
-    for figure in figures:
+    return {**loaded, "axe": found}
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_page_in_chromium_figures_drawn_no_script_errors_links_whole(visited, stem):
+    page = visited(stem)
+    assert page["errors"] == [], f"{stem}: {page['errors']}"
+    # Self-contained: scripts, styles and fonts come with the site; only badge images point outside.
+    assert all(kind == "image" for kind, url in page["outside"]), f"{stem}: loads from outside the site: {page['outside']}"
+    if stem not in ("00_start_here",):  # every other notebook draws at least one figure
+        assert page["drawn"] > 0, f"{stem}: no plotly figure on the page"
+    for href in page["hrefs"]:
+        url = urlparse(href)
+        if url.scheme == "file":
+            assert Path(unquote(url.path)).exists(), f"{stem}: broken link {href}"
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_every_figure_on_the_page_is_followed_by_what_it_shows(visited, stem):
+    """In the figure's own cell output: the words ('In words: Figure: <its title>. ...') and a captioned table."""
+    for figure in visited(stem)["figures"]:
         assert figure["words"], f"{stem}: a figure without its words: {figure['title']!r}"
         assert figure["words"].startswith("In words: Figure: ") and figure["caption"].startswith("The numbers of"), figure
         assert figure["cells"] > 0, f"{stem}: an empty data table under {figure['title']!r}"
 
 
 @pytest.mark.parametrize("stem", ["index", *NOTEBOOKS])
-def test_axe_finds_nothing_serious_or_critical_on_the_page(site, browser, stem):
-    page = browser.new_page()
-    path = site / "index.html" if stem == "index" else site / "notebooks" / f"{stem}.html"
-    page.goto(path.as_uri(), wait_until="load")
-    page.wait_for_timeout(500)  # the page's own load handlers (figures, keyboard.js) run first
-    found = violations(page)
-    page.close()
+def test_axe_finds_nothing_serious_or_critical_on_the_page(visited, stem):
+    found = visited(stem)["axe"]
     print(f"axe, site page {stem}: {counts(found)}\n{report(found)}")
     assert not blocking(found), f"{stem}: serious or critical axe violations:\n{report(blocking(found))}"
