@@ -12,6 +12,7 @@ size is small by default (a run is mostly model loading and a few steps): the co
 it, and the seconds scale with it.
 
     FREEZELAB_DATA_DIR=../shared/data python benchmarks/run_reuse.py [--train-size 64] [--checkpoint minilm-l6]
+        [--setups 5]
 """
 
 import argparse
@@ -23,10 +24,12 @@ import freezelab as fl
 from freezelab import grids, sweeps
 
 
-def exercise_steps(lr: float, n: int) -> list[tuple[str, list[dict]]]:
-    """The grids notebook 04 runs: its live grid, then exercise 4's two changes."""
+def exercise_steps(lr: float, n: int, setups: int = 0) -> list[tuple[str, list[dict]]]:
+    """The grids notebook 04 runs: its live grid (its first `setups` set-ups; 0: all 5), then exercise 4's two
+    changes."""
     live = (grids.grid(["head"], [1e-2], [n], [0], pooling="mean") + grids.grid(["top2"], [lr * 2], [n], [0])
             + grids.grid(["full"], [lr, lr * 5], [n], [0]) + grids.grid(["full"], [lr * 20], [n], [0], warmup=0.0))
+    live = live[:setups or len(live)]
     top4 = live + grids.grid(["top4"], [lr], [n], [0])
     seeds = [dict(point, seed=seed) for seed in (0, 1) for point in top4]
     return [("the live grid", live), ("+ top 4", top4), ("+ a second seed", seeds)]
@@ -49,10 +52,11 @@ def main(argv=None) -> None:
     parser.add_argument("--train-size", type=int, default=64)
     parser.add_argument("--dev-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-4, help="the course's lr for full fine-tuning")
+    parser.add_argument("--setups", type=int, default=0, help="only the live grid's first N set-ups (0: all 5)")
     args = parser.parse_args(argv)
 
     settings = grids.SweepSettings(checkpoint=args.checkpoint, epochs=1, dev_size=args.dev_size, probes=False)
-    steps = exercise_steps(args.lr, args.train_size)
+    steps = exercise_steps(args.lr, args.train_size, args.setups)
     with tempfile.TemporaryDirectory() as folder:
         before = timed_steps(steps, settings, lambda i: f"sqlite:///{Path(folder) / f'grid-{i}.db'}")
         after = timed_steps(steps, settings, lambda i: f"sqlite:///{Path(folder) / 'course.db'}")

@@ -34,7 +34,7 @@ SMOKE = {
     "memory_levers.py": (["--rounds", "1", "--size", "smoke", "--variants", "2"], "x as is"),
     "picker_update.py": ([], "ratio toggle / build"),
     "reading_time.py": ([], "all"),
-    "run_reuse.py": (["--checkpoint", "tiny-random-bert", *TINY, "--dev-size", "16"], "exercise 4 total"),
+    "run_reuse.py": (["--checkpoint", "tiny-random-bert", *TINY, "--dev-size", "16", "--setups", "2"], "exercise 4 total"),
 }
 
 
