@@ -107,7 +107,7 @@ LEAN_BELOW_BYTES = 4 * 1024**3  # a quick-size kernel peaks near 1.4 GB without 
 def memory_limit() -> tuple[int | None, str]:
     """The memory this kernel may use, in bytes, and where that was read: Binder's `MEM_LIMIT`, else the
     container's limit (cgroup v2, then v1), else the machine's RAM; (None, why) where none can be read."""
-    if os.environ.get("MEM_LIMIT", "").strip().isdigit():  # what BinderHub sets (jupyter-resource-usage reads it)
+    if os.environ.get("MEM_LIMIT", "").strip().isdigit() and int(os.environ["MEM_LIMIT"]) > 0:  # BinderHub sets it
         return int(os.environ["MEM_LIMIT"]), "MEM_LIMIT, the notebook server's limit"
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:
@@ -116,6 +116,12 @@ def memory_limit() -> tuple[int | None, str]:
             continue
         if text.isdigit() and int(text) < 2**60:  # "max", or v1's huge number: no limit there
             return int(text), "the container's limit"
+    try:
+        import psutil  # every Jupyter kernel has it (ipykernel needs it), on every system
+
+        return psutil.virtual_memory().total, "the machine's memory"
+    except ImportError:
+        pass
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "the machine's memory"
     except (AttributeError, ValueError, OSError):  # Windows has no sysconf
