@@ -183,6 +183,20 @@ def _write_executed(item, outputs: dict) -> None:
     os.replace(scratch, folder / f"{path.stem}.ipynb")  # whole or absent: the site waits for it
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Where the run's time went, by tier: each test's setup, call and teardown, summed (over all workers)."""
+    seconds, tests = dict.fromkeys(TIERS, 0.0), {tier: set() for tier in TIERS}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for tier in TIERS.keys() & set(getattr(report, "keywords", {})):
+                seconds[tier] += getattr(report, "duration", 0.0)
+                tests[tier].add(report.nodeid)
+    if any(tests.values()):
+        terminalreporter.write_sep("=", "seconds by tier (summed over workers; a test in two tiers counts in both)")
+        for tier in sorted((tier for tier in TIERS if tests[tier]), key=seconds.get, reverse=True):
+            terminalreporter.write_line(f"{tier:>11}: {seconds[tier]:7.0f} s in {len(tests[tier]):4d} tests")
+
+
 @pytest.hookimpl(optionalhook=True)  # .ci/lower-bounds runs without pytest-xdist
 def pytest_xdist_auto_num_workers(config):
     """`-n auto`: a worker per core, at most four (each holds its own models and runs notebook kernels)."""
