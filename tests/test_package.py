@@ -134,3 +134,23 @@ def test_ci_installs_the_cpu_wheel_first_then_runs_the_readmes_command_then_the_
     lower = (ROOT / ".ci" / "lower-bounds").read_text()
     assert "tests/test_plots_widgets.py tests/test_dashboard.py" in lower
     assert all(f"notebooks/0{n}_" in lower for n in (1, 2, 3)) and "notebooks/04_" not in lower
+
+
+def test_the_run_ends_with_the_seconds_each_tier_took():
+    """docs/testing.md: the summary sums each test's setup, call and teardown by tier, over all workers."""
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import conftest
+
+    def report(nodeid, tiers, seconds):
+        return SimpleNamespace(nodeid=nodeid, keywords={**dict.fromkeys(tiers, 1), nodeid: 1}, duration=seconds)
+    lines = []
+    reporter = SimpleNamespace(stats={"passed": [report("a", ["core"], 2.0), report("a", ["core"], 1.0),
+                                                 report("nb", ["notebooks", "postgres"], 30.0)],
+                                      "": [SimpleNamespace(nodeid="warning without a duration")]},
+                               write_sep=lambda sep, title: lines.append(title), write_line=lines.append)
+    conftest.pytest_terminal_summary(reporter)
+    assert lines[0].startswith("seconds by tier")
+    assert set(lines[1:3]) == {"  notebooks:      30 s in    1 tests", "   postgres:      30 s in    1 tests"}
+    assert lines[3:] == ["       core:       3 s in    1 tests"]  # the most first; a tier with no test left out
