@@ -19,7 +19,7 @@ runs each notebook in a scratch copy of the folder, so every grid trains.
         [--memory lean|fast] [--checkpoint bert-base-uncased] [--cells 3] [notebooks/04_*.ipynb ...]
 
 Without --size or --memory, the notebooks choose as they do for a student: quick on a CPU, full size on a GPU;
-lean memory where a kernel may use under 4 GB, as on Binder. The README's figures are `--memory lean`.
+lean memory where a kernel may use under 6 GB, as on Binder. The README's figures are `--memory lean`.
 """
 
 import argparse
@@ -136,7 +136,7 @@ def main() -> None:
                         help="run size (default: what the notebooks choose, quick on a CPU, full on a GPU)")
     parser.add_argument("--checkpoint", help="FREEZELAB_CHECKPOINT for the notebooks (default: the course model)")
     parser.add_argument("--memory", choices=["lean", "fast"],
-                        help="FREEZELAB_LEAN for the notebooks (default: what they choose, lean under 4 GB as on "
+                        help="FREEZELAB_LEAN for the notebooks (default: what they choose, lean under 6 GB as on "
                              "Binder; the README's figures are lean)")
     parser.add_argument("--cells", type=int, default=0, metavar="N",
                         help="also print the N code cells of each notebook whose peak rose most above the memory held before it")

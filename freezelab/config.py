@@ -76,7 +76,7 @@ class TrainConfig:
         wherever a weight inside a block trains (the same numbers), has glibc hand freed blocks of 1 MiB or more
         straight back to the system (`memory.return_large_blocks_at_once`; it stays for the process), and makes
         a sweep run that does not use the frozen-prefix cache empty it first (`experiment.run_point`). The
-        course chooses lean where a kernel may use under 4 GB, as on Binder's 2 GB (`course.memory`).
+        course chooses lean where a kernel may use under 6 GB, as on Binder's 2 GB (`course.memory`).
         `benchmarks/course.py` measures the course with and without it, `benchmarks/memory_levers.py` each
         lever apart. It changes no number a run reports, so sweeps reuse runs made either way.
     """

@@ -9,7 +9,7 @@ CPU and full size on a GPU. Environment variables change either choice:
   smallest size, for CI's pass over the notebooks);
 - `FREEZELAB_LEAN=1` or `0`: lean memory or not (`course.memory`, which the notebooks pass to every
   fine-tune and sweep as `memory=course.memory`, `TrainConfig.memory`; default: lean where the kernel may
-  use under 4 GB, as on Binder's 2 GB, so that a kernel stays under 1.3 GB; elsewhere the faster way);
+  use under 6 GB, as on Binder's 2 GB, so that a kernel stays under 1.3 GB; elsewhere the faster way);
 - `FREEZELAB_CHECKPOINT`: another BERT-family checkpoint (a hub id such as `bert-base-uncased`, a local
   folder, or a random-weight preset such as `tiny-random-bert`). It is an opt-in: the notebooks then
   compute every model fact from the loaded model, probe retention the way that fits it, and draw the
@@ -101,7 +101,7 @@ def _size(device: str) -> tuple[RunSize, str]:
     return SIZES["quick"], f"no GPU: quick, so a laptop finishes in minutes ({QUICK_VARIABLE}=0 for full size)"
 
 
-LEAN_BELOW_BYTES = 4 * 1024**3  # a quick-size kernel peaks near 1.4 GB without lean memory, 1.3 GB with it
+LEAN_BELOW_BYTES = 6 * 1024**3  # at quick size a kernel peaks at 2.0 GB without lean memory (08), 1.3 GB with it
 
 
 def memory_limit() -> tuple[int | None, str]:
@@ -139,7 +139,7 @@ def _memory() -> tuple[str, str]:
         return "lean", f"{source}, so the safe way; {LEAN_VARIABLE}=0 for the faster way"
     gigabytes = f"{source}: {limit / 1024**3:.1f} GB"
     if limit < LEAN_BELOW_BYTES:
-        return "lean", (f"{gigabytes}, under 4 GB, as on Binder: activations are recomputed so that a kernel fits "
+        return "lean", (f"{gigabytes}, under 6 GB, as on Binder: activations are recomputed so that a kernel fits "
                         f"beside JupyterLab, and fine-tunes that train blocks take about 1.4x the time on a CPU; "
                         f"{LEAN_VARIABLE}=0 for the faster way")
     return "fast", f"{gigabytes}, room for the faster way; {LEAN_VARIABLE}=1 for lean, as on Binder"

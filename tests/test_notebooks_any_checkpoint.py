@@ -4,7 +4,7 @@ CI's first pass (nbval, `python -m pytest`) runs the student edition (`notebooks
 second pass runs the teacher edition (`teacher/notebooks/`, the sources, solutions included) of
 every notebook top to bottom on `tiny-random-bert`: 4 blocks instead of MiniLM-L6's 6, 64 wide instead of 384, a
 masked-LM head (so retention is probed the other way) and no pooler in its file, at the smoke size, with lean
-memory (the way Binder runs, which nbval's pass does not take on a machine with 4 GB or more). Right after
+memory (the way Binder runs, which nbval's pass does not take on a machine with 6 GB or more). Right after
 each exercise, in the same kernel, its check must accept the notebook's own solution (its `answer_N`,
 computed for that kernel's model and data), and the one in `teacher/solutions.py`, and reject each known
 wrong answer (`exercise_answers.WRONG`). The notebooks run two at a time, in kernels of their own.
